@@ -1,0 +1,37 @@
+/** @module A Db on a real Postgres server through postgres.js. */
+import postgres from "postgres";
+import type { Db, DbOptions, Row, Sql } from "./db.ts";
+
+type Client = postgres.Sql | postgres.TransactionSql;
+
+function wrap(client: Client): Sql {
+  return {
+    async query<T extends Row>(text: string, params: readonly unknown[] = []) {
+      // deno-lint-ignore no-explicit-any
+      const rows = await client.unsafe(text, params as any[]);
+      return rows as unknown as T[];
+    },
+  };
+}
+
+export async function openPostgres(url: string, options: DbOptions): Promise<Db> {
+  const schema = options.schema;
+  if (schema && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`bad schema name ${schema}`);
+  const sql = postgres(url, {
+    max: options.poolSize ?? 10,
+    onnotice: () => {},
+    types: { bigint: postgres.BigInt },
+    connection: schema ? { search_path: schema } : undefined,
+  });
+  if (schema) await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+  return {
+    kind: "postgres",
+    ...wrap(sql),
+    transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
+      return sql.begin((tx) => fn(wrap(tx))) as Promise<T>;
+    },
+    async close() {
+      await sql.end({ timeout: 5 });
+    },
+  };
+}

@@ -1,0 +1,166 @@
+/**
+ * @module SQL for resources: the current row, the version history and the search index rows.
+ * Every function takes the connection or transaction to run on, so callers decide the boundary.
+ */
+import type { Row, Sql } from "./db.ts";
+
+export interface StoredResource {
+  rid: number;
+  version: number;
+  deleted: boolean;
+  content: Record<string, unknown> | null;
+  lastUpdated: string;
+}
+
+export interface NewVersion {
+  type: string;
+  id: string;
+  version: number;
+  lastUpdated: string;
+  deleted: boolean;
+  method: "POST" | "PUT" | "PATCH" | "DELETE";
+  content: Record<string, unknown> | null;
+}
+
+/** Index rows by table suffix (`string` → sp_string), each row's columns by name. */
+export type IndexRowSet = Record<string, Record<string, unknown>[]>;
+
+const INDEX_COLUMNS: Record<string, string[]> = {
+  string: ["code", "grp", "norm", "value"],
+  token: ["code", "grp", "system", "value", "text"],
+  reference: ["code", "grp", "target_type", "target_id", "ref"],
+  date: ["code", "grp", "lo", "hi"],
+  number: ["code", "grp", "value"],
+  quantity: ["code", "grp", "value", "system", "unit_code", "unit"],
+  uri: ["code", "grp", "value"],
+};
+const INDEX_TABLES = Object.keys(INDEX_COLUMNS);
+
+function toStored(row: Row): StoredResource {
+  return {
+    rid: Number(row.rid),
+    version: Number(row.version),
+    deleted: Boolean(row.deleted),
+    content: orderKeys(row.content as Record<string, unknown> | null),
+    lastUpdated: new Date(row.last_updated as string).toISOString(),
+  };
+}
+
+/** The current row, locked for update when `lock` (inside a transaction). */
+export async function readCurrent(sql: Sql, type: string, id: string, lock = false): Promise<StoredResource | undefined> {
+  const rows = await sql.query(
+    `SELECT rid, version, deleted, content, last_updated FROM resource WHERE type = $1 AND id = $2${lock ? " FOR UPDATE" : ""}`,
+    [type, id],
+  );
+  return rows[0] ? toStored(rows[0]) : undefined;
+}
+
+export async function readVersion(sql: Sql, type: string, id: string, version: number): Promise<StoredResource | undefined> {
+  const rows = await sql.query(
+    `SELECT v.rid, v.version, v.deleted, v.content, v.last_updated FROM resource_version v
+       JOIN resource r ON r.rid = v.rid WHERE r.type = $1 AND r.id = $2 AND v.version = $3`,
+    [type, id, version],
+  );
+  return rows[0] ? toStored(rows[0]) : undefined;
+}
+
+/**
+ * Inserts the resource row if absent and locks it; returns the current state, or undefined when the
+ * row was just created (the caller then writes version 1 into it).
+ */
+export async function insertOrLock(sql: Sql, v: NewVersion): Promise<{ rid: number; existing?: StoredResource }> {
+  const inserted = await sql.query(
+    `INSERT INTO resource (type, id, version, last_updated, deleted, content) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (type, id) DO NOTHING RETURNING rid`,
+    [v.type, v.id, v.version, v.lastUpdated, v.deleted, v.content],
+  );
+  if (inserted[0]) return { rid: Number(inserted[0].rid) };
+  const existing = await readCurrent(sql, v.type, v.id, true);
+  if (!existing) throw new Error(`resource ${v.type}/${v.id} vanished during write`);
+  return { rid: existing.rid, existing };
+}
+
+export async function updateCurrent(sql: Sql, rid: number, v: NewVersion): Promise<void> {
+  await sql.query(
+    `UPDATE resource SET version = $2, last_updated = $3, deleted = $4, content = $5 WHERE rid = $1`,
+    [rid, v.version, v.lastUpdated, v.deleted, v.content],
+  );
+}
+
+export async function insertVersion(sql: Sql, rid: number, v: NewVersion): Promise<void> {
+  await sql.query(
+    `INSERT INTO resource_version (rid, version, type, id, last_updated, deleted, method, content)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+    [rid, v.version, v.type, v.id, v.lastUpdated, v.deleted, v.method, v.content],
+  );
+}
+
+/** Replaces every index row of `rid` with `rows` (one multi-row INSERT per table). */
+export async function replaceIndex(sql: Sql, rid: number, type: string, rows: IndexRowSet | null): Promise<void> {
+  for (const table of INDEX_TABLES) await sql.query(`DELETE FROM sp_${table} WHERE rid = $1`, [rid]);
+  if (!rows) return;
+  for (const table of INDEX_TABLES) {
+    const list = rows[table] ?? [];
+    if (list.length === 0) continue;
+    const columns = ["rid", "type", ...INDEX_COLUMNS[table]];
+    const params: unknown[] = [];
+    const tuples = list.map((row) => {
+      const values = [rid, type, ...INDEX_COLUMNS[table].map((c) => row[c] ?? null)];
+      const placeholders = values.map((value) => {
+        params.push(value);
+        return `$${params.length}`;
+      });
+      return `(${placeholders.join(", ")})`;
+    });
+    await sql.query(`INSERT INTO sp_${table} (${columns.join(", ")}) VALUES ${tuples.join(", ")}`, params);
+  }
+}
+
+export interface HistoryQuery {
+  type?: string;
+  id?: string;
+  since?: string;
+  at?: string;
+  /** Keyset position: entries strictly older than this (last_updated, rid, version). */
+  before?: [string, number, number];
+  count: number;
+}
+
+export interface HistoryRow extends StoredResource {
+  type: string;
+  id: string;
+  method: string;
+}
+
+/** Versions newest first: of one resource, one type, or the whole system. */
+export async function readHistory(sql: Sql, q: HistoryQuery): Promise<HistoryRow[]> {
+  const conds: string[] = [];
+  const params: unknown[] = [];
+  const add = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  if (q.type) conds.push(`v.type = ${add(q.type)}`);
+  if (q.id) conds.push(`v.id = ${add(q.id)}`);
+  if (q.since) conds.push(`v.last_updated >= ${add(q.since)}::timestamptz`);
+  if (q.at) conds.push(`v.last_updated <= ${add(q.at)}::timestamptz`);
+  if (q.before) {
+    conds.push(`(v.last_updated, v.rid, v.version) < (${add(q.before[0])}::timestamptz, ${add(q.before[1])}::bigint, ${
+      add(q.before[2])
+    }::int)`);
+  }
+  const rows = await sql.query(
+    `SELECT v.rid, v.version, v.deleted, v.content, v.last_updated, v.type, v.id, v.method
+       FROM resource_version v ${conds.length ? `WHERE ${conds.join(" AND ")}` : ""}
+       ORDER BY v.last_updated DESC, v.rid DESC, v.version DESC LIMIT ${add(q.count + 1)}::int`,
+    params,
+  );
+  return rows.map((row) => ({ ...toStored(row), type: String(row.type), id: String(row.id), method: String(row.method) }));
+}
+
+/** Puts resourceType, id and meta first (jsonb stores keys in its own order). */
+export function orderKeys<T>(content: T): T {
+  if (!content || typeof content !== "object") return content;
+  const { resourceType, id, meta, ...rest } = content as Record<string, unknown>;
+  return { resourceType, id, meta, ...rest } as T;
+}

@@ -1,0 +1,100 @@
+/**
+ * @module The CapabilityStatement at `/metadata`, built from what the server really supports:
+ * the resource types, their interactions and every search parameter (standard and custom).
+ */
+import type { CapabilityStatement, CapabilityStatementRestResource } from "@medplum/fhirtypes";
+import type { FhirContext } from "./context.ts";
+import { loadDefinitions, searchParamsOf } from "./definitions.ts";
+import { RESOURCE_TYPES } from "./resource_types.ts";
+
+const SOFTWARE_VERSION = "0.1.0";
+
+let cached: { base: string; statement: CapabilityStatement } | undefined;
+
+export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
+  if (cached?.base === ctx.baseUrl) return cached.statement;
+  const { custom } = loadDefinitions();
+  const customUrls = new Set(custom.map((sp) => sp.url));
+  const resource: CapabilityStatementRestResource[] = RESOURCE_TYPES.map((type) => ({
+    type,
+    profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+    interaction: [
+      "read",
+      "vread",
+      "update",
+      "patch",
+      "delete",
+      "history-instance",
+      "history-type",
+      "create",
+      "search-type",
+    ].map((code) => ({ code: code as "read" })),
+    versioning: "versioned-update",
+    readHistory: true,
+    updateCreate: true,
+    conditionalCreate: true,
+    conditionalRead: "not-supported",
+    conditionalUpdate: true,
+    conditionalDelete: "single",
+    referencePolicy: ["literal", "local"],
+    searchInclude: [...searchParamsOf(type).values()].filter((d) => d.type === "reference")
+      .map((d) => `${type}:${d.code}`),
+    searchRevInclude: revIncludesOf(type),
+    searchParam: [
+      { name: "_id", type: "token", definition: "http://hl7.org/fhir/SearchParameter/Resource-id" },
+      {
+        name: "_lastUpdated",
+        type: "date",
+        definition: "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated",
+      },
+      ...[...searchParamsOf(type).values()]
+        .filter((d) => d.code !== "_id" && d.code !== "_lastUpdated")
+        .map((d) => ({
+          name: d.code,
+          type: d.type,
+          definition: d.resource.url,
+          documentation: customUrls.has(d.resource.url)
+            ? `Defined by this server: ${d.resource.description}`
+            : undefined,
+        })),
+    ],
+  }));
+  const statement: CapabilityStatement = {
+    resourceType: "CapabilityStatement",
+    status: "active",
+    date: new Date().toISOString(),
+    publisher: "imaging-ai",
+    kind: "instance",
+    software: { name: "imaging-ai FHIR server", version: SOFTWARE_VERSION },
+    implementation: { description: "Imaging AI service: FHIR R4 API", url: ctx.baseUrl },
+    fhirVersion: "4.0.1",
+    format: ["application/fhir+json", "json"],
+    patchFormat: ["application/json-patch+json"],
+    rest: [{
+      mode: "server",
+      documentation: "Unknown search parameters are rejected with 400 (Prefer: handling=strict is the " +
+        "default); send Prefer: handling=lenient to have them ignored. Paging uses opaque _cursor links.",
+      resource,
+      interaction: [{ code: "transaction" }, { code: "batch" }, { code: "history-system" }],
+      searchParam: [
+        { name: "_count", type: "number", documentation: "Page size (default and maximum set by the server)" },
+        { name: "_sort", type: "string" },
+        { name: "_total", type: "token", documentation: "none, estimate or accurate (default)" },
+        { name: "_summary", type: "token" },
+        { name: "_elements", type: "string" },
+      ],
+    }],
+  };
+  cached = { base: ctx.baseUrl, statement };
+  return statement;
+}
+
+function revIncludesOf(type: string): string[] {
+  const out: string[] = [];
+  for (const source of RESOURCE_TYPES) {
+    for (const d of searchParamsOf(source).values()) {
+      if (d.type === "reference" && (d.resource.target ?? []).includes(type as never)) out.push(`${source}:${d.code}`);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,179 @@
+/**
+ * @module One FHIR interaction, independent of HTTP: the route layer and the entries of batch and
+ * transaction Bundles both go through `interact()`, so a Bundle entry behaves exactly like the
+ * same request sent on its own.
+ */
+import type { Bundle, Resource } from "@medplum/fhirtypes";
+import type { Sql } from "../db/db.ts";
+import { processBundle } from "./bundle.ts";
+import { capabilityStatement } from "./capability.ts";
+import type { FhirContext } from "./context.ts";
+import { history } from "./history.ts";
+import { badRequest, fhirError, informational, notFound } from "./outcome.ts";
+import * as ops from "./resource_ops.ts";
+import { executeSearch, searchBundle } from "./search/execute.ts";
+import { parseSearch } from "./search/parse.ts";
+
+export interface FhirRequest {
+  method: string;
+  /** Path segments after the FHIR base: `["Patient", "1", "_history", "2"]`. */
+  path: string[];
+  query: [string, string][];
+  body?: unknown;
+  ifMatch?: string;
+  ifNoneExist?: string;
+  /** The id a transaction gave a created resource before writing it (so references resolve). */
+  assignedId?: string;
+  /** `Prefer: handling=lenient`. */
+  lenient?: boolean;
+}
+
+export interface FhirResult {
+  status: number;
+  body?: Resource;
+  location?: string;
+  etag?: string;
+  lastModified?: string;
+}
+
+/**
+ * Runs one interaction. With `tx` it runs on that transaction (a transaction Bundle); without,
+ * reads use the pool and each write gets its own transaction.
+ */
+export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Promise<FhirResult> {
+  const write = <T>(fn: (sql: Sql) => Promise<T>) => tx ? fn(tx) : ctx.db.transaction(fn);
+  const readSql = tx ?? ctx.db;
+  const [type, id, op, vid, ...extra] = req.path;
+  const method = req.method.toUpperCase();
+  const query = req.query;
+  const queryString = new URLSearchParams(query).toString();
+
+  if (extra.length) throw notFound(`No such endpoint: /${req.path.join("/")}`);
+  if (type === undefined) {
+    if (method === "POST") {
+      if (tx) throw badRequest("A Bundle cannot be nested in a transaction entry");
+      return { status: 200, body: await processBundle(ctx, req.body) };
+    }
+    throw methodNotAllowed(method, "the base");
+  }
+  if (type === "metadata") {
+    if (method !== "GET" || id) throw methodNotAllowed(method, "metadata");
+    return { status: 200, body: capabilityStatement(ctx) };
+  }
+  if (type === "_history") {
+    if (method !== "GET" || id) throw methodNotAllowed(method, "_history");
+    return { status: 200, body: await history(ctx, readSql, {}, new URLSearchParams(query)) };
+  }
+  ops.checkType(type);
+
+  if (id === undefined) {
+    switch (method) {
+      case "GET":
+        return { status: 200, body: await search(ctx, readSql, type, query, req.lenient, type) };
+      case "POST": {
+        const resource = bodyResource(req.body, type);
+        const result = await write((sql) => ops.create(ctx, sql, resource, {
+            // A transaction resolved If-None-Exist (under its lock) when it assigned the id.
+            ifNoneExist: req.assignedId ? undefined : req.ifNoneExist,
+            id: req.assignedId,
+          }));
+        return resultOf(ctx, result);
+      }
+      case "PUT": {
+        if (!queryString) throw methodNotAllowed(method, type);
+        const resource = bodyResource(req.body, type);
+        return resultOf(ctx, await write((sql) => ops.conditionalUpdate(ctx, sql, type, queryString, resource)));
+      }
+      case "DELETE": {
+        if (!queryString) throw methodNotAllowed(method, type);
+        const n = await write((sql) => ops.conditionalDelete(ctx, sql, type, queryString));
+        return { status: 200, body: informational(n ? `Deleted 1 ${type}` : `No ${type} matched; nothing deleted`) };
+      }
+    }
+    throw methodNotAllowed(method, type);
+  }
+
+  if (id === "_search" && op === undefined) {
+    if (method !== "POST") throw methodNotAllowed(method, `${type}/_search`);
+    return { status: 200, body: await search(ctx, readSql, type, query, req.lenient, type) };
+  }
+  if (id === "_history" && op === undefined) {
+    if (method !== "GET") throw methodNotAllowed(method, `${type}/_history`);
+    return { status: 200, body: await history(ctx, readSql, { type }, new URLSearchParams(query)) };
+  }
+  if (op === "_history") {
+    if (method !== "GET") throw methodNotAllowed(method, `${type}/${id}/_history`);
+    if (vid === undefined) {
+      return { status: 200, body: await history(ctx, readSql, { type, id }, new URLSearchParams(query)) };
+    }
+    return resultOf(ctx, { status: 200, resource: await ops.vread(readSql, type, id, vid) });
+  }
+  if (op !== undefined) throw notFound(`No such endpoint: /${req.path.join("/")}`);
+
+  switch (method) {
+    case "GET":
+    case "HEAD":
+      return resultOf(ctx, { status: 200, resource: await ops.read(readSql, type, id) });
+    case "PUT": {
+      const resource = bodyResource(req.body, type);
+      return resultOf(ctx, await write((sql) => ops.update(ctx, sql, type, id, resource, { ifMatch: req.ifMatch })));
+    }
+    case "PATCH":
+      return resultOf(ctx, await write((sql) => ops.patch(ctx, sql, type, id, req.body, { ifMatch: req.ifMatch })));
+    case "DELETE": {
+      const result = await write((sql) => ops.remove(ctx, sql, type, id, { ifMatch: req.ifMatch }));
+      return {
+        status: 200,
+        body: informational(result.status === 204 ? `${type}/${id} was already deleted` : `Deleted ${type}/${id}`),
+        etag: result.version ? `W/"${result.version}"` : undefined,
+      };
+    }
+  }
+  throw methodNotAllowed(method, `${type}/${id}`);
+}
+
+async function search(
+  ctx: FhirContext,
+  sql: Sql,
+  type: string,
+  query: [string, string][],
+  lenient: boolean | undefined,
+  path: string,
+): Promise<Bundle> {
+  const req = parseSearch(type, query, {
+    lenient: Boolean(lenient),
+    defaultCount: ctx.defaultCount,
+    maxCount: ctx.maxCount,
+    baseUrl: ctx.baseUrl,
+  });
+  const page = await executeSearch(sql, req);
+  return searchBundle(ctx, req, page, path);
+}
+
+function bodyResource(body: unknown, type: string): Resource {
+  if (!body || typeof body !== "object" || Array.isArray(body)) {
+    throw badRequest(`Expected a ${type} resource as a JSON object`);
+  }
+  const resource = body as Resource;
+  if (resource.resourceType !== type) {
+    throw badRequest(`Expected resourceType "${type}", got "${resource.resourceType}"`, "resourceType");
+  }
+  return resource;
+}
+
+function methodNotAllowed(method: string, what: string) {
+  return fhirError(405, "not-supported", `${method} is not supported on ${what}`);
+}
+
+/** Location, ETag and Last-Modified for a resource result. */
+export function resultOf(ctx: FhirContext, result: { status: number; resource: Resource }): FhirResult {
+  const r = result.resource;
+  const version = r.meta?.versionId;
+  return {
+    status: result.status,
+    body: r,
+    etag: version ? `W/"${version}"` : undefined,
+    lastModified: r.meta?.lastUpdated,
+    location: result.status === 201 && version ? `${ctx.baseUrl}/${r.resourceType}/${r.id}/_history/${version}` : undefined,
+  };
+}

@@ -1,0 +1,259 @@
+/**
+ * @module The FHIR interactions on single resources: read, vread, create (also conditional),
+ * update (also create-on-update and conditional), JSON Patch and delete. Every function takes the
+ * connection or transaction it runs on, so a transaction Bundle can run many of them atomically.
+ */
+import type { Resource } from "@medplum/fhirtypes";
+import jsonpatch from "fast-json-patch";
+import type { Sql } from "../db/db.ts";
+import * as repo from "../db/resource_repo.ts";
+import type { FhirContext } from "./context.ts";
+import { indexResource } from "./indexer.ts";
+import { badRequest, gone, multipleMatches, notFound, preconditionFailed } from "./outcome.ts";
+import { isSupportedType } from "./resource_types.ts";
+import { findMatches } from "./search/execute.ts";
+import { ID_PATTERN, validate } from "./validate.ts";
+
+export interface WriteResult {
+  resource: Resource;
+  /** 201 created, 200 updated (or matched an existing resource), 204 nothing to do. */
+  status: 200 | 201 | 204;
+  /** For conditional create: the resource already existed. */
+  matched?: boolean;
+}
+
+export function checkType(type: string): void {
+  if (!isSupportedType(type)) throw notFoundType(type);
+}
+
+function notFoundType(type: string) {
+  return notFound(`Resource type "${type}" is not supported by this server`);
+}
+
+function checkId(id: string): void {
+  if (!ID_PATTERN.test(id)) throw badRequest(`Invalid id "${id}": must match [A-Za-z0-9\\-.]{1,64}`);
+}
+
+export async function read(sql: Sql, type: string, id: string): Promise<Resource> {
+  checkType(type);
+  const row = await repo.readCurrent(sql, type, id);
+  if (!row) throw notFound(`${type}/${id} not found`);
+  if (row.deleted) throw gone(`${type}/${id} was deleted (version ${row.version})`);
+  return row.content as unknown as Resource;
+}
+
+export async function vread(sql: Sql, type: string, id: string, versionId: string): Promise<Resource> {
+  checkType(type);
+  const version = Number(versionId);
+  const row = /^\d+$/.test(versionId) ? await repo.readVersion(sql, type, id, version) : undefined;
+  if (!row) {
+    if (!(await repo.readCurrent(sql, type, id))) throw notFound(`${type}/${id} not found`);
+    throw notFound(`${type}/${id} has no version ${versionId}`);
+  }
+  if (row.deleted) throw gone(`${type}/${id} version ${versionId} is a deletion`);
+  return row.content as unknown as Resource;
+}
+
+/** Serialises conditional operations on the same query (held to the end of the transaction). */
+async function lockQuery(sql: Sql, type: string, query: string): Promise<void> {
+  await sql.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`${type}?${query}`]);
+}
+
+export async function create(
+  ctx: FhirContext,
+  sql: Sql,
+  resource: Resource,
+  options: { ifNoneExist?: string; id?: string } = {},
+): Promise<WriteResult> {
+  checkType(resource.resourceType);
+  if (options.ifNoneExist) {
+    await lockQuery(sql, resource.resourceType, options.ifNoneExist);
+    const matches = await findMatches(ctx, sql, resource.resourceType, options.ifNoneExist);
+    if (matches.length > 1) {
+      throw multipleMatches(`If-None-Exist "${options.ifNoneExist}" matched ${matches.length} resources`);
+    }
+    if (matches.length === 1) return { resource: matches[0], status: 200, matched: true };
+  }
+  const id = options.id ?? crypto.randomUUID();
+  return await write(ctx, sql, { ...resource, id } as Resource, "POST", { mustBeNew: true });
+}
+
+export async function update(
+  ctx: FhirContext,
+  sql: Sql,
+  type: string,
+  id: string,
+  resource: Resource,
+  options: { ifMatch?: string } = {},
+): Promise<WriteResult> {
+  checkType(type);
+  checkId(id);
+  if (resource.resourceType !== type) {
+    throw badRequest(`Body is a ${resource.resourceType}, but the URL names ${type}`, "resourceType");
+  }
+  if (resource.id === undefined) throw badRequest(`The resource in an update must carry its id ("${id}")`, `${type}.id`);
+  if (resource.id !== id) throw badRequest(`Body id "${resource.id}" does not match the URL id "${id}"`, `${type}.id`);
+  return await write(ctx, sql, resource, "PUT", { ifMatch: options.ifMatch });
+}
+
+export async function conditionalUpdate(
+  ctx: FhirContext,
+  sql: Sql,
+  type: string,
+  query: string,
+  resource: Resource,
+): Promise<WriteResult> {
+  checkType(type);
+  if (resource.resourceType !== type) {
+    throw badRequest(`Body is a ${resource.resourceType}, but the URL names ${type}`, "resourceType");
+  }
+  await lockQuery(sql, type, query);
+  const matches = await findMatches(ctx, sql, type, query);
+  if (matches.length > 1) throw multipleMatches(`Conditional update "${query}" matched ${matches.length} resources`);
+  if (matches.length === 0) {
+    if (resource.id) {
+      checkId(resource.id);
+      const existing = await repo.readCurrent(sql, type, resource.id);
+      if (existing && !existing.deleted) {
+        throw badRequest(`${type}/${resource.id} exists but does not match "${query}"`, `${type}.id`);
+      }
+    }
+    return await write(ctx, sql, { ...resource, id: resource.id ?? crypto.randomUUID() }, "PUT", {});
+  }
+  const id = matches[0].id as string;
+  if (resource.id !== undefined && resource.id !== id) {
+    throw badRequest(`Body id "${resource.id}" differs from the matched resource ${type}/${id}`, `${type}.id`);
+  }
+  return await write(ctx, sql, { ...resource, id }, "PUT", {});
+}
+
+export async function patch(
+  ctx: FhirContext,
+  sql: Sql,
+  type: string,
+  id: string,
+  operations: unknown,
+  options: { ifMatch?: string } = {},
+): Promise<WriteResult> {
+  checkType(type);
+  if (!Array.isArray(operations)) throw badRequest("A JSON Patch body must be an array of operations");
+  const current = await repo.readCurrent(sql, type, id, true);
+  if (!current) throw notFound(`${type}/${id} not found`);
+  if (current.deleted) throw gone(`${type}/${id} was deleted`);
+  if (options.ifMatch !== undefined && options.ifMatch !== String(current.version)) {
+    throw preconditionFailed(`If-Match version ${options.ifMatch} does not match current version ${current.version}`);
+  }
+  let patched: Resource;
+  try {
+    patched = jsonpatch.applyPatch(structuredClone(current.content), operations, true, false).newDocument as unknown as Resource;
+  } catch (e) {
+    const message = (e as Error).message.split("\n")[0];
+    const failed = (e as { name?: string }).name === "TEST_OPERATION_FAILED";
+    throw failed
+      ? preconditionFailed(`JSON Patch test failed: ${message}`)
+      : badRequest(`Invalid JSON Patch: ${message}`);
+  }
+  if (patched?.resourceType !== type || patched.id !== id) throw badRequest("A patch may not change resourceType or id");
+  return await write(ctx, sql, patched, "PATCH", { ifMatch: String(current.version) });
+}
+
+export async function remove(
+  ctx: FhirContext,
+  sql: Sql,
+  type: string,
+  id: string,
+  options: { ifMatch?: string } = {},
+): Promise<WriteResult & { version?: number }> {
+  checkType(type);
+  const current = await repo.readCurrent(sql, type, id, true);
+  if (!current) throw notFound(`${type}/${id} not found`);
+  if (options.ifMatch !== undefined && options.ifMatch !== String(current.version)) {
+    throw preconditionFailed(`If-Match version ${options.ifMatch} does not match current version ${current.version}`);
+  }
+  if (current.deleted) return { resource: { resourceType: type, id } as Resource, status: 204, version: current.version };
+  const version: repo.NewVersion = {
+    type,
+    id,
+    version: current.version + 1,
+    lastUpdated: nextTimestamp(current.lastUpdated),
+    deleted: true,
+    method: "DELETE",
+    content: null,
+  };
+  await repo.updateCurrent(sql, current.rid, version);
+  await repo.insertVersion(sql, current.rid, version);
+  await repo.replaceIndex(sql, current.rid, type, null);
+  void ctx;
+  return { resource: { resourceType: type, id } as Resource, status: 200, version: version.version };
+}
+
+export async function conditionalDelete(ctx: FhirContext, sql: Sql, type: string, query: string): Promise<number> {
+  checkType(type);
+  await lockQuery(sql, type, query);
+  const matches = await findMatches(ctx, sql, type, query);
+  if (matches.length > 1) throw multipleMatches(`Conditional delete "${query}" matched ${matches.length} resources`);
+  for (const m of matches) await remove(ctx, sql, type, m.id as string);
+  return matches.length;
+}
+
+/** Now, but never at or before the previous version's time (versions sort by time). */
+function nextTimestamp(previous?: string): string {
+  const now = Date.now();
+  const prev = previous ? Date.parse(previous) : 0;
+  return new Date(Math.max(now, prev + 1)).toISOString();
+}
+
+/**
+ * Validates and stores a new version: inserts the row (version 1) or locks the existing one,
+ * checks If-Match, writes the version and replaces the index rows.
+ */
+async function write(
+  ctx: FhirContext,
+  sql: Sql,
+  resource: Resource,
+  method: repo.NewVersion["method"],
+  options: { ifMatch?: string; mustBeNew?: boolean },
+): Promise<WriteResult> {
+  const type = resource.resourceType;
+  const id = resource.id as string;
+  const stamp = (version: number, lastUpdated: string): Resource => {
+    const meta = { ...(resource.meta ?? {}), versionId: String(version), lastUpdated };
+    return { ...resource, meta } as Resource;
+  };
+  let content = stamp(1, nextTimestamp());
+  validate(content);
+  const rows = indexResource(content, ctx.baseUrl);
+  const first: repo.NewVersion = {
+    type,
+    id,
+    version: 1,
+    lastUpdated: content.meta!.lastUpdated!,
+    deleted: false,
+    method,
+    content: content as unknown as Record<string, unknown>,
+  };
+  const { rid, existing } = await repo.insertOrLock(sql, first);
+  if (!existing) {
+    if (options.ifMatch !== undefined) throw preconditionFailed(`If-Match given, but ${type}/${id} does not exist`);
+    await repo.insertVersion(sql, rid, first);
+    await repo.replaceIndex(sql, rid, type, rows as unknown as repo.IndexRowSet);
+    return { resource: content, status: 201 };
+  }
+  if (options.mustBeNew) throw new Error(`generated id ${type}/${id} collided`);
+  if (options.ifMatch !== undefined && options.ifMatch !== String(existing.version)) {
+    throw preconditionFailed(
+      `If-Match version ${options.ifMatch} does not match current version ${existing.version} of ${type}/${id}`,
+    );
+  }
+  content = stamp(existing.version + 1, nextTimestamp(existing.lastUpdated));
+  const next: repo.NewVersion = {
+    ...first,
+    version: existing.version + 1,
+    lastUpdated: content.meta!.lastUpdated!,
+    content: content as unknown as Record<string, unknown>,
+  };
+  await repo.updateCurrent(sql, rid, next);
+  await repo.insertVersion(sql, rid, next);
+  await repo.replaceIndex(sql, rid, type, rows as unknown as repo.IndexRowSet);
+  return { resource: content, status: existing.deleted ? 201 : 200 };
+}

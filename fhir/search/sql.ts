@@ -1,0 +1,320 @@
+/**
+ * @module Turns a parsed search into SQL over the index tables: each filter is an EXISTS over one
+ * index table (NOT EXISTS for `:not` and `:missing=true`), chains and `_has` join through
+ * sp_reference, sorting uses per-row min/max subqueries, and paging is keyset (stable under writes).
+ */
+import type { SearchParamDef } from "../definitions.ts";
+import { toTimestamp } from "./dates.ts";
+import type { Cursor, Filter, Prefix, SearchRequest, SortKey, Value } from "./model.ts";
+import { normalizeText } from "./values.ts";
+
+/** Collects positional parameters while SQL text is built. */
+export class Params {
+  readonly values: unknown[] = [];
+  add(value: unknown, cast = ""): string {
+    this.values.push(value);
+    return `$${this.values.length}${cast}`;
+  }
+}
+
+const TABLES: Record<string, string> = {
+  string: "sp_string",
+  token: "sp_token",
+  reference: "sp_reference",
+  date: "sp_date",
+  number: "sp_number",
+  quantity: "sp_quantity",
+  uri: "sp_uri",
+};
+
+let aliasCounter = 0;
+const nextAlias = (prefix: string) => `${prefix}${++aliasCounter % 1_000_000}`;
+
+function likePrefix(s: string): string {
+  return s.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+/** The SQL condition that resource alias `r` satisfies `filter`. */
+export function filterSql(filter: Filter, r: string, p: Params): string {
+  switch (filter.kind) {
+    case "id": {
+      if (filter.values.length === 0) return "TRUE";
+      const list = filter.values.map((v) => p.add(v)).join(", ");
+      return `${r}.id ${filter.not ? "NOT IN" : "IN"} (${list})`;
+    }
+    case "lastUpdated":
+      return or(filter.values.map((v) =>
+        dateCond(v, `${r}.last_updated`, `(${r}.last_updated + interval '1 millisecond')`, p)
+      ));
+    case "chain": {
+      const s = nextAlias("c");
+      const t = nextAlias("t");
+      const alternatives = filter.targets.map(({ type, inner }) =>
+        `(${t}.type = ${p.add(type)} AND ${filterSql(inner, t, p)})`
+      );
+      return `EXISTS (SELECT 1 FROM sp_reference ${s} JOIN resource ${t} ON ${t}.type = ${s}.target_type AND ${t}.id = ${s}.target_id
+        WHERE ${s}.rid = ${r}.rid AND ${s}.code = ${p.add(filter.def.code)} AND NOT ${t}.deleted AND (${
+        alternatives.join(" OR ")
+      }))`;
+    }
+    case "has": {
+      const s = nextAlias("h");
+      const h = nextAlias("hr");
+      return `EXISTS (SELECT 1 FROM sp_reference ${s} JOIN resource ${h} ON ${h}.rid = ${s}.rid
+        WHERE ${s}.type = ${p.add(filter.sourceType)} AND ${s}.code = ${p.add(filter.def.code)}
+          AND ${s}.target_type = ${r}.type AND ${s}.target_id = ${r}.id AND NOT ${h}.deleted
+          AND ${filterSql(filter.inner, h, p)})`;
+    }
+    case "param":
+      return paramSql(filter, r, p);
+  }
+}
+
+function paramSql(filter: Extract<Filter, { kind: "param" }>, r: string, p: Params): string {
+  const { def, modifier } = filter;
+  const s = nextAlias("s");
+  const byIdentifier = modifier === "identifier";
+  const table = byIdentifier ? "sp_token" : TABLES[def.type];
+  const code = byIdentifier ? `${def.code}:identifier` : def.code;
+  if (def.type === "composite") return compositeSql(filter, r, p);
+  const head = `SELECT 1 FROM ${table} ${s} WHERE ${s}.rid = ${r}.rid AND ${s}.type = ${p.add(filter.type)} AND ${s}.code = ${
+    p.add(code)
+  }`;
+  if (filter.missing !== undefined) return `${filter.missing ? "NOT " : ""}EXISTS (${head})`;
+  const kind = byIdentifier ? "token" : def.type;
+  const conds = or(filter.values.map((v) => valueSql(kind, v, modifier, s, p)));
+  return `${modifier === "not" ? "NOT " : ""}EXISTS (${head} AND ${conds})`;
+}
+
+function compositeSql(filter: Extract<Filter, { kind: "param" }>, r: string, p: Params): string {
+  const components = filter.def.resource.component ?? [];
+  const alternatives = filter.values.map((value) => {
+    if (value.kind !== "composite") return "FALSE";
+    const aliases = components.map(() => nextAlias("k"));
+    const from: string[] = [];
+    const where: string[] = [];
+    value.parts.forEach((part, i) => {
+      const a = aliases[i];
+      from.push(`${TABLES[part.kind]} ${a}`);
+      where.push(`${a}.rid = ${r}.rid AND ${a}.type = ${p.add(filter.type)} AND ${a}.code = ${p.add(`${filter.def.code}$${i}`)}`);
+      if (i > 0) where.push(`${a}.grp = ${aliases[0]}.grp`);
+      where.push(valueSql(part.kind, part, undefined, a, p));
+    });
+    return `EXISTS (SELECT 1 FROM ${from.join(", ")} WHERE ${where.join(" AND ")})`;
+  });
+  return or(alternatives);
+}
+
+function valueSql(kind: string, v: Value, modifier: string | undefined, s: string, p: Params): string {
+  switch (v.kind) {
+    case "string": {
+      const norm = likePrefix(normalizeText(v.text));
+      if (modifier === "exact") return `${s}.value = ${p.add(v.text)}`;
+      if (modifier === "contains") return `${s}.norm LIKE ${p.add(`%${norm}%`)}`;
+      return `${s}.norm LIKE ${p.add(`${norm}%`)}`;
+    }
+    case "token": {
+      if (modifier === "text") {
+        const norm = likePrefix(normalizeText(v.code ?? ""));
+        return `(${s}.text LIKE ${p.add(`${norm}%`)} OR ${s}.text LIKE ${p.add(`% ${norm}%`)})`;
+      }
+      const conds: string[] = [];
+      if (v.code !== undefined) conds.push(`${s}.value = ${p.add(v.code)}`);
+      if (v.system === null) conds.push(`${s}.system IS NULL`);
+      else if (v.system !== undefined) conds.push(`${s}.system = ${p.add(v.system)}`);
+      if (v.code === undefined) conds.push(`${s}.value IS NOT NULL`);
+      return and(conds);
+    }
+    case "reference": {
+      if (v.url) return `${s}.ref = ${p.add(v.url)}`;
+      const conds = [`${s}.target_id = ${p.add(v.id)}`];
+      if (v.type) conds.push(`${s}.target_type = ${p.add(v.type)}`);
+      return and(conds);
+    }
+    case "date":
+      return dateCond(v, `${s}.lo`, `${s}.hi`, p);
+    case "number":
+      return numberCond(v.prefix, v.value, v.half, `${s}.value`, p);
+    case "quantity": {
+      const conds = [numberCond(v.prefix, v.value, v.half, `${s}.value`, p)];
+      if (v.system) conds.push(`${s}.system = ${p.add(v.system)}`);
+      if (v.unit) {
+        conds.push(
+          v.system
+            ? `${s}.unit_code = ${p.add(v.unit)}`
+            : `(${s}.unit_code = ${p.add(v.unit)} OR ${s}.unit = ${p.add(v.unit)})`,
+        );
+      }
+      return and(conds);
+    }
+    case "uri":
+      if (modifier === "below") return `${s}.value LIKE ${p.add(`${likePrefix(v.text)}%`)}`;
+      if (modifier === "above") return `${p.add(v.text)} LIKE ${s}.value || '%'`;
+      return `${s}.value = ${p.add(v.text)}`;
+    case "composite":
+      return "FALSE";
+  }
+  void kind;
+}
+
+/** Date prefixes on half-open ranges (search.html §3.1.1.5.2): eq contains, gt/lt overlap. */
+function dateCond(v: Extract<Value, { kind: "date" }>, lo: string, hi: string, p: Params): string {
+  const ts = (ms: number) => p.add(toTimestamp(ms), "::timestamptz");
+  switch (v.prefix) {
+    case "eq":
+      return `(${lo} >= ${ts(v.lo)} AND ${hi} <= ${ts(v.hi)})`;
+    case "ne":
+      return `NOT (${lo} >= ${ts(v.lo)} AND ${hi} <= ${ts(v.hi)})`;
+    case "gt":
+      return `${hi} > ${ts(v.hi)}`;
+    case "lt":
+      return `${lo} < ${ts(v.lo)}`;
+    case "ge":
+      return `(${lo} >= ${ts(v.lo)} OR ${hi} > ${ts(v.hi)})`;
+    case "le":
+      return `(${hi} <= ${ts(v.hi)} OR ${lo} < ${ts(v.lo)})`;
+    case "sa":
+      return `${lo} >= ${ts(v.hi)}`;
+    case "eb":
+      return `${hi} <= ${ts(v.lo)}`;
+    case "ap": {
+      const margin = Math.max(0.1 * Math.abs(Date.now() - v.lo), 86_400_000);
+      return `(${lo} < ${ts(v.hi + margin)} AND ${hi} > ${ts(v.lo - margin)})`;
+    }
+  }
+}
+
+/** Number prefixes; `eq` uses the value's implicit precision [value - half, value + half). */
+function numberCond(prefix: Prefix, value: string, half: string, col: string, p: Params): string {
+  const n = p.add(value, "::numeric");
+  switch (prefix) {
+    case "eq":
+    case "ne": {
+      const h = p.add(half, "::numeric");
+      const inRange = `(${col} >= ${n} - ${h} AND ${col} < ${n} + ${h})`;
+      return prefix === "eq" ? inRange : `NOT ${inRange}`;
+    }
+    case "gt":
+    case "sa":
+      return `${col} > ${n}`;
+    case "lt":
+    case "eb":
+      return `${col} < ${n}`;
+    case "ge":
+      return `${col} >= ${n}`;
+    case "le":
+      return `${col} <= ${n}`;
+    case "ap":
+      return `(${col} >= ${n} - abs(${n}) * 0.1 AND ${col} <= ${n} + abs(${n}) * 0.1)`;
+  }
+}
+
+function or(parts: string[]): string {
+  if (parts.length === 0) return "FALSE";
+  return parts.length === 1 ? parts[0] : `(${parts.join(" OR ")})`;
+}
+
+function and(parts: string[]): string {
+  if (parts.length === 0) return "TRUE";
+  return parts.length === 1 ? parts[0] : `(${parts.join(" AND ")})`;
+}
+
+/** A sort key's SQL expression and the type its cursor value is cast back to. */
+function sortExpr(key: SortKey, r: string, p: Params): { expr: string; cast: string } {
+  if (key.code === "_id") return { expr: `${r}.id`, cast: "::text" };
+  if (key.code === "_lastUpdated") return { expr: `${r}.last_updated`, cast: "::timestamptz" };
+  const def = key.def as SearchParamDef;
+  const agg = key.descending ? "max" : "min";
+  const column: Record<string, [string, string]> = {
+    string: ["norm", "::text"],
+    token: ["value", "::text"],
+    reference: ["ref", "::text"],
+    date: [key.descending ? "hi" : "lo", "::timestamptz"],
+    number: ["value", "::numeric"],
+    quantity: ["value", "::numeric"],
+    uri: ["value", "::text"],
+  };
+  const [col, cast] = column[def.type];
+  return {
+    expr: `(SELECT ${agg}(x.${col}) FROM ${TABLES[def.type]} x WHERE x.rid = ${r}.rid AND x.code = ${p.add(def.code)})`,
+    cast,
+  };
+}
+
+export interface SearchSql {
+  text: string;
+  params: unknown[];
+  /** How many sort values precede the rid in each row's cursor. */
+  sortCount: number;
+}
+
+/** The page query: rows (rid, content, k0..kn as text) in page order, `count + 1` of them. */
+export function pageSql(req: SearchRequest): SearchSql {
+  const p = new Params();
+  const where = baseWhere(req, "r", p);
+  const keys = req.sort.map((k) => ({ ...sortExpr(k, "r", p), descending: k.descending }));
+  const reverse = req.cursor?.direction === "prev";
+  const select = keys.map((k, i) => `${k.expr} AS k${i}`).join(", ");
+  const inner = `SELECT r.rid, r.content${select ? `, ${select}` : ""} FROM resource r WHERE ${where}`;
+  // Order: for each key, nulls last, then the value; rid breaks ties. `prev` reads backwards.
+  const order: { col: string; desc: boolean; cast: string; nullFlag?: boolean }[] = [];
+  keys.forEach((k, i) => {
+    order.push({ col: `k${i}`, desc: false, cast: k.cast, nullFlag: true });
+    order.push({ col: `k${i}`, desc: k.descending, cast: k.cast });
+  });
+  order.push({ col: "rid", desc: false, cast: "::bigint" });
+  if (reverse) order.forEach((o) => (o.desc = !o.desc));
+  const orderBy = order.map((o) => o.nullFlag ? `(q.${o.col} IS NULL) ${o.desc ? "DESC" : "ASC"}` : `q.${o.col} ${o.desc ? "DESC" : "ASC"}`)
+    .join(", ");
+  const keyset = req.cursor ? keysetSql(order, req.cursor, p) : "TRUE";
+  const outSelect = keys.map((_, i) => `q.k${i}::text AS k${i}`).join(", ");
+  const text = `SELECT q.rid, q.content${outSelect ? `, ${outSelect}` : ""} FROM (${inner}) q
+    WHERE ${keyset} ORDER BY ${orderBy} LIMIT ${p.add(req.count + 1, "::int")}`;
+  return { text, params: p.values, sortCount: keys.length };
+}
+
+function keysetSql(
+  order: { col: string; desc: boolean; cast: string; nullFlag?: boolean }[],
+  cursor: Cursor,
+  p: Params,
+): string {
+  // cursor.values: one per sort key, then the rid.
+  const valueOf = (i: number): string | number | null => {
+    const keyIndex = Math.floor(i / 2);
+    return i === order.length - 1 ? cursor.values[cursor.values.length - 1] : cursor.values[keyIndex] ?? null;
+  };
+  const eq: string[] = [];
+  const after: string[] = [];
+  order.forEach((o, i) => {
+    const v = valueOf(i);
+    const col = `q.${o.col}`;
+    if (o.nullFlag) {
+      const isNull = v === null;
+      eq.push(isNull ? `${col} IS NULL` : `${col} IS NOT NULL`);
+      // false (a value) sorts before true (null); reversed when the flag is read descending.
+      after.push(!o.desc ? (isNull ? "FALSE" : `${col} IS NULL`) : (isNull ? `${col} IS NOT NULL` : "FALSE"));
+    } else if (v === null) {
+      eq.push(`${col} IS NULL`);
+      after.push("FALSE");
+    } else {
+      const param = p.add(String(v), o.cast);
+      eq.push(`${col} = ${param}`);
+      after.push(`${col} ${o.desc ? "<" : ">"} ${param}`);
+    }
+  });
+  const disjuncts = order.map((_, j) => [...eq.slice(0, j), after[j]].join(" AND "));
+  return `(${disjuncts.map((d) => `(${d})`).join(" OR ")})`;
+}
+
+/** The WHERE clause shared by the page and the count. */
+function baseWhere(req: SearchRequest, r: string, p: Params): string {
+  const conds = [`${r}.type = ${p.add(req.type)}`, `NOT ${r}.deleted`];
+  for (const f of req.filters) conds.push(filterSql(f, r, p));
+  return conds.join(" AND ");
+}
+
+export function countSql(req: SearchRequest): { text: string; params: unknown[] } {
+  const p = new Params();
+  const where = baseWhere(req, "r", p);
+  return { text: `SELECT count(*)::int AS n FROM resource r WHERE ${where}`, params: p.values };
+}

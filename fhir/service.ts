@@ -1,0 +1,24 @@
+/** @module The FHIR service the routes call: one entry point, `interact`, over a FhirContext. */
+import type { Db } from "../db/db.ts";
+import type { FhirContext } from "./context.ts";
+import { type FhirRequest, type FhirResult, interact } from "./interaction.ts";
+
+export interface FhirService {
+  readonly context: FhirContext;
+  interact(request: FhirRequest): Promise<FhirResult>;
+}
+
+export interface FhirServiceOptions {
+  db: Db;
+  baseUrl: string;
+  defaultCount: number;
+  maxCount: number;
+}
+
+export function createFhirService(options: FhirServiceOptions): FhirService {
+  const context: FhirContext = { ...options };
+  return {
+    context,
+    interact: (request) => interact(context, request),
+  };
+}

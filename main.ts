@@ -1,0 +1,38 @@
+/** @module Composition root: loadConfig() → createServices() → createApp() → Deno.serve. */
+import { createApp } from "./app.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { createServices } from "./services.ts";
+
+if (import.meta.main) {
+  let config;
+  try {
+    config = loadConfig(Deno.env.toObject());
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      Deno.exit(2);
+    }
+    throw e;
+  }
+  const services = await createServices(config);
+  const app = createApp(services);
+  const server = Deno.serve({
+    port: config.port,
+    hostname: config.host,
+    onListen: ({ hostname, port }) =>
+      console.log(JSON.stringify({
+        level: "info",
+        msg: "listening",
+        url: `http://${hostname}:${port}`,
+        fhir: `${config.publicUrl}/fhir`,
+        database: services.db.kind,
+      })),
+  }, app.fetch);
+  const shutdown = async () => {
+    await server.shutdown();
+    await services.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", shutdown);
+  Deno.addSignalListener("SIGTERM", shutdown);
+}

@@ -1,0 +1,104 @@
+/**
+ * @module Test harness: runs each test against every database backend. PGlite (the embedded
+ * default, in memory) always; a real Postgres when DATABASE_URL is set, and otherwise the Postgres
+ * variant is reported as ignored, by name. One app and one HTTP server per backend per test file.
+ */
+import { createApp } from "../app.ts";
+import { loadConfig } from "../config.ts";
+import { createServices, type Services } from "../services.ts";
+
+export type Backend = "pglite" | "postgres";
+
+export interface TestContext {
+  backend: Backend;
+  services: Services;
+  /** The FHIR base URL of a real HTTP server, e.g. http://127.0.0.1:41234/fhir */
+  base: string;
+  /** fetch() relative to the FHIR base: `ctx.fetch("Patient/1")`. */
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+}
+
+const DATABASE_URL = Deno.env.get("DATABASE_URL") ?? "";
+const contexts = new Map<Backend, Promise<TestContext>>();
+
+async function start(backend: Backend): Promise<TestContext> {
+  const schema = backend === "postgres"
+    ? `t_${Date.now().toString(36)}_${crypto.randomUUID().slice(0, 8)}`
+    : undefined;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const config = loadConfig({
+    PORT: String(port),
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    DATABASE_URL: backend === "postgres" ? DATABASE_URL : "",
+    PGLITE_DIR: "memory",
+    DATABASE_POOL_SIZE: "8",
+  });
+  const services = await createServices(config, { schema });
+  const app = createApp(services);
+  Deno.serve({ port, hostname: "127.0.0.1", onListen: () => {} }, app.fetch);
+  const base = `http://127.0.0.1:${port}/fhir`;
+  return {
+    backend,
+    services,
+    base,
+    fetch: (path, init) => fetch(`${base}/${path.replace(/^\//, "")}`, init),
+  };
+}
+
+/** The shared context of one backend in this test file (started on first use). */
+export function context(backend: Backend): Promise<TestContext> {
+  let ctx = contexts.get(backend);
+  if (!ctx) {
+    ctx = start(backend);
+    contexts.set(backend, ctx);
+  }
+  return ctx;
+}
+
+/** Registers `name [pglite]` and `name [postgres]` (ignored, by name, without DATABASE_URL). */
+export function backendTest(name: string, fn: (ctx: TestContext) => Promise<void>): void {
+  for (const backend of ["pglite", "postgres"] as const) {
+    const missing = backend === "postgres" && !DATABASE_URL;
+    Deno.test({
+      name: missing ? `${name} [postgres: skipped, DATABASE_URL not set]` : `${name} [${backend}]`,
+      ignore: missing,
+      sanitizeOps: false,
+      sanitizeResources: false,
+      fn: async () => fn(await context(backend)),
+    });
+  }
+}
+
+/** Sends JSON with the FHIR media type and returns status, headers and parsed body. */
+export async function fhirJson(
+  ctx: TestContext,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: any }> {
+  const res = await ctx.fetch(path, {
+    method,
+    headers: {
+      accept: "application/fhir+json",
+      ...(body !== undefined ? { "content-type": "application/fhir+json" } : {}),
+      ...headers,
+    },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = undefined;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = text;
+  }
+  return { status: res.status, headers: res.headers, body: parsed };
+}
+
+/** A random string for test data that must not collide with other tests sharing the database. */
+export function uniq(prefix = "t"): string {
+  return `${prefix}${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+}
