@@ -21,14 +21,25 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.route("/health", healthRoutes(services));
   app.route("/fhir", fhirRoutes(services));
   app.notFound((c) => {
-    const err = fhirError(404, "not-found", `No route for ${c.req.method} ${new URL(c.req.url).pathname}`);
+    const err = fhirError(
+      404,
+      "not-found",
+      `No route for ${c.req.method} ${new URL(c.req.url).pathname}`,
+    );
     return c.body(JSON.stringify(err.outcome), 404, { "Content-Type": FHIR_JSON });
   });
   app.onError((error, c) => {
     const requestId = c.get("requestId");
     const err = toFhirError(error, requestId);
     if (err.status >= 500) {
-      console.error(JSON.stringify({ level: "error", requestId, msg: String(error), stack: (error as Error).stack }));
+      console.error(
+        JSON.stringify({
+          level: "error",
+          requestId,
+          msg: String(error),
+          stack: (error as Error).stack,
+        }),
+      );
     }
     return c.body(JSON.stringify(err.outcome), err.status as 400, {
       "Content-Type": FHIR_JSON,

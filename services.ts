@@ -20,7 +20,10 @@ export interface ServiceOverrides {
   schema?: string;
 }
 
-export async function createServices(config: Readonly<Config>, overrides: ServiceOverrides = {}): Promise<Services> {
+export async function createServices(
+  config: Readonly<Config>,
+  overrides: ServiceOverrides = {},
+): Promise<Services> {
   loadDefinitions();
   const db = await openDb({
     url: config.databaseUrl || undefined,

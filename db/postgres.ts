@@ -20,7 +20,15 @@ export async function openPostgres(url: string, options: DbOptions): Promise<Db>
   const sql = postgres(url, {
     max: options.poolSize ?? 10,
     onnotice: () => {},
-    types: { bigint: postgres.BigInt },
+    types: {
+      // Timestamps go to the server as text, so `infinity` and `-infinity` pass through.
+      date: {
+        to: 1184,
+        from: [1082, 1114, 1184],
+        serialize: (x: unknown) => (x instanceof Date ? x.toISOString() : String(x)),
+        parse: (x: string) => new Date(x),
+      },
+    },
     connection: schema ? { search_path: schema } : undefined,
   });
   if (schema) await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS ${schema}`);

@@ -47,15 +47,27 @@ function toStored(row: Row): StoredResource {
 }
 
 /** The current row, locked for update when `lock` (inside a transaction). */
-export async function readCurrent(sql: Sql, type: string, id: string, lock = false): Promise<StoredResource | undefined> {
+export async function readCurrent(
+  sql: Sql,
+  type: string,
+  id: string,
+  lock = false,
+): Promise<StoredResource | undefined> {
   const rows = await sql.query(
-    `SELECT rid, version, deleted, content, last_updated FROM resource WHERE type = $1 AND id = $2${lock ? " FOR UPDATE" : ""}`,
+    `SELECT rid, version, deleted, content, last_updated FROM resource WHERE type = $1 AND id = $2${
+      lock ? " FOR UPDATE" : ""
+    }`,
     [type, id],
   );
   return rows[0] ? toStored(rows[0]) : undefined;
 }
 
-export async function readVersion(sql: Sql, type: string, id: string, version: number): Promise<StoredResource | undefined> {
+export async function readVersion(
+  sql: Sql,
+  type: string,
+  id: string,
+  version: number,
+): Promise<StoredResource | undefined> {
   const rows = await sql.query(
     `SELECT v.rid, v.version, v.deleted, v.content, v.last_updated FROM resource_version v
        JOIN resource r ON r.rid = v.rid WHERE r.type = $1 AND r.id = $2 AND v.version = $3`,
@@ -68,7 +80,10 @@ export async function readVersion(sql: Sql, type: string, id: string, version: n
  * Inserts the resource row if absent and locks it; returns the current state, or undefined when the
  * row was just created (the caller then writes version 1 into it).
  */
-export async function insertOrLock(sql: Sql, v: NewVersion): Promise<{ rid: number; existing?: StoredResource }> {
+export async function insertOrLock(
+  sql: Sql,
+  v: NewVersion,
+): Promise<{ rid: number; existing?: StoredResource }> {
   const inserted = await sql.query(
     `INSERT INTO resource (type, id, version, last_updated, deleted, content) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (type, id) DO NOTHING RETURNING rid`,
@@ -96,8 +111,15 @@ export async function insertVersion(sql: Sql, rid: number, v: NewVersion): Promi
 }
 
 /** Replaces every index row of `rid` with `rows` (one multi-row INSERT per table). */
-export async function replaceIndex(sql: Sql, rid: number, type: string, rows: IndexRowSet | null): Promise<void> {
-  for (const table of INDEX_TABLES) await sql.query(`DELETE FROM sp_${table} WHERE rid = $1`, [rid]);
+export async function replaceIndex(
+  sql: Sql,
+  rid: number,
+  type: string,
+  rows: IndexRowSet | null,
+): Promise<void> {
+  for (const table of INDEX_TABLES) {
+    await sql.query(`DELETE FROM sp_${table} WHERE rid = $1`, [rid]);
+  }
   if (!rows) return;
   for (const table of INDEX_TABLES) {
     const list = rows[table] ?? [];
@@ -112,7 +134,10 @@ export async function replaceIndex(sql: Sql, rid: number, type: string, rows: In
       });
       return `(${placeholders.join(", ")})`;
     });
-    await sql.query(`INSERT INTO sp_${table} (${columns.join(", ")}) VALUES ${tuples.join(", ")}`, params);
+    await sql.query(
+      `INSERT INTO sp_${table} (${columns.join(", ")}) VALUES ${tuples.join(", ")}`,
+      params,
+    );
   }
 }
 
@@ -145,9 +170,11 @@ export async function readHistory(sql: Sql, q: HistoryQuery): Promise<HistoryRow
   if (q.since) conds.push(`v.last_updated >= ${add(q.since)}::timestamptz`);
   if (q.at) conds.push(`v.last_updated <= ${add(q.at)}::timestamptz`);
   if (q.before) {
-    conds.push(`(v.last_updated, v.rid, v.version) < (${add(q.before[0])}::timestamptz, ${add(q.before[1])}::bigint, ${
-      add(q.before[2])
-    }::int)`);
+    conds.push(
+      `(v.last_updated, v.rid, v.version) < (${add(q.before[0])}::timestamptz, ${
+        add(q.before[1])
+      }::bigint, ${add(q.before[2])}::int)`,
+    );
   }
   const rows = await sql.query(
     `SELECT v.rid, v.version, v.deleted, v.content, v.last_updated, v.type, v.id, v.method
@@ -155,7 +182,12 @@ export async function readHistory(sql: Sql, q: HistoryQuery): Promise<HistoryRow
        ORDER BY v.last_updated DESC, v.rid DESC, v.version DESC LIMIT ${add(q.count + 1)}::int`,
     params,
   );
-  return rows.map((row) => ({ ...toStored(row), type: String(row.type), id: String(row.id), method: String(row.method) }));
+  return rows.map((row) => ({
+    ...toStored(row),
+    type: String(row.type),
+    id: String(row.id),
+    method: String(row.method),
+  }));
 }
 
 /** Puts resourceType, id and meta first (jsonb stores keys in its own order). */

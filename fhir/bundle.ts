@@ -33,15 +33,24 @@ export async function processBundle(ctx: FhirContext, body: unknown): Promise<Bu
     throw badRequest("POST to the base expects a Bundle", "Bundle");
   }
   if (bundle.type !== "batch" && bundle.type !== "transaction") {
-    throw badRequest(`Bundle.type must be batch or transaction, got "${bundle.type}"`, "Bundle.type");
+    throw badRequest(
+      `Bundle.type must be batch or transaction, got "${bundle.type}"`,
+      "Bundle.type",
+    );
   }
   const entries = bundle.entry ?? [];
   entries.forEach((e, i) => {
     if (!e.request?.method || !e.request.url) {
-      throw badRequest(`Bundle.entry[${i}].request needs a method and a url`, `Bundle.entry[${i}].request`);
+      throw badRequest(
+        `Bundle.entry[${i}].request needs a method and a url`,
+        `Bundle.entry[${i}].request`,
+      );
     }
     if (!(e.request.method in ORDER)) {
-      throw badRequest(`Bundle.entry[${i}].request.method ${e.request.method} is not supported`, `Bundle.entry[${i}].request.method`);
+      throw badRequest(
+        `Bundle.entry[${i}].request.method ${e.request.method} is not supported`,
+        `Bundle.entry[${i}].request.method`,
+      );
     }
   });
   return bundle.type === "batch" ? await batch(ctx, entries) : await transaction(ctx, entries);
@@ -68,7 +77,9 @@ function patchBody(entry: BundleEntry): unknown {
   const r = entry.resource as Resource & { data?: string };
   if (r?.resourceType === "Binary" && r.data) {
     try {
-      return JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(r.data), (c) => c.charCodeAt(0))));
+      return JSON.parse(
+        new TextDecoder().decode(Uint8Array.from(atob(r.data), (c) => c.charCodeAt(0))),
+      );
     } catch {
       throw badRequest("PATCH entry: Binary.data is not a base64 JSON Patch");
     }
@@ -76,7 +87,11 @@ function patchBody(entry: BundleEntry): unknown {
   return r;
 }
 
-function responseEntry(ctx: FhirContext, status: number, result: Awaited<ReturnType<typeof interact>>): BundleEntry {
+function responseEntry(
+  ctx: FhirContext,
+  status: number,
+  result: Awaited<ReturnType<typeof interact>>,
+): BundleEntry {
   const entry: BundleEntry = {
     response: {
       status: `${status} ${STATUS_TEXT[status] ?? ""}`.trim(),
@@ -89,7 +104,9 @@ function responseEntry(ctx: FhirContext, status: number, result: Awaited<ReturnT
     if (result.body.resourceType === "OperationOutcome") entry.response!.outcome = result.body;
     else {
       entry.resource = result.body;
-      if (result.body.id) entry.fullUrl = `${ctx.baseUrl}/${result.body.resourceType}/${result.body.id}`;
+      if (result.body.id) {
+        entry.fullUrl = `${ctx.baseUrl}/${result.body.resourceType}/${result.body.id}`;
+      }
     }
   }
   return entry;
@@ -103,7 +120,12 @@ async function batch(ctx: FhirContext, entries: BundleEntry[]): Promise<Bundle> 
       out.push(responseEntry(ctx, result.status, result));
     } catch (e) {
       const err = toFhirError(e);
-      out.push({ response: { status: `${err.status} ${STATUS_TEXT[err.status] ?? ""}`.trim(), outcome: err.outcome } });
+      out.push({
+        response: {
+          status: `${err.status} ${STATUS_TEXT[err.status] ?? ""}`.trim(),
+          outcome: err.outcome,
+        },
+      });
     }
   }
   return { resourceType: "Bundle", id: crypto.randomUUID(), type: "batch-response", entry: out };
@@ -113,8 +135,12 @@ async function transaction(ctx: FhirContext, entries: BundleEntry[]): Promise<Bu
   const results = await ctx.db.transaction(async (tx) => {
     const requests = entries.map((e) => toRequest(ctx, e));
     const refs = await assignIdentities(ctx, tx, entries, requests);
-    for (const r of requests) if (r.body && r.method !== "PATCH") r.body = await resolveReferences(ctx, tx, r.body, refs);
-    const order = requests.map((_, i) => i).sort((a, b) => ORDER[requests[a].method] - ORDER[requests[b].method] || a - b);
+    for (const r of requests) {
+      if (r.body && r.method !== "PATCH") r.body = await resolveReferences(ctx, tx, r.body, refs);
+    }
+    const order = requests.map((_, i) => i).sort((a, b) =>
+      ORDER[requests[a].method] - ORDER[requests[b].method] || a - b
+    );
     const results: BundleEntry[] = new Array(entries.length);
     for (const i of order) {
       try {
@@ -125,14 +151,21 @@ async function transaction(ctx: FhirContext, entries: BundleEntry[]): Promise<Bu
       } catch (e) {
         const err = toFhirError(e);
         for (const issue of err.outcome.issue ?? []) {
-          issue.diagnostics = `Bundle.entry[${i}] (${entries[i].request?.method} ${entries[i].request?.url}): ${issue.diagnostics ?? ""}`;
+          issue.diagnostics = `Bundle.entry[${i}] (${entries[i].request?.method} ${
+            entries[i].request?.url
+          }): ${issue.diagnostics ?? ""}`;
         }
         throw err;
       }
     }
     return results;
   });
-  return { resourceType: "Bundle", id: crypto.randomUUID(), type: "transaction-response", entry: results };
+  return {
+    resourceType: "Bundle",
+    id: crypto.randomUUID(),
+    type: "transaction-response",
+    entry: results,
+  };
 }
 
 interface Identities {
@@ -157,19 +190,27 @@ async function assignIdentities(
     const fullUrl = entries[i].fullUrl;
     const [type, id] = r.path;
     if (r.method === "POST" && type && !id) {
-      const resource = r.body as Resource | undefined;
       if (r.ifNoneExist) {
         await tx.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`${type}?${r.ifNoneExist}`]);
         const found = await findMatches(ctx, tx, type, r.ifNoneExist);
         if (found.length > 1) {
           throw new FhirError(412, {
             resourceType: "OperationOutcome",
-            issue: [{ severity: "error", code: "multiple-matches", diagnostics: `Bundle.entry[${i}]: If-None-Exist matched ${found.length} resources` }],
+            issue: [{
+              severity: "error",
+              code: "multiple-matches",
+              diagnostics: `Bundle.entry[${i}]: If-None-Exist matched ${found.length} resources`,
+            }],
           });
         }
         if (found.length === 1) {
           if (fullUrl) ids.byFullUrl.set(fullUrl, `${type}/${found[0].id}`);
-          ids.matched.set(i, { status: 200, body: found[0], etag: `W/"${found[0].meta?.versionId}"`, lastModified: found[0].meta?.lastUpdated });
+          ids.matched.set(i, {
+            status: 200,
+            body: found[0],
+            etag: `W/"${found[0].meta?.versionId}"`,
+            lastModified: found[0].meta?.lastUpdated,
+          });
           continue;
         }
       }
@@ -180,7 +221,11 @@ async function assignIdentities(
       const qs = new URLSearchParams(r.query).toString();
       await tx.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`${type}?${qs}`]);
       const found = await findMatches(ctx, tx, type, qs);
-      if (found.length > 1) throw badRequest(`Bundle.entry[${i}]: conditional update matched ${found.length} resources`);
+      if (found.length > 1) {
+        throw badRequest(
+          `Bundle.entry[${i}]: conditional update matched ${found.length} resources`,
+        );
+      }
       const resource = r.body as Resource;
       const targetId = found[0]?.id ?? resource?.id ?? crypto.randomUUID();
       r.path = [type, targetId];
@@ -195,8 +240,15 @@ async function assignIdentities(
 }
 
 /** Rewrites every `reference` in a resource: fullUrls of this Bundle and conditional references. */
-async function resolveReferences(ctx: FhirContext, tx: Sql, value: unknown, ids: Identities): Promise<unknown> {
-  if (Array.isArray(value)) return await Promise.all(value.map((v) => resolveReferences(ctx, tx, v, ids)));
+async function resolveReferences(
+  ctx: FhirContext,
+  tx: Sql,
+  value: unknown,
+  ids: Identities,
+): Promise<unknown> {
+  if (Array.isArray(value)) {
+    return await Promise.all(value.map((v) => resolveReferences(ctx, tx, v, ids)));
+  }
   if (!value || typeof value !== "object") return value;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
@@ -206,7 +258,12 @@ async function resolveReferences(ctx: FhirContext, tx: Sql, value: unknown, ids:
   return out;
 }
 
-async function resolveOne(ctx: FhirContext, tx: Sql, ref: string, ids: Identities): Promise<string> {
+async function resolveOne(
+  ctx: FhirContext,
+  tx: Sql,
+  ref: string,
+  ids: Identities,
+): Promise<string> {
   const mapped = ids.byFullUrl.get(ref);
   if (mapped) return mapped;
   if (ref.startsWith("urn:uuid:") || ref.startsWith("urn:oid:")) {
@@ -221,7 +278,9 @@ async function resolveOne(ctx: FhirContext, tx: Sql, ref: string, ids: Identitie
       issue: [{
         severity: "error",
         code: found.length === 0 ? "not-found" : "multiple-matches",
-        diagnostics: `Conditional reference "${ref}" matched ${found.length === 0 ? "no" : "several"} resources`,
+        diagnostics: `Conditional reference "${ref}" matched ${
+          found.length === 0 ? "no" : "several"
+        } resources`,
       }],
     });
   }

@@ -72,12 +72,17 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
     patchFormat: ["application/json-patch+json"],
     rest: [{
       mode: "server",
-      documentation: "Unknown search parameters are rejected with 400 (Prefer: handling=strict is the " +
+      documentation:
+        "Unknown search parameters are rejected with 400 (Prefer: handling=strict is the " +
         "default); send Prefer: handling=lenient to have them ignored. Paging uses opaque _cursor links.",
       resource,
       interaction: [{ code: "transaction" }, { code: "batch" }, { code: "history-system" }],
       searchParam: [
-        { name: "_count", type: "number", documentation: "Page size (default and maximum set by the server)" },
+        {
+          name: "_count",
+          type: "number",
+          documentation: "Page size (default and maximum set by the server)",
+        },
         { name: "_sort", type: "string" },
         { name: "_total", type: "token", documentation: "none, estimate or accurate (default)" },
         { name: "_summary", type: "token" },
@@ -93,7 +98,9 @@ function revIncludesOf(type: string): string[] {
   const out: string[] = [];
   for (const source of RESOURCE_TYPES) {
     for (const d of searchParamsOf(source).values()) {
-      if (d.type === "reference" && (d.resource.target ?? []).includes(type as never)) out.push(`${source}:${d.code}`);
+      if (d.type === "reference" && (d.resource.target ?? []).includes(type as never)) {
+        out.push(`${source}:${d.code}`);
+      }
     }
   }
   return out;

@@ -11,7 +11,12 @@ export interface HistoryTarget {
   id?: string;
 }
 
-const METHOD_STATUS: Record<string, string> = { POST: "201 Created", PUT: "200 OK", PATCH: "200 OK", DELETE: "200 OK" };
+const METHOD_STATUS: Record<string, string> = {
+  POST: "201 Created",
+  PUT: "200 OK",
+  PATCH: "200 OK",
+  DELETE: "200 OK",
+};
 
 export async function history(
   ctx: FhirContext,
@@ -23,7 +28,9 @@ export async function history(
     throw notFound(`${target.type}/${target.id} not found`);
   }
   const count = params.has("_count") ? Number(params.get("_count")) : ctx.defaultCount;
-  if (!Number.isInteger(count) || count < 0) throw badRequest(`_count must be a non-negative integer`, "_count");
+  if (!Number.isInteger(count) || count < 0) {
+    throw badRequest(`_count must be a non-negative integer`, "_count");
+  }
   const since = instantParam(params, "_since");
   const at = instantParam(params, "_at");
   const page = params.get("_page");
@@ -45,7 +52,13 @@ export async function history(
   const path = [target.type, target.id, "_history"].filter(Boolean).join("/");
   const self = new URLSearchParams();
   for (const k of ["_count", "_since", "_at"]) if (params.has(k)) self.set(k, params.get(k)!);
-  const link = [{ relation: "self", url: withQuery(`${ctx.baseUrl}/${path}`, new URLSearchParams([...self, ...(page ? [["_page", page]] : [])])) }];
+  const link = [{
+    relation: "self",
+    url: withQuery(
+      `${ctx.baseUrl}/${path}`,
+      new URLSearchParams([...self, ...(page ? [["_page", page]] : [])]),
+    ),
+  }];
   if (more && shown.length) {
     const last = shown[shown.length - 1];
     const next = new URLSearchParams(self);
@@ -56,7 +69,10 @@ export async function history(
     const fullUrl = `${ctx.baseUrl}/${row.type}/${row.id}`;
     const e: BundleEntry = {
       fullUrl,
-      request: { method: row.method as "POST", url: row.method === "POST" ? row.type : `${row.type}/${row.id}` },
+      request: {
+        method: row.method as "POST",
+        url: row.method === "POST" ? row.type : `${row.type}/${row.id}`,
+      },
       response: {
         status: row.deleted ? "204 No Content" : METHOD_STATUS[row.method] ?? "200 OK",
         etag: `W/"${row.version}"`,
@@ -88,7 +104,12 @@ function instantParam(params: URLSearchParams, name: string): string | undefined
   return new Date(r.lo).toISOString();
 }
 
-async function countHistory(sql: Sql, t: HistoryTarget, since?: string, at?: string): Promise<number> {
+async function countHistory(
+  sql: Sql,
+  t: HistoryTarget,
+  since?: string,
+  at?: string,
+): Promise<number> {
   const conds: string[] = [];
   const params: unknown[] = [];
   const add = (v: unknown) => (params.push(v), `$${params.length}`);
@@ -97,7 +118,9 @@ async function countHistory(sql: Sql, t: HistoryTarget, since?: string, at?: str
   if (since) conds.push(`last_updated >= ${add(since)}::timestamptz`);
   if (at) conds.push(`last_updated <= ${add(at)}::timestamptz`);
   const rows = await sql.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM resource_version ${conds.length ? `WHERE ${conds.join(" AND ")}` : ""}`,
+    `SELECT count(*)::int AS n FROM resource_version ${
+      conds.length ? `WHERE ${conds.join(" AND ")}` : ""
+    }`,
     params,
   );
   return Number(rows[0].n);

@@ -9,7 +9,8 @@ import {
   convertToSearchableTokens,
   convertToSearchableUris,
   evalFhirPathTyped,
-  getSearchParameterDetails,
+  type FhirPathAtom,
+  parseFhirPath,
   toTypedValue,
   type TypedValue,
 } from "@medplum/core";
@@ -60,22 +61,59 @@ export function emptyRows(): IndexRows {
 /** Every index row of `resource`; `baseUrl` makes references to this server's own URL local. */
 export function indexResource(resource: Resource, baseUrl: string): IndexRows {
   const rows = emptyRows();
+  // References to this server by absolute URL are indexed as the relative references they are.
+  const absolute = `"reference":"${baseUrl}/`;
+  const json = JSON.stringify(resource);
+  if (json.includes(absolute)) resource = JSON.parse(json.replaceAll(absolute, `"reference":"`));
   const root = [toTypedValue(resource)];
   for (const def of searchParamsOf(resource.resourceType).values()) {
     if (COLUMN_PARAMS.has(def.code)) continue;
     const sp = def.resource;
-    const details = getSearchParameterDetails(resource.resourceType, sp);
-    const values = evalFhirPathTyped(details.parsedExpression, root);
+    const values = evalFhirPathTyped(expressionFor(resource.resourceType, sp), root);
     if (values.length === 0) continue;
-    if (def.type === "composite") indexComposite(rows, resource, sp, values, baseUrl);
+    if (def.type === "composite") indexComposite(rows, sp, values, baseUrl);
     else addValues(rows, def.type, def.code, 0, values, baseUrl);
   }
   return rows;
 }
 
+const parsed = new Map<string, FhirPathAtom>();
+
+/**
+ * The parsed FHIRPath of a parameter for one type. Parameters defined on Resource
+ * (`Resource.meta.tag`) are rewritten to the concrete type, which FHIRPath needs to match.
+ */
+function expressionFor(type: string, sp: SearchParameter): FhirPathAtom {
+  const key = `${type}|${sp.url}`;
+  let atom = parsed.get(key);
+  if (!atom) {
+    atom = parseFhirPath(expressionText(type, sp));
+    parsed.set(key, atom);
+  }
+  return atom;
+}
+
+/** The part of a (possibly multi-type) expression that applies to `type`. */
+function expressionText(type: string, sp: SearchParameter): string {
+  const expression = sp.expression as string;
+  const generic = (sp.base as string[] | undefined)?.some((b) =>
+    b === "Resource" || b === "DomainResource"
+  );
+  if (generic) return expression.replace(/\b(?:Resource|DomainResource)\./g, `${type}.`);
+  const parts = expression.split(" | ").map((s) => s.trim());
+  const own = parts.filter((part) => new RegExp(`^\\(?${type}(\\.|\\)|$)`).test(part));
+  if (own.length === 0 || own.length === parts.length) return expression;
+  try {
+    const text = own.join(" | ");
+    parseFhirPath(text);
+    return text;
+  } catch {
+    return expression;
+  }
+}
+
 function indexComposite(
   rows: IndexRows,
-  resource: Resource,
   sp: SearchParameter,
   roots: TypedValue[],
   baseUrl: string,
@@ -85,11 +123,13 @@ function indexComposite(
     sp.component?.forEach((component, i) => {
       const part = byUrl.get(component.definition as string);
       if (!part?.type || !component.expression) return;
-      const values = evalFhirPathTyped(component.expression, [root]);
+      const key = `${sp.url}$${i}`;
+      let atom = parsed.get(key);
+      if (!atom) parsed.set(key, atom = parseFhirPath(component.expression));
+      const values = evalFhirPathTyped(atom, [root]);
       addValues(rows, part.type, `${sp.code}$${i}`, g + 1, values, baseUrl);
     });
   });
-  void resource;
 }
 
 function addValues(

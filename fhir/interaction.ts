@@ -72,22 +72,30 @@ export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Pr
         return { status: 200, body: await search(ctx, readSql, type, query, req.lenient, type) };
       case "POST": {
         const resource = bodyResource(req.body, type);
-        const result = await write((sql) => ops.create(ctx, sql, resource, {
+        const result = await write((sql) =>
+          ops.create(ctx, sql, resource, {
             // A transaction resolved If-None-Exist (under its lock) when it assigned the id.
             ifNoneExist: req.assignedId ? undefined : req.ifNoneExist,
             id: req.assignedId,
-          }));
+          })
+        );
         return resultOf(ctx, result);
       }
       case "PUT": {
         if (!queryString) throw methodNotAllowed(method, type);
         const resource = bodyResource(req.body, type);
-        return resultOf(ctx, await write((sql) => ops.conditionalUpdate(ctx, sql, type, queryString, resource)));
+        return resultOf(
+          ctx,
+          await write((sql) => ops.conditionalUpdate(ctx, sql, type, queryString, resource)),
+        );
       }
       case "DELETE": {
         if (!queryString) throw methodNotAllowed(method, type);
         const n = await write((sql) => ops.conditionalDelete(ctx, sql, type, queryString));
-        return { status: 200, body: informational(n ? `Deleted 1 ${type}` : `No ${type} matched; nothing deleted`) };
+        return {
+          status: 200,
+          body: informational(n ? `Deleted 1 ${type}` : `No ${type} matched; nothing deleted`),
+        };
       }
     }
     throw methodNotAllowed(method, type);
@@ -104,7 +112,10 @@ export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Pr
   if (op === "_history") {
     if (method !== "GET") throw methodNotAllowed(method, `${type}/${id}/_history`);
     if (vid === undefined) {
-      return { status: 200, body: await history(ctx, readSql, { type, id }, new URLSearchParams(query)) };
+      return {
+        status: 200,
+        body: await history(ctx, readSql, { type, id }, new URLSearchParams(query)),
+      };
     }
     return resultOf(ctx, { status: 200, resource: await ops.vread(readSql, type, id, vid) });
   }
@@ -116,15 +127,23 @@ export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Pr
       return resultOf(ctx, { status: 200, resource: await ops.read(readSql, type, id) });
     case "PUT": {
       const resource = bodyResource(req.body, type);
-      return resultOf(ctx, await write((sql) => ops.update(ctx, sql, type, id, resource, { ifMatch: req.ifMatch })));
+      return resultOf(
+        ctx,
+        await write((sql) => ops.update(ctx, sql, type, id, resource, { ifMatch: req.ifMatch })),
+      );
     }
     case "PATCH":
-      return resultOf(ctx, await write((sql) => ops.patch(ctx, sql, type, id, req.body, { ifMatch: req.ifMatch })));
+      return resultOf(
+        ctx,
+        await write((sql) => ops.patch(ctx, sql, type, id, req.body, { ifMatch: req.ifMatch })),
+      );
     case "DELETE": {
       const result = await write((sql) => ops.remove(ctx, sql, type, id, { ifMatch: req.ifMatch }));
       return {
         status: 200,
-        body: informational(result.status === 204 ? `${type}/${id} was already deleted` : `Deleted ${type}/${id}`),
+        body: informational(
+          result.status === 204 ? `${type}/${id} was already deleted` : `Deleted ${type}/${id}`,
+        ),
         etag: result.version ? `W/"${result.version}"` : undefined,
       };
     }
@@ -156,7 +175,10 @@ function bodyResource(body: unknown, type: string): Resource {
   }
   const resource = body as Resource;
   if (resource.resourceType !== type) {
-    throw badRequest(`Expected resourceType "${type}", got "${resource.resourceType}"`, "resourceType");
+    throw badRequest(
+      `Expected resourceType "${type}", got "${resource.resourceType}"`,
+      "resourceType",
+    );
   }
   return resource;
 }
@@ -166,7 +188,10 @@ function methodNotAllowed(method: string, what: string) {
 }
 
 /** Location, ETag and Last-Modified for a resource result. */
-export function resultOf(ctx: FhirContext, result: { status: number; resource: Resource }): FhirResult {
+export function resultOf(
+  ctx: FhirContext,
+  result: { status: number; resource: Resource },
+): FhirResult {
   const r = result.resource;
   const version = r.meta?.versionId;
   return {
@@ -174,6 +199,8 @@ export function resultOf(ctx: FhirContext, result: { status: number; resource: R
     body: r,
     etag: version ? `W/"${version}"` : undefined,
     lastModified: r.meta?.lastUpdated,
-    location: result.status === 201 && version ? `${ctx.baseUrl}/${r.resourceType}/${r.id}/_history/${version}` : undefined,
+    location: result.status === 201 && version
+      ? `${ctx.baseUrl}/${r.resourceType}/${r.id}/_history/${version}`
+      : undefined,
   };
 }

@@ -31,7 +31,9 @@ function notFoundType(type: string) {
 }
 
 function checkId(id: string): void {
-  if (!ID_PATTERN.test(id)) throw badRequest(`Invalid id "${id}": must match [A-Za-z0-9\\-.]{1,64}`);
+  if (!ID_PATTERN.test(id)) {
+    throw badRequest(`Invalid id "${id}": must match [A-Za-z0-9\\-.]{1,64}`);
+  }
 }
 
 export async function read(sql: Sql, type: string, id: string): Promise<Resource> {
@@ -42,7 +44,12 @@ export async function read(sql: Sql, type: string, id: string): Promise<Resource
   return row.content as unknown as Resource;
 }
 
-export async function vread(sql: Sql, type: string, id: string, versionId: string): Promise<Resource> {
+export async function vread(
+  sql: Sql,
+  type: string,
+  id: string,
+  versionId: string,
+): Promise<Resource> {
   checkType(type);
   const version = Number(versionId);
   const row = /^\d+$/.test(versionId) ? await repo.readVersion(sql, type, id, version) : undefined;
@@ -70,7 +77,9 @@ export async function create(
     await lockQuery(sql, resource.resourceType, options.ifNoneExist);
     const matches = await findMatches(ctx, sql, resource.resourceType, options.ifNoneExist);
     if (matches.length > 1) {
-      throw multipleMatches(`If-None-Exist "${options.ifNoneExist}" matched ${matches.length} resources`);
+      throw multipleMatches(
+        `If-None-Exist "${options.ifNoneExist}" matched ${matches.length} resources`,
+      );
     }
     if (matches.length === 1) return { resource: matches[0], status: 200, matched: true };
   }
@@ -89,10 +98,17 @@ export async function update(
   checkType(type);
   checkId(id);
   if (resource.resourceType !== type) {
-    throw badRequest(`Body is a ${resource.resourceType}, but the URL names ${type}`, "resourceType");
+    throw badRequest(
+      `Body is a ${resource.resourceType}, but the URL names ${type}`,
+      "resourceType",
+    );
   }
-  if (resource.id === undefined) throw badRequest(`The resource in an update must carry its id ("${id}")`, `${type}.id`);
-  if (resource.id !== id) throw badRequest(`Body id "${resource.id}" does not match the URL id "${id}"`, `${type}.id`);
+  if (resource.id === undefined) {
+    throw badRequest(`The resource in an update must carry its id ("${id}")`, `${type}.id`);
+  }
+  if (resource.id !== id) {
+    throw badRequest(`Body id "${resource.id}" does not match the URL id "${id}"`, `${type}.id`);
+  }
   return await write(ctx, sql, resource, "PUT", { ifMatch: options.ifMatch });
 }
 
@@ -105,24 +121,41 @@ export async function conditionalUpdate(
 ): Promise<WriteResult> {
   checkType(type);
   if (resource.resourceType !== type) {
-    throw badRequest(`Body is a ${resource.resourceType}, but the URL names ${type}`, "resourceType");
+    throw badRequest(
+      `Body is a ${resource.resourceType}, but the URL names ${type}`,
+      "resourceType",
+    );
   }
   await lockQuery(sql, type, query);
   const matches = await findMatches(ctx, sql, type, query);
-  if (matches.length > 1) throw multipleMatches(`Conditional update "${query}" matched ${matches.length} resources`);
+  if (matches.length > 1) {
+    throw multipleMatches(`Conditional update "${query}" matched ${matches.length} resources`);
+  }
   if (matches.length === 0) {
     if (resource.id) {
       checkId(resource.id);
       const existing = await repo.readCurrent(sql, type, resource.id);
       if (existing && !existing.deleted) {
-        throw badRequest(`${type}/${resource.id} exists but does not match "${query}"`, `${type}.id`);
+        throw badRequest(
+          `${type}/${resource.id} exists but does not match "${query}"`,
+          `${type}.id`,
+        );
       }
     }
-    return await write(ctx, sql, { ...resource, id: resource.id ?? crypto.randomUUID() }, "PUT", {});
+    return await write(
+      ctx,
+      sql,
+      { ...resource, id: resource.id ?? crypto.randomUUID() },
+      "PUT",
+      {},
+    );
   }
   const id = matches[0].id as string;
   if (resource.id !== undefined && resource.id !== id) {
-    throw badRequest(`Body id "${resource.id}" differs from the matched resource ${type}/${id}`, `${type}.id`);
+    throw badRequest(
+      `Body id "${resource.id}" differs from the matched resource ${type}/${id}`,
+      `${type}.id`,
+    );
   }
   return await write(ctx, sql, { ...resource, id }, "PUT", {});
 }
@@ -136,16 +169,21 @@ export async function patch(
   options: { ifMatch?: string } = {},
 ): Promise<WriteResult> {
   checkType(type);
-  if (!Array.isArray(operations)) throw badRequest("A JSON Patch body must be an array of operations");
+  if (!Array.isArray(operations)) {
+    throw badRequest("A JSON Patch body must be an array of operations");
+  }
   const current = await repo.readCurrent(sql, type, id, true);
   if (!current) throw notFound(`${type}/${id} not found`);
   if (current.deleted) throw gone(`${type}/${id} was deleted`);
   if (options.ifMatch !== undefined && options.ifMatch !== String(current.version)) {
-    throw preconditionFailed(`If-Match version ${options.ifMatch} does not match current version ${current.version}`);
+    throw preconditionFailed(
+      `If-Match version ${options.ifMatch} does not match current version ${current.version}`,
+    );
   }
   let patched: Resource;
   try {
-    patched = jsonpatch.applyPatch(structuredClone(current.content), operations, true, false).newDocument as unknown as Resource;
+    patched = jsonpatch.applyPatch(structuredClone(current.content), operations, true, false)
+      .newDocument as unknown as Resource;
   } catch (e) {
     const message = (e as Error).message.split("\n")[0];
     const failed = (e as { name?: string }).name === "TEST_OPERATION_FAILED";
@@ -153,7 +191,9 @@ export async function patch(
       ? preconditionFailed(`JSON Patch test failed: ${message}`)
       : badRequest(`Invalid JSON Patch: ${message}`);
   }
-  if (patched?.resourceType !== type || patched.id !== id) throw badRequest("A patch may not change resourceType or id");
+  if (patched?.resourceType !== type || patched.id !== id) {
+    throw badRequest("A patch may not change resourceType or id");
+  }
   return await write(ctx, sql, patched, "PATCH", { ifMatch: String(current.version) });
 }
 
@@ -168,9 +208,17 @@ export async function remove(
   const current = await repo.readCurrent(sql, type, id, true);
   if (!current) throw notFound(`${type}/${id} not found`);
   if (options.ifMatch !== undefined && options.ifMatch !== String(current.version)) {
-    throw preconditionFailed(`If-Match version ${options.ifMatch} does not match current version ${current.version}`);
+    throw preconditionFailed(
+      `If-Match version ${options.ifMatch} does not match current version ${current.version}`,
+    );
   }
-  if (current.deleted) return { resource: { resourceType: type, id } as Resource, status: 204, version: current.version };
+  if (current.deleted) {
+    return {
+      resource: { resourceType: type, id } as Resource,
+      status: 204,
+      version: current.version,
+    };
+  }
   const version: repo.NewVersion = {
     type,
     id,
@@ -184,14 +232,25 @@ export async function remove(
   await repo.insertVersion(sql, current.rid, version);
   await repo.replaceIndex(sql, current.rid, type, null);
   void ctx;
-  return { resource: { resourceType: type, id } as Resource, status: 200, version: version.version };
+  return {
+    resource: { resourceType: type, id } as Resource,
+    status: 200,
+    version: version.version,
+  };
 }
 
-export async function conditionalDelete(ctx: FhirContext, sql: Sql, type: string, query: string): Promise<number> {
+export async function conditionalDelete(
+  ctx: FhirContext,
+  sql: Sql,
+  type: string,
+  query: string,
+): Promise<number> {
   checkType(type);
   await lockQuery(sql, type, query);
   const matches = await findMatches(ctx, sql, type, query);
-  if (matches.length > 1) throw multipleMatches(`Conditional delete "${query}" matched ${matches.length} resources`);
+  if (matches.length > 1) {
+    throw multipleMatches(`Conditional delete "${query}" matched ${matches.length} resources`);
+  }
   for (const m of matches) await remove(ctx, sql, type, m.id as string);
   return matches.length;
 }
@@ -234,7 +293,9 @@ async function write(
   };
   const { rid, existing } = await repo.insertOrLock(sql, first);
   if (!existing) {
-    if (options.ifMatch !== undefined) throw preconditionFailed(`If-Match given, but ${type}/${id} does not exist`);
+    if (options.ifMatch !== undefined) {
+      throw preconditionFailed(`If-Match given, but ${type}/${id} does not exist`);
+    }
     await repo.insertVersion(sql, rid, first);
     await repo.replaceIndex(sql, rid, type, rows as unknown as repo.IndexRowSet);
     return { resource: content, status: 201 };

@@ -12,13 +12,20 @@ import type { Services } from "../services.ts";
 
 export const FHIR_JSON = "application/fhir+json; charset=utf-8";
 const JSON_TYPES = ["application/fhir+json", "application/json", "application/json+fhir"];
-const FORMATS = new Set(["json", "application/json", "application/fhir+json", "application/json+fhir"]);
+const FORMATS = new Set([
+  "json",
+  "application/json",
+  "application/fhir+json",
+  "application/json+fhir",
+]);
 
 export function fhirRoutes(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.all("/*", async (c) => {
     const url = new URL(c.req.url);
-    const segments = url.pathname.replace(/^.*?\/fhir\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+    const segments = url.pathname.replace(/^.*?\/fhir\/?/, "").split("/").filter(Boolean).map(
+      decodeURIComponent,
+    );
     const method = c.req.method.toUpperCase();
     checkAcceptable(c, url);
     const query = [...url.searchParams].filter(([k]) => k !== "_format" && k !== "_pretty");
@@ -49,11 +56,19 @@ export function fhirRoutes(services: Services): Hono<AppEnv> {
 function checkAcceptable(c: Context, url: URL): void {
   const format = url.searchParams.get("_format");
   if (format && !FORMATS.has(format.split(";")[0].trim())) {
-    throw fhirError(406, "not-supported", `_format=${format} is not supported; this server speaks JSON`);
+    throw fhirError(
+      406,
+      "not-supported",
+      `_format=${format} is not supported; this server speaks JSON`,
+    );
   }
   const accept = c.req.header("accept");
   if (!format && accept && !/(\*\/\*|application\/\*|json)/i.test(accept)) {
-    throw fhirError(406, "not-supported", `Accept: ${accept} cannot be served; this server speaks application/fhir+json`);
+    throw fhirError(
+      406,
+      "not-supported",
+      `Accept: ${accept} cannot be served; this server speaks application/fhir+json`,
+    );
   }
 }
 
@@ -62,11 +77,19 @@ async function jsonBody(c: Context, method: string): Promise<unknown> {
   const text = await c.req.text();
   if (method === "PATCH") {
     if (contentType !== "application/json-patch+json") {
-      throw fhirError(415, "not-supported", `PATCH needs Content-Type application/json-patch+json, got "${contentType}"`);
+      throw fhirError(
+        415,
+        "not-supported",
+        `PATCH needs Content-Type application/json-patch+json, got "${contentType}"`,
+      );
     }
   } else if (!JSON_TYPES.includes(contentType)) {
     if (!text && method === "POST") return undefined;
-    throw fhirError(415, "not-supported", `Content-Type must be application/fhir+json, got "${contentType || "none"}"`);
+    throw fhirError(
+      415,
+      "not-supported",
+      `Content-Type must be application/fhir+json, got "${contentType || "none"}"`,
+    );
   }
   if (!text.trim()) throw badRequest("The request body is empty");
   try {
@@ -81,7 +104,11 @@ async function formParams(c: Context): Promise<[string, string][]> {
   const text = await c.req.text();
   if (!text) return [];
   if (contentType !== "application/x-www-form-urlencoded") {
-    throw fhirError(415, "not-supported", `_search needs application/x-www-form-urlencoded, got "${contentType}"`);
+    throw fhirError(
+      415,
+      "not-supported",
+      `_search needs application/x-www-form-urlencoded, got "${contentType}"`,
+    );
   }
   return [...new URLSearchParams(text)];
 }
@@ -109,13 +136,26 @@ function headersOf(result: FhirResult): Record<string, string> {
   return h;
 }
 
-function respond(c: Context, result: FhirResult, method: string, preferReturn: string | undefined, pretty: boolean) {
+function respond(
+  c: Context,
+  result: FhirResult,
+  method: string,
+  preferReturn: string | undefined,
+  pretty: boolean,
+) {
   const headers = { ...headersOf(result), "Content-Type": FHIR_JSON };
-  const isWrite = ["POST", "PUT", "PATCH"].includes(method) && result.body?.resourceType !== "Bundle";
+  const isWrite = ["POST", "PUT", "PATCH"].includes(method) &&
+    result.body?.resourceType !== "Bundle";
   let body = result.body;
-  if (isWrite && preferReturn === "minimal") return c.body(null, result.status as 200, headersOf(result));
+  if (isWrite && preferReturn === "minimal") {
+    return c.body(null, result.status as 200, headersOf(result));
+  }
   if (isWrite && preferReturn === "OperationOutcome") {
-    body = informational(`${result.status === 201 ? "Created" : "Updated"} ${result.body?.resourceType}/${result.body?.id}`);
+    body = informational(
+      `${
+        result.status === 201 ? "Created" : "Updated"
+      } ${result.body?.resourceType}/${result.body?.id}`,
+    );
   }
   const text = body === undefined ? "" : JSON.stringify(body, null, pretty ? 2 : undefined);
   if (method === "HEAD") return c.body(null, result.status as 200, headers);

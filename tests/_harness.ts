@@ -78,6 +78,7 @@ export async function fhirJson(
   path: string,
   body?: unknown,
   headers: Record<string, string> = {},
+  // deno-lint-ignore no-explicit-any
 ): Promise<{ status: number; headers: Headers; body: any }> {
   const res = await ctx.fetch(path, {
     method,

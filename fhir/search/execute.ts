@@ -39,7 +39,10 @@ export async function executeSearch(sql: Sql, req: SearchRequest): Promise<Searc
   if (backwards) rows.reverse();
   const cursorOf = (row: Row, direction: Cursor["direction"]): Cursor => ({
     direction,
-    values: [...Array.from({ length: q.sortCount }, (_, i) => (row[`k${i}`] ?? null) as string | null), Number(row.rid)],
+    values: [
+      ...Array.from({ length: q.sortCount }, (_, i) => (row[`k${i}`] ?? null) as string | null),
+      Number(row.rid),
+    ],
   });
   if (rows.length > 0) {
     const first = rows[0];
@@ -49,15 +52,26 @@ export async function executeSearch(sql: Sql, req: SearchRequest): Promise<Searc
   }
   page.matches = rows.map((r) => orderKeys(r.content as Resource));
   const rids = rows.map((r) => Number(r.rid));
-  if (req.include.length || req.revinclude.length) page.includes = await loadIncludes(sql, req, rids, page.matches);
+  if (req.include.length || req.revinclude.length) {
+    page.includes = await loadIncludes(sql, req, rids, page.matches);
+  }
   return page;
 }
 
-async function loadIncludes(sql: Sql, req: SearchRequest, rids: number[], matches: Resource[]): Promise<Resource[]> {
+async function loadIncludes(
+  sql: Sql,
+  req: SearchRequest,
+  rids: number[],
+  matches: Resource[],
+): Promise<Resource[]> {
   const seen = new Set(matches.map((r) => `${r.resourceType}/${r.id}`));
   const out: Resource[] = [];
   let frontier = rids.map((rid, i) => ({ rid, resource: matches[i] }));
-  for (let depth = 0; depth < ITERATE_DEPTH && frontier.length > 0 && out.length < MAX_INCLUDES; depth++) {
+  for (
+    let depth = 0;
+    depth < ITERATE_DEPTH && frontier.length > 0 && out.length < MAX_INCLUDES;
+    depth++
+  ) {
     const found: { rid: number; resource: Resource }[] = [];
     // The first round applies every include; later rounds only the :iterate ones.
     const specs = (list: IncludeSpec[]) => list.filter((s) => depth === 0 || s.iterate);
@@ -87,8 +101,12 @@ async function forwardInclude(sql: Sql, spec: IncludeSpec, rids: number[]) {
   const rows = await sql.query(
     `SELECT DISTINCT t.rid, t.content FROM sp_reference s
        JOIN resource t ON t.type = s.target_type AND t.id = s.target_id
-     WHERE s.rid IN (${list}) AND s.type = ${p.add(spec.sourceType)} AND s.code = ${p.add(spec.code)}
-       AND NOT t.deleted${spec.targetType ? ` AND t.type = ${p.add(spec.targetType)}` : ""} LIMIT ${MAX_INCLUDES}`,
+     WHERE s.rid IN (${list}) AND s.type = ${p.add(spec.sourceType)} AND s.code = ${
+      p.add(spec.code)
+    }
+       AND NOT t.deleted${
+      spec.targetType ? ` AND t.type = ${p.add(spec.targetType)}` : ""
+    } LIMIT ${MAX_INCLUDES}`,
     p.values,
   );
   return rows.map((r) => ({ rid: Number(r.rid), resource: orderKeys(r.content as Resource) }));
@@ -115,10 +133,20 @@ async function reverseInclude(sql: Sql, spec: IncludeSpec, targets: Resource[]) 
 }
 
 /** The resources a conditional interaction's query matches (at most two: enough to tell 0, 1, many). */
-export async function findMatches(ctx: FhirContext, sql: Sql, type: string, query: string): Promise<Resource[]> {
+export async function findMatches(
+  ctx: FhirContext,
+  sql: Sql,
+  type: string,
+  query: string,
+): Promise<Resource[]> {
   const params = [...new URLSearchParams(query.replace(/^\?/, ""))];
   if (params.length === 0) throw badRequest("A conditional interaction needs search criteria");
-  const req = parseSearch(type, params, { lenient: false, defaultCount: 2, maxCount: 2, baseUrl: ctx.baseUrl });
+  const req = parseSearch(type, params, {
+    lenient: false,
+    defaultCount: 2,
+    maxCount: 2,
+    baseUrl: ctx.baseUrl,
+  });
   req.count = 2;
   req.total = "none";
   req.sort = [];
@@ -128,7 +156,12 @@ export async function findMatches(ctx: FhirContext, sql: Sql, type: string, quer
 }
 
 /** The searchset Bundle for a page, with links that carry the canonical parameters. */
-export function searchBundle(ctx: FhirContext, req: SearchRequest, page: SearchPage, path: string): Bundle {
+export function searchBundle(
+  ctx: FhirContext,
+  req: SearchRequest,
+  page: SearchPage,
+  path: string,
+): Bundle {
   const url = (cursor?: Cursor) => {
     const qs = new URLSearchParams(req.used);
     if (cursor) qs.set("_cursor", encodeCursor(cursor));
@@ -155,5 +188,9 @@ export function searchBundle(ctx: FhirContext, req: SearchRequest, page: SearchP
 }
 
 function entryOf(ctx: FhirContext, resource: Resource, mode: "match" | "include"): BundleEntry {
-  return { fullUrl: `${ctx.baseUrl}/${resource.resourceType}/${resource.id}`, resource, search: { mode } };
+  return {
+    fullUrl: `${ctx.baseUrl}/${resource.resourceType}/${resource.id}`,
+    resource,
+    search: { mode },
+  };
 }

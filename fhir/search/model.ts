@@ -9,7 +9,14 @@ export type Value =
   | { kind: "reference"; type?: string; id?: string; url?: string }
   | { kind: "date"; prefix: Prefix; lo: number; hi: number }
   | { kind: "number"; prefix: Prefix; value: string; half: string }
-  | { kind: "quantity"; prefix: Prefix; value: string; half: string; system?: string; unit?: string }
+  | {
+    kind: "quantity";
+    prefix: Prefix;
+    value: string;
+    half: string;
+    system?: string;
+    unit?: string;
+  }
   | { kind: "uri"; text: string }
   | { kind: "composite"; parts: Value[] };
 

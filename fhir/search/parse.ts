@@ -3,11 +3,23 @@
  * escaping, OR values, chains, `_has`, and the result parameters. Unknown parameters are errors
  * unless the caller asked for `Prefer: handling=lenient`.
  */
-import { loadDefinitions as loadDefs, type SearchParamDef, searchParamsOf } from "../definitions.ts";
+import {
+  loadDefinitions as loadDefs,
+  type SearchParamDef,
+  searchParamsOf,
+} from "../definitions.ts";
 import { badRequest, notSupported } from "../outcome.ts";
 import { isSupportedType } from "../resource_types.ts";
 import { dateRange } from "./dates.ts";
-import type { Cursor, Filter, IncludeSpec, Prefix, SearchRequest, SortKey, Value } from "./model.ts";
+import type {
+  Cursor,
+  Filter,
+  IncludeSpec,
+  Prefix,
+  SearchRequest,
+  SortKey,
+  Value,
+} from "./model.ts";
 import { parseReference } from "./values.ts";
 
 export interface ParseOptions {
@@ -118,11 +130,18 @@ export function parseSearch(
   return request;
 }
 
-function parseResultParam(request: SearchRequest, key: string, value: string, options: ParseOptions): void {
+function parseResultParam(
+  request: SearchRequest,
+  key: string,
+  value: string,
+  options: ParseOptions,
+): void {
   switch (key) {
     case "_count": {
       const n = Number(value);
-      if (!/^\d+$/.test(value)) throw badRequest(`_count must be a non-negative integer, got "${value}"`, "_count");
+      if (!/^\d+$/.test(value)) {
+        throw badRequest(`_count must be a non-negative integer, got "${value}"`, "_count");
+      }
       request.count = Math.min(n, options.maxCount);
       request.used.push([key, String(request.count)]);
       return;
@@ -140,7 +159,10 @@ function parseResultParam(request: SearchRequest, key: string, value: string, op
       return;
     case "_summary":
       if (!["true", "text", "data", "count", "false"].includes(value)) {
-        throw badRequest(`_summary must be true, text, data, count or false, got "${value}"`, "_summary");
+        throw badRequest(
+          `_summary must be true, text, data, count or false, got "${value}"`,
+          "_summary",
+        );
       }
       request.summary = value as SearchRequest["summary"];
       request.used.push([key, value]);
@@ -160,22 +182,38 @@ function parseResultParam(request: SearchRequest, key: string, value: string, op
   if (modifier && modifier !== "iterate" && modifier !== "recurse") {
     throw badRequest(`Unknown modifier :${modifier} on ${name}`, name);
   }
-  const spec = parseInclude(value, Boolean(modifier), name === "_revinclude" ? undefined : request.type);
+  const spec = parseInclude(
+    value,
+    Boolean(modifier),
+    name === "_revinclude" ? undefined : request.type,
+  );
   (name === "_include" ? request.include : request.revinclude).push(spec);
   request.used.push([key, value]);
 }
 
-function parseInclude(value: string, iterate: boolean, searchType: string | undefined): IncludeSpec {
+function parseInclude(
+  value: string,
+  iterate: boolean,
+  searchType: string | undefined,
+): IncludeSpec {
   const [sourceType, code, targetType] = value.split(":");
-  if (!sourceType || !code) throw badRequest(`Invalid include "${value}": expected Type:parameter[:targetType]`);
-  if (!isSupportedType(sourceType)) throw badRequest(`Unknown resource type "${sourceType}" in include "${value}"`);
+  if (!sourceType || !code) {
+    throw badRequest(`Invalid include "${value}": expected Type:parameter[:targetType]`);
+  }
+  if (!isSupportedType(sourceType)) {
+    throw badRequest(`Unknown resource type "${sourceType}" in include "${value}"`);
+  }
   const def = searchParamsOf(sourceType).get(code);
   if (!def || def.type !== "reference") {
     throw badRequest(`"${code}" is not a reference search parameter of ${sourceType}`);
   }
-  if (targetType && !isSupportedType(targetType)) throw badRequest(`Unknown target type "${targetType}"`);
+  if (targetType && !isSupportedType(targetType)) {
+    throw badRequest(`Unknown target type "${targetType}"`);
+  }
   if (!iterate && searchType && sourceType !== searchType) {
-    throw badRequest(`_include=${value} must start with the searched type ${searchType} (or use :iterate)`);
+    throw badRequest(
+      `_include=${value} must start with the searched type ${searchType} (or use :iterate)`,
+    );
   }
   return { sourceType, code, def, targetType, iterate };
 }
@@ -185,17 +223,26 @@ function parseSort(type: string, raw: string): SortKey {
   const code = descending ? raw.slice(1) : raw;
   if (code === "_id" || code === "_lastUpdated") return { code, descending };
   const def = searchParamsOf(type).get(code);
-  if (!def || def.type === "composite") throw badRequest(`Cannot sort ${type} by "${code}"`, "_sort");
+  if (!def || def.type === "composite") {
+    throw badRequest(`Cannot sort ${type} by "${code}"`, "_sort");
+  }
   return { code, descending, def };
 }
 
-function parseFilter(type: string, key: string, raw: string, options: ParseOptions): Filter | undefined {
+function parseFilter(
+  type: string,
+  key: string,
+  raw: string,
+  options: ParseOptions,
+): Filter | undefined {
   if (key.startsWith("_has:")) return parseHas(type, key, raw, options);
   const dot = key.indexOf(".");
   const head = dot >= 0 ? key.slice(0, dot) : key;
   const [code, modifier] = head.split(":", 2);
   if (code === "_id") {
-    if (modifier && modifier !== "not" && modifier !== "missing") throw badRequest(`Unknown modifier :${modifier} on _id`, key);
+    if (modifier && modifier !== "not" && modifier !== "missing") {
+      throw badRequest(`Unknown modifier :${modifier} on _id`, key);
+    }
     return { kind: "id", values: splitOr(raw).map(unescape), not: modifier === "not" };
   }
   if (code === "_lastUpdated") {
@@ -223,11 +270,15 @@ function parseParam(
     const allowed = MODIFIERS[def.type] ?? [];
     const isTypeModifier = def.type === "reference" && isSupportedType(modifier);
     if (!allowed.includes(modifier) && !isTypeModifier) {
-      throw notSupported(`Modifier :${modifier} is not supported on ${def.type} parameter "${def.code}"`);
+      throw notSupported(
+        `Modifier :${modifier} is not supported on ${def.type} parameter "${def.code}"`,
+      );
     }
   }
   if (modifier === "missing") {
-    if (raw !== "true" && raw !== "false") throw badRequest(`:missing takes true or false, got "${raw}"`, key);
+    if (raw !== "true" && raw !== "false") {
+      throw badRequest(`:missing takes true or false, got "${raw}"`, key);
+    }
     return { kind: "param", type, def, modifier, values: [], missing: raw === "true" };
   }
   const values = splitOr(raw).map((v) => parseValue(def, v, modifier, key, options.baseUrl));
@@ -237,7 +288,13 @@ function parseParam(
   return { kind: "param", type, def, modifier, values };
 }
 
-function parseValue(def: SearchParamDef, raw: string, modifier: string | undefined, key: string, baseUrl: string): Value {
+function parseValue(
+  def: SearchParamDef,
+  raw: string,
+  modifier: string | undefined,
+  key: string,
+  baseUrl: string,
+): Value {
   switch (def.type) {
     case "string":
       return { kind: "string", text: unescape(raw) };
@@ -307,7 +364,10 @@ function parseNumber(raw: string, key: string): { prefix: Prefix; value: string;
 function parseQuantity(raw: string, key: string): Value {
   const parts = splitEscaped(raw, "|");
   if (parts.length !== 1 && parts.length !== 3) {
-    throw badRequest(`Invalid quantity "${raw}" for ${key}: expected [prefix]number[|system|code]`, key);
+    throw badRequest(
+      `Invalid quantity "${raw}" for ${key}: expected [prefix]number[|system|code]`,
+      key,
+    );
   }
   const number = parseNumber(parts[0], key);
   return {
@@ -324,7 +384,9 @@ function parseComposite(def: SearchParamDef, raw: string, key: string, baseUrl: 
   let rest = raw;
   for (let i = 0; i < components.length - 1; i++) {
     const split = splitFirstRaw(rest, "$");
-    if (!split) throw badRequest(`Composite "${key}" needs ${components.length} values joined by $`, key);
+    if (!split) {
+      throw badRequest(`Composite "${key}" needs ${components.length} values joined by $`, key);
+    }
     raws.push(split[0]);
     rest = split[1];
   }
@@ -333,7 +395,13 @@ function parseComposite(def: SearchParamDef, raw: string, key: string, baseUrl: 
   const parts = components.map((c, i) => {
     const sp = byUrl.get(c.definition as string);
     if (!sp?.type) throw notSupported(`Composite "${key}" has an unknown component`);
-    return parseValue({ code: sp.code as string, type: sp.type, resource: sp }, raws[i], undefined, key, baseUrl);
+    return parseValue(
+      { code: sp.code as string, type: sp.type, resource: sp },
+      raws[i],
+      undefined,
+      key,
+      baseUrl,
+    );
   });
   return { kind: "composite", parts };
 }
@@ -346,34 +414,49 @@ function parseChain(
   raw: string,
   options: ParseOptions,
 ): Filter {
-  if (def.type !== "reference") throw badRequest(`Cannot chain through non-reference parameter "${def.code}"`);
+  if (def.type !== "reference") {
+    throw badRequest(`Cannot chain through non-reference parameter "${def.code}"`);
+  }
   const targets = typeModifier ? [typeModifier] : ((def.resource.target ?? []) as string[]);
   const [innerCode] = rest.split(/[.:]/, 1);
   const candidates = targets.filter((t) =>
-    isSupportedType(t) && (innerCode === "_id" || innerCode === "_lastUpdated" || searchParamsOf(t).has(innerCode))
+    isSupportedType(t) &&
+    (innerCode === "_id" || innerCode === "_lastUpdated" || searchParamsOf(t).has(innerCode))
   );
   if (candidates.length === 0) {
-    throw badRequest(`Chain ${def.code}.${rest}: no target type of ${type}.${def.code} has parameter "${innerCode}"`);
+    throw badRequest(
+      `Chain ${def.code}.${rest}: no target type of ${type}.${def.code} has parameter "${innerCode}"`,
+    );
   }
-  if (rest.includes(".")) throw notSupported(`Only one level of chaining is supported (${def.code}.${rest})`);
   // Several target types may share the parameter: each is its own chain, OR-ed by the SQL builder.
   return {
     kind: "chain",
     def,
-    targets: candidates.map((t) => ({ type: t, inner: parseFilter(t, rest, raw, { ...options, lenient: false })! })),
+    targets: candidates.map((t) => ({
+      type: t,
+      inner: parseFilter(t, rest, raw, { ...options, lenient: false })!,
+    })),
   };
 }
 
 function parseHas(type: string, key: string, raw: string, options: ParseOptions): Filter {
   const parts = key.split(":");
   // _has:Observation:patient:code  →  ["_has", "Observation", "patient", "code"]
-  if (parts.length < 4) throw badRequest(`Invalid _has "${key}": expected _has:Type:reference:parameter`, key);
+  if (parts.length < 4) {
+    throw badRequest(`Invalid _has "${key}": expected _has:Type:reference:parameter`, key);
+  }
   const [, sourceType, refCode, ...innerParts] = parts;
-  if (!isSupportedType(sourceType)) throw badRequest(`Unknown resource type "${sourceType}" in ${key}`, key);
+  if (!isSupportedType(sourceType)) {
+    throw badRequest(`Unknown resource type "${sourceType}" in ${key}`, key);
+  }
   const def = searchParamsOf(sourceType).get(refCode);
-  if (!def || def.type !== "reference") throw badRequest(`"${refCode}" is not a reference parameter of ${sourceType}`, key);
+  if (!def || def.type !== "reference") {
+    throw badRequest(`"${refCode}" is not a reference parameter of ${sourceType}`, key);
+  }
   const targets = (def.resource.target ?? []) as string[];
-  if (!targets.includes(type)) throw badRequest(`${sourceType}.${refCode} cannot refer to ${type}`, key);
+  if (!targets.includes(type)) {
+    throw badRequest(`${sourceType}.${refCode} cannot refer to ${type}`, key);
+  }
   const innerKey = innerParts.join(":");
   if (innerKey.startsWith("_has")) throw notSupported(`Nested _has is not supported (${key})`);
   const inner = parseFilter(sourceType, innerKey, raw, { ...options, lenient: false })!;

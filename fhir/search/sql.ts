@@ -43,9 +43,11 @@ export function filterSql(filter: Filter, r: string, p: Params): string {
       return `${r}.id ${filter.not ? "NOT IN" : "IN"} (${list})`;
     }
     case "lastUpdated":
-      return or(filter.values.map((v) =>
-        dateCond(v, `${r}.last_updated`, `(${r}.last_updated + interval '1 millisecond')`, p)
-      ));
+      return or(
+        filter.values.map((v) =>
+          dateCond(v, `${r}.last_updated`, `(${r}.last_updated + interval '1 millisecond')`, p)
+        ),
+      );
     case "chain": {
       const s = nextAlias("c");
       const t = nextAlias("t");
@@ -53,9 +55,9 @@ export function filterSql(filter: Filter, r: string, p: Params): string {
         `(${t}.type = ${p.add(type)} AND ${filterSql(inner, t, p)})`
       );
       return `EXISTS (SELECT 1 FROM sp_reference ${s} JOIN resource ${t} ON ${t}.type = ${s}.target_type AND ${t}.id = ${s}.target_id
-        WHERE ${s}.rid = ${r}.rid AND ${s}.code = ${p.add(filter.def.code)} AND NOT ${t}.deleted AND (${
-        alternatives.join(" OR ")
-      }))`;
+        WHERE ${s}.rid = ${r}.rid AND ${s}.code = ${
+        p.add(filter.def.code)
+      } AND NOT ${t}.deleted AND (${alternatives.join(" OR ")}))`;
     }
     case "has": {
       const s = nextAlias("h");
@@ -77,9 +79,9 @@ function paramSql(filter: Extract<Filter, { kind: "param" }>, r: string, p: Para
   const table = byIdentifier ? "sp_token" : TABLES[def.type];
   const code = byIdentifier ? `${def.code}:identifier` : def.code;
   if (def.type === "composite") return compositeSql(filter, r, p);
-  const head = `SELECT 1 FROM ${table} ${s} WHERE ${s}.rid = ${r}.rid AND ${s}.type = ${p.add(filter.type)} AND ${s}.code = ${
-    p.add(code)
-  }`;
+  const head = `SELECT 1 FROM ${table} ${s} WHERE ${s}.rid = ${r}.rid AND ${s}.type = ${
+    p.add(filter.type)
+  } AND ${s}.code = ${p.add(code)}`;
   if (filter.missing !== undefined) return `${filter.missing ? "NOT " : ""}EXISTS (${head})`;
   const kind = byIdentifier ? "token" : def.type;
   const conds = or(filter.values.map((v) => valueSql(kind, v, modifier, s, p)));
@@ -96,7 +98,11 @@ function compositeSql(filter: Extract<Filter, { kind: "param" }>, r: string, p: 
     value.parts.forEach((part, i) => {
       const a = aliases[i];
       from.push(`${TABLES[part.kind]} ${a}`);
-      where.push(`${a}.rid = ${r}.rid AND ${a}.type = ${p.add(filter.type)} AND ${a}.code = ${p.add(`${filter.def.code}$${i}`)}`);
+      where.push(
+        `${a}.rid = ${r}.rid AND ${a}.type = ${p.add(filter.type)} AND ${a}.code = ${
+          p.add(`${filter.def.code}$${i}`)
+        }`,
+      );
       if (i > 0) where.push(`${a}.grp = ${aliases[0]}.grp`);
       where.push(valueSql(part.kind, part, undefined, a, p));
     });
@@ -105,7 +111,13 @@ function compositeSql(filter: Extract<Filter, { kind: "param" }>, r: string, p: 
   return or(alternatives);
 }
 
-function valueSql(kind: string, v: Value, modifier: string | undefined, s: string, p: Params): string {
+function valueSql(
+  kind: string,
+  v: Value,
+  modifier: string | undefined,
+  s: string,
+  p: Params,
+): string {
   switch (v.kind) {
     case "string": {
       const norm = likePrefix(normalizeText(v.text));
@@ -236,7 +248,9 @@ function sortExpr(key: SortKey, r: string, p: Params): { expr: string; cast: str
   };
   const [col, cast] = column[def.type];
   return {
-    expr: `(SELECT ${agg}(x.${col}) FROM ${TABLES[def.type]} x WHERE x.rid = ${r}.rid AND x.code = ${p.add(def.code)})`,
+    expr: `(SELECT ${agg}(x.${col}) FROM ${
+      TABLES[def.type]
+    } x WHERE x.rid = ${r}.rid AND x.code = ${p.add(def.code)})`,
     cast,
   };
 }
@@ -255,7 +269,9 @@ export function pageSql(req: SearchRequest): SearchSql {
   const keys = req.sort.map((k) => ({ ...sortExpr(k, "r", p), descending: k.descending }));
   const reverse = req.cursor?.direction === "prev";
   const select = keys.map((k, i) => `${k.expr} AS k${i}`).join(", ");
-  const inner = `SELECT r.rid, r.content${select ? `, ${select}` : ""} FROM resource r WHERE ${where}`;
+  const inner = `SELECT r.rid, r.content${
+    select ? `, ${select}` : ""
+  } FROM resource r WHERE ${where}`;
   // Order: for each key, nulls last, then the value; rid breaks ties. `prev` reads backwards.
   const order: { col: string; desc: boolean; cast: string; nullFlag?: boolean }[] = [];
   keys.forEach((k, i) => {
@@ -264,7 +280,11 @@ export function pageSql(req: SearchRequest): SearchSql {
   });
   order.push({ col: "rid", desc: false, cast: "::bigint" });
   if (reverse) order.forEach((o) => (o.desc = !o.desc));
-  const orderBy = order.map((o) => o.nullFlag ? `(q.${o.col} IS NULL) ${o.desc ? "DESC" : "ASC"}` : `q.${o.col} ${o.desc ? "DESC" : "ASC"}`)
+  const orderBy = order.map((o) =>
+    o.nullFlag
+      ? `(q.${o.col} IS NULL) ${o.desc ? "DESC" : "ASC"}`
+      : `q.${o.col} ${o.desc ? "DESC" : "ASC"}`
+  )
     .join(", ");
   const keyset = req.cursor ? keysetSql(order, req.cursor, p) : "TRUE";
   const outSelect = keys.map((_, i) => `q.k${i}::text AS k${i}`).join(", ");
@@ -281,7 +301,9 @@ function keysetSql(
   // cursor.values: one per sort key, then the rid.
   const valueOf = (i: number): string | number | null => {
     const keyIndex = Math.floor(i / 2);
-    return i === order.length - 1 ? cursor.values[cursor.values.length - 1] : cursor.values[keyIndex] ?? null;
+    return i === order.length - 1
+      ? cursor.values[cursor.values.length - 1]
+      : cursor.values[keyIndex] ?? null;
   };
   const eq: string[] = [];
   const after: string[] = [];
@@ -292,7 +314,9 @@ function keysetSql(
       const isNull = v === null;
       eq.push(isNull ? `${col} IS NULL` : `${col} IS NOT NULL`);
       // false (a value) sorts before true (null); reversed when the flag is read descending.
-      after.push(!o.desc ? (isNull ? "FALSE" : `${col} IS NULL`) : (isNull ? `${col} IS NOT NULL` : "FALSE"));
+      after.push(
+        !o.desc ? (isNull ? "FALSE" : `${col} IS NULL`) : (isNull ? `${col} IS NOT NULL` : "FALSE"),
+      );
     } else if (v === null) {
       eq.push(`${col} IS NULL`);
       after.push("FALSE");

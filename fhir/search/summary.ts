@@ -2,7 +2,10 @@
 import { getDataType } from "@medplum/core";
 import type { Resource } from "@medplum/fhirtypes";
 
-const SUBSETTED = { system: "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", code: "SUBSETTED" };
+const SUBSETTED = {
+  system: "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+  code: "SUBSETTED",
+};
 const ALWAYS = new Set(["resourceType", "id", "meta"]);
 
 export interface Shaping {
@@ -13,7 +16,9 @@ export interface Shaping {
 /** Applies `_summary` (true, text, data) or `_elements` to one resource. */
 export function shapeResource(resource: Resource, shaping: Shaping): Resource {
   const { summary, elements } = shaping;
-  if (elements?.length) return keep(resource, (k) => elements.includes(k) || mandatory(resource.resourceType).has(k));
+  if (elements?.length) {
+    return keep(resource, (k) => elements.includes(k) || mandatory(resource.resourceType).has(k));
+  }
   if (summary === "true") {
     const props = summaryProps(resource.resourceType);
     return keep(resource, (k) => props.has(k));

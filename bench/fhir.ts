@@ -1,0 +1,714 @@
+/**
+ * @module End-to-end FHIR server benchmark.
+ *
+ *   deno run -A bench/fhir.ts [--resources 100000] [--1m] [--connections 64[,16…]] [--duration 10]
+ *     [--database-url postgres://…] [--bundle-size 250] [--load-concurrency 4] [--warmup 2]
+ *
+ * 1. Drops and creates the database `fhir_bench` on the Postgres server of `--database-url`
+ *    (default: DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres) and starts the
+ *    server (`deno run -A main.ts`) as a child process on a free port pointed at it.
+ * 2. Loads synthetic Patients, Observations and ImagingStudies (1 : 7 : 2) through the FHIR API in
+ *    transaction Bundles, several in flight, and checks the counts with `_summary=count`.
+ * 3. Runs autocannon (npm:autocannon@8.0.0, in this process) against each scenario with a new URL
+ *    per request, and prints requests/s and p50/p95/p99 latency (measured per response here,
+ *    since autocannon's own histogram reports p97.5 but not p95).
+ */
+import autocannon from "npm:autocannon@8.0.0";
+import postgres from "npm:postgres@3.4.9";
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+interface Options {
+  resources: number;
+  /** One or more connection counts; every scenario runs at each. */
+  connections: number[];
+  duration: number;
+  warmup: number;
+  databaseUrl: string;
+  bundleSize: number;
+  loadConcurrency: number;
+}
+
+function parseArgs(args: string[]): Options {
+  const opts: Options = {
+    resources: 100_000,
+    connections: [64],
+    duration: 10,
+    warmup: 2,
+    databaseUrl: Deno.env.get("DATABASE_URL") || "postgres://postgres@127.0.0.1:5432/postgres",
+    bundleSize: 250,
+    loadConcurrency: 4,
+  };
+  const num = (name: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (v === undefined || !Number.isFinite(n) || n < 0) {
+      throw new Error(`${name} needs a non-negative number, got ${v}`);
+    }
+    return n;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = args[i].split("=", 2);
+    const value = () => inline ?? args[++i];
+    switch (flag) {
+      case "--resources":
+        opts.resources = Math.floor(num(flag, value()));
+        break;
+      case "--1m":
+        opts.resources = 1_000_000;
+        break;
+      case "--connections":
+        opts.connections = value().split(",").map((c) => Math.max(1, Math.floor(num(flag, c))));
+        break;
+      case "--duration":
+        opts.duration = num(flag, value());
+        break;
+      case "--warmup":
+        opts.warmup = num(flag, value());
+        break;
+      case "--database-url":
+        opts.databaseUrl = value();
+        break;
+      case "--bundle-size":
+        opts.bundleSize = Math.max(1, Math.floor(num(flag, value())));
+        break;
+      case "--load-concurrency":
+        opts.loadConcurrency = Math.max(1, Math.floor(num(flag, value())));
+        break;
+      case "--help":
+      case "-h":
+        console.log(
+          "deno run -A bench/fhir.ts [--resources N] [--1m] [--connections 64[,16]] [--duration 10] " +
+            "[--warmup 2] [--database-url postgres://…] [--bundle-size 250] [--load-concurrency 4]",
+        );
+        Deno.exit(0);
+        break;
+      default:
+        throw new Error(`Unknown option ${args[i]}`);
+    }
+  }
+  return opts;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Synthetic data (seeded, so every run loads the same resources)
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const FAMILY = (
+  "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez " +
+  "Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris " +
+  "Sanchez Clark Ramirez Lewis Robinson Walker Young Allen King Wright Scott Torres Nguyen Hill " +
+  "Flores Green Adams Nelson Baker Hall Rivera Campbell Mitchell Carter Roberts Gomez Phillips " +
+  "Evans Turner Diaz Parker Cruz Edwards Collins Reyes Stewart Morris Morales Murphy Cook Rogers " +
+  "Gutierrez Ortiz Morgan Cooper Peterson Bailey Reed Kelly Howard Ramos Kim Cox Ward Richardson " +
+  "Watson Brooks Chavez Wood James Bennett Gray Mendoza Ruiz Hughes Price Alvarez Castillo " +
+  "Sanders Patel Myers Long Ross Foster Jimenez Powell Jenkins Perry Russell Sullivan Bell " +
+  "Coleman Butler Henderson Barnes Gonzales Fisher Vasquez Simmons Romero Jordan Patterson " +
+  "Alexander Hamilton Graham Reynolds Griffin Wallace Moreno West Cole Hayes Bryant Herrera " +
+  "Gibson Ellis Tran Medina Aguilar Stevens Murray Ford Castro Marshall Owens Harrison Fernandez " +
+  "McDonald Woods Washington Kennedy Wells Vargas Henry Chen Freeman Webb Tucker Guzman Burns " +
+  "Crawford Olson Simpson Porter Hunter Gordon Mendez Silva Shaw Snyder Mason Dixon Munoz Hunt " +
+  "Hicks Holmes Palmer Wagner Black Robertson Boyd Rose Stone Salazar Fox Warren Mills Meyer " +
+  "Rice Schmidt Garza Daniels Ferguson Nichols Stephens Soto Weaver Ryan Gardner Payne Grant " +
+  "Dunn Kelley Spencer Hawkins Arnold Pierce Vazquez Hansen Peters Santos Hart Bradley Knight"
+).split(" ");
+
+const GIVEN = (
+  "James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara " +
+  "Richard Susan Joseph Jessica Thomas Sarah Charles Karen Christopher Lisa Daniel Nancy Matthew " +
+  "Betty Anthony Margaret Mark Sandra Donald Ashley Steven Kimberly Paul Emily Andrew Donna " +
+  "Joshua Michelle Kenneth Carol Kevin Amanda Brian Dorothy George Melissa Timothy Deborah " +
+  "Ronald Stephanie Edward Rebecca Jason Sharon Jeffrey Laura Ryan Cynthia Jacob Kathleen Gary " +
+  "Amy Nicholas Angela Eric Shirley Jonathan Anna Stephen Brenda Larry Pamela Justin Emma Scott " +
+  "Nicole Brandon Helen Benjamin Samantha Samuel Katherine Gregory Christine Alexander Debra " +
+  "Frank Rachel Patrick Carolyn Raymond Janet Jack Catherine Dennis Maria Jerry Heather Tyler " +
+  "Diane Aaron Ruth Jose Julie Adam Olivia Nathan Joyce Henry Virginia Douglas Victoria Zachary " +
+  "Kelly Peter Lauren Kyle Christina Ethan Joan Walter Evelyn Noah Judith Jeremy Megan Christian " +
+  "Andrea Keith Cheryl Roger Hannah Terry Jacqueline Gerald Martha Harold Gloria Sean Teresa " +
+  "Austin Ann Carl Sara Arthur Madison Lawrence Frances Dylan Kathryn Jesse Janice Jordan Jean " +
+  "Bryan Abigail Billy Alice Joe Julia Bruce Judy Gabriel Sophia Logan Grace Albert Denise Willie " +
+  "Amber Alan Doris Juan Marilyn Wayne Danielle Elijah Beverly Randy Isabella Roy Theresa Vincent " +
+  "Diana Ralph Natalie Eugene Brittany Russell Charlotte Bobby Marie Mason Kayla Philip Alexis " +
+  "Louis Lori"
+).split(" ");
+
+/** LOINC code, display, UCUM unit, low, high, category. */
+const LOINC: [string, string, string, number, number, string][] = [
+  ["8867-4", "Heart rate", "/min", 50, 120, "vital-signs"],
+  ["8480-6", "Systolic blood pressure", "mm[Hg]", 95, 180, "vital-signs"],
+  ["8462-4", "Diastolic blood pressure", "mm[Hg]", 55, 110, "vital-signs"],
+  ["8310-5", "Body temperature", "Cel", 35.5, 39.5, "vital-signs"],
+  ["9279-1", "Respiratory rate", "/min", 10, 28, "vital-signs"],
+  ["29463-7", "Body weight", "kg", 3, 140, "vital-signs"],
+  ["8302-2", "Body height", "cm", 50, 200, "vital-signs"],
+  ["39156-5", "Body mass index", "kg/m2", 15, 45, "vital-signs"],
+  ["59408-5", "Oxygen saturation by pulse oximetry", "%", 85, 100, "vital-signs"],
+  ["2339-0", "Glucose [Mass/volume] in Blood", "mg/dL", 60, 250, "laboratory"],
+  ["2093-3", "Cholesterol [Mass/volume] in Serum or Plasma", "mg/dL", 120, 300, "laboratory"],
+  ["2085-9", "HDL Cholesterol", "mg/dL", 25, 90, "laboratory"],
+  ["13457-7", "LDL Cholesterol (calculated)", "mg/dL", 50, 220, "laboratory"],
+  ["2571-8", "Triglyceride [Mass/volume] in Serum or Plasma", "mg/dL", 40, 400, "laboratory"],
+  ["4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", "%", 4, 12, "laboratory"],
+  ["718-7", "Hemoglobin [Mass/volume] in Blood", "g/dL", 8, 18, "laboratory"],
+  ["6690-2", "Leukocytes [#/volume] in Blood", "10*3/uL", 3, 15, "laboratory"],
+  ["777-3", "Platelets [#/volume] in Blood", "10*3/uL", 100, 450, "laboratory"],
+  ["2160-0", "Creatinine [Mass/volume] in Serum or Plasma", "mg/dL", 0.5, 2.5, "laboratory"],
+  ["2951-2", "Sodium [Moles/volume] in Serum or Plasma", "mmol/L", 130, 150, "laboratory"],
+];
+
+const MODALITIES: [string, string][] = [
+  ["CT", "Computed Tomography"],
+  ["MR", "Magnetic Resonance"],
+  ["CR", "Computed Radiography"],
+  ["DX", "Digital Radiography"],
+  ["US", "Ultrasound"],
+  ["MG", "Mammography"],
+  ["NM", "Nuclear Medicine"],
+  ["PT", "Positron emission tomography"],
+];
+const DCM = "http://dicom.nema.org/resources/ontology/DCM";
+
+const OBS_PER_PATIENT = 7;
+const STUDIES_PER_PATIENT = 2;
+const PER_PATIENT = 1 + OBS_PER_PATIENT + STUDIES_PER_PATIENT;
+
+const DAY = 86_400_000;
+const T2015 = Date.UTC(2015, 0, 1);
+const T2025 = Date.UTC(2025, 0, 1);
+
+function pick<T>(rand: () => number, list: readonly T[]): T {
+  return list[Math.floor(rand() * list.length)];
+}
+
+function isoDate(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+function isoDateTime(ms: number): string {
+  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(".000Z", "Z");
+}
+
+type Json = Record<string, unknown>;
+
+function patient(rand: () => number, n: number): Json {
+  const female = rand() < 0.5;
+  const family = pick(rand, FAMILY);
+  const given = [pick(rand, GIVEN)];
+  if (rand() < 0.3) given.push(pick(rand, GIVEN));
+  return {
+    resourceType: "Patient",
+    identifier: [{
+      use: "usual",
+      type: { coding: [{ system: "http://terminology.hl7.org/CodeSystem/v2-0203", code: "MR" }] },
+      system: "http://bench.example.org/mrn",
+      value: `MRN${String(n).padStart(8, "0")}`,
+    }],
+    active: true,
+    name: [{ use: "official", family, given }],
+    gender: female ? "female" : "male",
+    birthDate: isoDate(Date.UTC(1930, 0, 1) + Math.floor(rand() * 90 * 365.25) * DAY),
+    telecom: [{ system: "phone", value: `555-${String(Math.floor(rand() * 1e7)).padStart(7, "0")}` }],
+    address: [{
+      line: [`${1 + Math.floor(rand() * 9999)} ${pick(rand, FAMILY)} St`],
+      city: pick(rand, ["Springfield", "Riverton", "Fairview", "Madison", "Georgetown", "Salem"]),
+      postalCode: String(10000 + Math.floor(rand() * 89999)),
+      country: "US",
+    }],
+  };
+}
+
+function observation(rand: () => number, patientId: string): Json {
+  const [code, display, unit, lo, hi, category] = pick(rand, LOINC);
+  const value = Math.round((lo + rand() * (hi - lo)) * 10) / 10;
+  return {
+    resourceType: "Observation",
+    status: "final",
+    category: [{
+      coding: [{ system: "http://terminology.hl7.org/CodeSystem/observation-category", code: category }],
+    }],
+    code: { coding: [{ system: "http://loinc.org", code, display }], text: display },
+    subject: { reference: `Patient/${patientId}` },
+    effectiveDateTime: isoDateTime(T2015 + rand() * (T2025 - T2015)),
+    valueQuantity: { value, unit, system: "http://unitsofmeasure.org", code: unit },
+  };
+}
+
+function imagingStudy(rand: () => number, patientId: string): Json {
+  const [modality, display] = pick(rand, MODALITIES);
+  const uid = () => `2.25.${Math.floor(rand() * 1e15)}${Math.floor(rand() * 1e6)}`;
+  const instances = 1 + Math.floor(rand() * 200);
+  return {
+    resourceType: "ImagingStudy",
+    identifier: [{ system: "urn:dicom:uid", value: `urn:oid:${uid()}` }],
+    status: "available",
+    modality: [{ system: DCM, code: modality, display }],
+    subject: { reference: `Patient/${patientId}` },
+    started: isoDateTime(T2015 + rand() * (T2025 - T2015)),
+    numberOfSeries: 1,
+    numberOfInstances: instances,
+    series: [{
+      uid: uid(),
+      number: 1,
+      modality: { system: DCM, code: modality, display },
+      numberOfInstances: instances,
+    }],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Database and server
+
+async function freePort(): Promise<number> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function recreateDatabase(adminUrl: string, name: string): Promise<{ url: string; version: string }> {
+  const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await sql.unsafe(`CREATE DATABASE ${name}`);
+    const [{ server_version }] = await sql`SHOW server_version`;
+    const url = new URL(adminUrl);
+    url.pathname = `/${name}`;
+    return { url: url.toString(), version: `PostgreSQL ${server_version}` };
+  } finally {
+    await sql.end();
+  }
+}
+
+async function databaseSize(url: string): Promise<string> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await sql`ANALYZE`;
+    const [{ size }] = await sql`SELECT pg_size_pretty(pg_database_size(current_database())) AS size`;
+    return size as string;
+  } finally {
+    await sql.end();
+  }
+}
+
+interface Server {
+  base: string;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+async function startServer(databaseUrl: string): Promise<Server> {
+  const port = await freePort();
+  const origin = `http://127.0.0.1:${port}`;
+  const logFile = await Deno.makeTempFile({ prefix: "fhir-bench-server-", suffix: ".log" });
+  const log = await Deno.open(logFile, { write: true, truncate: true });
+  const root = new URL("../", import.meta.url);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts"],
+    cwd: root,
+    env: { DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", PUBLIC_URL: origin, LOG_LEVEL: "warn" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // Both streams go to the log file; pipeTo closes the file when the first stream ends, so copy.
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) await log.write(chunk);
+  };
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]).finally(() => log.close());
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  const deadline = Date.now() + 120_000;
+  while (true) {
+    if (exited) {
+      await pumps;
+      throw new Error(`The server exited (${(await status).code}):\n${await tail(logFile)}`);
+    }
+    try {
+      const res = await fetch(`${origin}/health`);
+      const body = await res.json();
+      if (res.ok && body.status === "ok") break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`The server did not become healthy in 120 s:\n${await tail(logFile)}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return {
+    base: `${origin}/fhir`,
+    logFile,
+    async stop() {
+      if (!exited) child.kill("SIGTERM");
+      const timer = setTimeout(() => !exited && child.kill("SIGKILL"), 10_000);
+      await status;
+      clearTimeout(timer);
+      await pumps;
+    },
+  };
+}
+
+async function tail(file: string, lines = 30): Promise<string> {
+  const text = await Deno.readTextFile(file).catch(() => "");
+  return text.split("\n").slice(-lines).join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+const FHIR_JSON = "application/fhir+json";
+
+async function postBundle(base: string, entries: Json[]): Promise<Json> {
+  const res = await fetch(base, {
+    method: "POST",
+    headers: { "Content-Type": FHIR_JSON, Accept: FHIR_JSON },
+    body: JSON.stringify({ resourceType: "Bundle", type: "transaction", entry: entries }),
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`Transaction failed: ${res.status} ${text.slice(0, 2000)}`);
+  return JSON.parse(text);
+}
+
+function createEntry(resource: Json): Json {
+  return { request: { method: "POST", url: resource.resourceType }, resource };
+}
+
+/** Runs `jobs` with at most `concurrency` in flight. */
+async function pool<T>(jobs: Iterable<() => Promise<T>>, concurrency: number): Promise<void> {
+  const it = jobs[Symbol.iterator]();
+  const worker = async () => {
+    for (let next = it.next(); !next.done; next = it.next()) await next.value();
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+interface LoadResult {
+  patientIds: string[];
+  counts: Record<string, number>;
+  seconds: number;
+}
+
+async function load(base: string, total: number, opts: Options): Promise<LoadResult> {
+  const patients = Math.max(1, Math.round(total / PER_PATIENT));
+  const observations = Math.round((total * OBS_PER_PATIENT) / PER_PATIENT);
+  const studies = Math.max(0, total - patients - observations);
+  const counts = { Patient: patients, Observation: observations, ImagingStudy: studies };
+  const rand = mulberry32(20240601);
+  const patientIds: string[] = new Array(patients);
+  let done = 0;
+  const t0 = performance.now();
+  let lastReport = t0;
+  const progress = (n: number) => {
+    done += n;
+    const now = performance.now();
+    if (now - lastReport > 10_000 || done === total) {
+      lastReport = now;
+      const rate = done / ((now - t0) / 1000);
+      console.log(`  loaded ${done.toLocaleString("en")} / ${total.toLocaleString("en")} (${rate.toFixed(0)} resources/s)`);
+    }
+  };
+
+  // Patients first: their ids (assigned by the server) are what the others reference.
+  function* patientJobs() {
+    for (let start = 0; start < patients; start += opts.bundleSize) {
+      const end = Math.min(patients, start + opts.bundleSize);
+      const entries: Json[] = [];
+      for (let i = start; i < end; i++) entries.push(createEntry(patient(rand, i)));
+      yield async () => {
+        const response = await postBundle(base, entries);
+        const out = response.entry as { response: { location: string } }[];
+        out.forEach((e, k) => (patientIds[start + k] = e.response.location.split("/")[1]));
+        progress(entries.length);
+      };
+    }
+  }
+  await pool(patientJobs(), opts.loadConcurrency);
+
+  // Then Observations and ImagingStudies, spread over the patients.
+  function* clinicalJobs() {
+    let obsLeft = observations;
+    let studiesLeft = studies;
+    let entries: Json[] = [];
+    let p = 0;
+    while (obsLeft > 0 || studiesLeft > 0) {
+      const id = patientIds[p++ % patients];
+      for (let k = 0; k < OBS_PER_PATIENT && obsLeft > 0; k++, obsLeft--) {
+        entries.push(createEntry(observation(rand, id)));
+      }
+      for (let k = 0; k < STUDIES_PER_PATIENT && studiesLeft > 0; k++, studiesLeft--) {
+        entries.push(createEntry(imagingStudy(rand, id)));
+      }
+      if (entries.length >= opts.bundleSize || (obsLeft === 0 && studiesLeft === 0)) {
+        const batch = entries;
+        entries = [];
+        yield async () => {
+          await postBundle(base, batch);
+          progress(batch.length);
+        };
+      }
+    }
+  }
+  await pool(clinicalJobs(), opts.loadConcurrency);
+  return { patientIds, counts, seconds: (performance.now() - t0) / 1000 };
+}
+
+async function checkCounts(base: string, counts: Record<string, number>): Promise<boolean> {
+  let ok = true;
+  for (const [type, expected] of Object.entries(counts)) {
+    const res = await fetch(`${base}/${type}?_summary=count`, { headers: { Accept: FHIR_JSON } });
+    const body = await res.json();
+    const actual = body.total;
+    const good = res.ok && actual === expected;
+    ok &&= good;
+    console.log(`  ${type}?_summary=count → ${actual} (expected ${expected}) ${good ? "ok" : "MISMATCH"}`);
+  }
+  return ok;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generation
+
+interface Scenario {
+  name: string;
+  method: "GET" | "POST";
+  /** A new path (and body) for every request. */
+  next(): { path: string; body?: string };
+}
+
+interface Measured {
+  name: string;
+  requests: number;
+  rps: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  connections: number;
+  /** Host CPU idle % in the second before the scenario (other work on the machine skews results). */
+  idleBefore?: number;
+}
+
+function percentile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[i];
+}
+
+interface AutocannonResult {
+  requests: { total: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  duration: number;
+}
+
+async function measure(origin: string, scenario: Scenario, connections: number, seconds: number): Promise<Measured> {
+  const latencies: number[] = [];
+  const headers: Record<string, string> = { accept: FHIR_JSON };
+  if (scenario.method === "POST") headers["content-type"] = FHIR_JSON;
+  const instance = autocannon({
+    url: origin,
+    connections,
+    duration: seconds,
+    timeout: 30,
+    headers,
+    requests: [{
+      method: scenario.method,
+      setupRequest: (req: Record<string, unknown>) => {
+        const { path, body } = scenario.next();
+        return body === undefined ? { ...req, path } : { ...req, path, body };
+      },
+    }],
+  });
+  instance.on("response", (_client: unknown, _status: number, _bytes: number, responseTime: number) => {
+    latencies.push(responseTime);
+  });
+  const result: AutocannonResult = await instance;
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    name: scenario.name,
+    requests: result.requests.total,
+    rps: result.requests.total / result.duration,
+    p50: percentile(sorted, 0.5),
+    p95: percentile(sorted, 0.95),
+    p99: percentile(sorted, 0.99),
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    connections,
+  };
+}
+
+function scenarios(basePath: string, patientIds: string[]): Scenario[] {
+  const rand = Math.random;
+  const id = () => patientIds[Math.floor(rand() * patientIds.length)];
+  let created = 0;
+  return [
+    { name: "read Patient/{id}", method: "GET", next: () => ({ path: `${basePath}/Patient/${id()}` }) },
+    {
+      name: "search Patient?family",
+      method: "GET",
+      next: () => ({ path: `${basePath}/Patient?family=${pick(rand, FAMILY)}` }),
+    },
+    {
+      name: "search Observation?subject&code",
+      method: "GET",
+      next: () => ({
+        path: `${basePath}/Observation?subject=Patient/${id()}&code=${
+          encodeURIComponent(`http://loinc.org|${pick(rand, LOINC)[0]}`)
+        }`,
+      }),
+    },
+    {
+      name: "search ImagingStudy?patient&started",
+      method: "GET",
+      next: () => ({
+        path: `${basePath}/ImagingStudy?patient=Patient/${id()}&started=ge${
+          isoDate(T2015 + rand() * (T2025 - T2015))
+        }`,
+      }),
+    },
+    {
+      name: "create Patient",
+      method: "POST",
+      next: () => ({ path: `${basePath}/Patient`, body: JSON.stringify(patient(rand, 10_000_000 + created++)) }),
+    },
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+/** Host CPU idle % over `ms` (from /proc/stat; NaN where it cannot be read). */
+async function cpuIdle(ms: number): Promise<number> {
+  const sample = async () => {
+    const line = (await Deno.readTextFile("/proc/stat")).split("\n")[0];
+    const v = line.trim().split(/\s+/).slice(1).map(Number);
+    return { idle: v[3] + (v[4] ?? 0), total: v.reduce((a, b) => a + b, 0) };
+  };
+  try {
+    const a = await sample();
+    await new Promise((r) => setTimeout(r, ms));
+    const b = await sample();
+    return (100 * (b.idle - a.idle)) / Math.max(1, b.total - a.total);
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Waits (up to 3 minutes) until the host is at least 85% idle, so that other work on a shared
+ * machine does not land in the figures; returns the last idle reading.
+ */
+async function waitForQuiet(): Promise<number> {
+  const deadline = Date.now() + 180_000;
+  let idle = await cpuIdle(1000);
+  while (!(idle >= 85) && !Number.isNaN(idle) && Date.now() < deadline) {
+    console.log(`  (host only ${idle.toFixed(0)}% idle; waiting for other work to finish)`);
+    await new Promise((r) => setTimeout(r, 4000));
+    idle = await cpuIdle(1000);
+  }
+  return idle;
+}
+
+function fmt(n: number, digits = 1): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : "-";
+}
+
+async function machine(): Promise<string> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
+  const model = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1]?.trim() ?? Deno.build.arch;
+  const mem = Deno.systemMemoryInfo();
+  return `${navigator.hardwareConcurrency} CPUs (${model}), ${(mem.total / 2 ** 30).toFixed(1)} GiB memory, ` +
+    `${Deno.build.os}, Deno ${Deno.version.deno}`;
+}
+
+async function main() {
+  const opts = parseArgs(Deno.args);
+  const where = new URL(opts.databaseUrl);
+  console.log(`Machine: ${await machine()}`);
+  console.log(`Database: recreating fhir_bench on ${where.host}`);
+  const db = await recreateDatabase(opts.databaseUrl, "fhir_bench");
+  const server = await startServer(db.url);
+  console.log(`Server: ${server.base} (log: ${server.logFile})`);
+  let failed = false;
+  try {
+    console.log(
+      `Loading ${opts.resources.toLocaleString("en")} resources in transaction Bundles of ${opts.bundleSize}, ` +
+        `${opts.loadConcurrency} in flight`,
+    );
+    console.log(`  host ${(await waitForQuiet()).toFixed(0)}% idle before the load`);
+    const loaded = await load(server.base, opts.resources, opts);
+    const loadRate = opts.resources / loaded.seconds;
+    console.log(`Loaded in ${loaded.seconds.toFixed(1)} s: ${loadRate.toFixed(0)} resources/s`);
+    if (!(await checkCounts(server.base, loaded.counts))) failed = true;
+    const size = await databaseSize(db.url);
+    console.log(`Database size after load: ${size}`);
+
+    const origin = new URL(server.base).origin;
+    const basePath = new URL(server.base).pathname;
+    const results: Measured[] = [];
+    for (const connections of opts.connections) {
+      for (const scenario of scenarios(basePath, loaded.patientIds)) {
+        const idle = await waitForQuiet();
+        if (opts.warmup > 0) await measure(origin, scenario, connections, opts.warmup);
+        const m = await measure(origin, scenario, connections, opts.duration);
+        m.idleBefore = idle;
+        console.log(
+          `  [${connections} conn, host ${idle.toFixed(0)}% idle before] ${m.name}: ${fmt(m.rps, 0)} req/s, ` +
+            `p50 ${fmt(m.p50)} ms, p95 ${fmt(m.p95)} ms, p99 ${fmt(m.p99)} ms, non-2xx ${m.non2xx}, errors ${m.errors}`,
+        );
+        results.push(m);
+      }
+    }
+
+    console.log("");
+    console.log(`Machine: ${await machine()}`);
+    console.log(
+      `Database: ${db.version} (${where.host}), ${opts.resources.toLocaleString("en")} resources ` +
+        `(${Object.entries(loaded.counts).map(([t, n]) => `${n.toLocaleString("en")} ${t}`).join(", ")}), ${size}`,
+    );
+    console.log(
+      `Load: ${loadRate.toFixed(0)} resources/s (${loaded.seconds.toFixed(1)} s; transaction Bundles of ` +
+        `${opts.bundleSize}, ${opts.loadConcurrency} in flight)`,
+    );
+    console.log(
+      `Load generator: autocannon 8.0.0 in the bench process, ${opts.duration} s per scenario after ${opts.warmup} s warm-up`,
+    );
+    console.log("");
+    console.log("| Scenario | Conns | Requests/s | p50 ms | p95 ms | p99 ms | Non-2xx | Errors | Idle before |");
+    console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (const m of results) {
+      console.log(
+        `| ${m.name} | ${m.connections} | ${fmt(m.rps, 0)} | ${fmt(m.p50)} | ${fmt(m.p95)} | ${fmt(m.p99)} | ` +
+          `${m.non2xx} | ${m.errors + m.timeouts} | ${fmt(m.idleBefore ?? NaN, 0)}% |`,
+      );
+      if (m.non2xx > 0 || m.errors > 0) failed = true;
+    }
+    const errors = (await Deno.readTextFile(server.logFile)).split("\n").filter((l) => l.includes('"level":"error"'));
+    if (errors.length) {
+      failed = true;
+      console.log(`\nThe server logged ${errors.length} errors; the first: ${errors[0].slice(0, 500)}`);
+    }
+  } finally {
+    await server.stop();
+  }
+  if (failed) Deno.exit(1);
+}
+
+if (import.meta.main) await main();
