@@ -13,8 +13,10 @@
  *    per request, and prints requests/s and p50/p95/p99 latency (measured per response here,
  *    since autocannon's own histogram reports p97.5 but not p95).
  */
+// deno.json stays as it is, so the load generator is pinned here.
+// deno-lint-ignore no-import-prefix
 import autocannon from "npm:autocannon@8.0.0";
-import postgres from "npm:postgres@3.4.9";
+import postgres from "postgres";
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -217,7 +219,10 @@ function patient(rand: () => number, n: number): Json {
     name: [{ use: "official", family, given }],
     gender: female ? "female" : "male",
     birthDate: isoDate(Date.UTC(1930, 0, 1) + Math.floor(rand() * 90 * 365.25) * DAY),
-    telecom: [{ system: "phone", value: `555-${String(Math.floor(rand() * 1e7)).padStart(7, "0")}` }],
+    telecom: [{
+      system: "phone",
+      value: `555-${String(Math.floor(rand() * 1e7)).padStart(7, "0")}`,
+    }],
     address: [{
       line: [`${1 + Math.floor(rand() * 9999)} ${pick(rand, FAMILY)} St`],
       city: pick(rand, ["Springfield", "Riverton", "Fairview", "Madison", "Georgetown", "Salem"]),
@@ -234,7 +239,10 @@ function observation(rand: () => number, patientId: string): Json {
     resourceType: "Observation",
     status: "final",
     category: [{
-      coding: [{ system: "http://terminology.hl7.org/CodeSystem/observation-category", code: category }],
+      coding: [{
+        system: "http://terminology.hl7.org/CodeSystem/observation-category",
+        code: category,
+      }],
     }],
     code: { coding: [{ system: "http://loinc.org", code, display }], text: display },
     subject: { reference: `Patient/${patientId}` },
@@ -268,14 +276,17 @@ function imagingStudy(rand: () => number, patientId: string): Json {
 // ---------------------------------------------------------------------------------------------
 // Database and server
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   return port;
 }
 
-async function recreateDatabase(adminUrl: string, name: string): Promise<{ url: string; version: string }> {
+async function recreateDatabase(
+  adminUrl: string,
+  name: string,
+): Promise<{ url: string; version: string }> {
   const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
   try {
     await sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
@@ -293,7 +304,8 @@ async function databaseSize(url: string): Promise<string> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
     await sql`ANALYZE`;
-    const [{ size }] = await sql`SELECT pg_size_pretty(pg_database_size(current_database())) AS size`;
+    const [{ size }] =
+      await sql`SELECT pg_size_pretty(pg_database_size(current_database())) AS size`;
     return size as string;
   } finally {
     await sql.end();
@@ -307,7 +319,7 @@ interface Server {
 }
 
 async function startServer(databaseUrl: string): Promise<Server> {
-  const port = await freePort();
+  const port = freePort();
   const origin = `http://127.0.0.1:${port}`;
   const logFile = await Deno.makeTempFile({ prefix: "fhir-bench-server-", suffix: ".log" });
   const log = await Deno.open(logFile, { write: true, truncate: true });
@@ -315,7 +327,13 @@ async function startServer(databaseUrl: string): Promise<Server> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "main.ts"],
     cwd: root,
-    env: { DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", PUBLIC_URL: origin, LOG_LEVEL: "warn" },
+    env: {
+      DATABASE_URL: databaseUrl,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      PUBLIC_URL: origin,
+      LOG_LEVEL: "warn",
+    },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -378,7 +396,9 @@ async function postBundle(base: string, entries: Json[]): Promise<Json> {
     body: JSON.stringify({ resourceType: "Bundle", type: "transaction", entry: entries }),
   });
   const text = await res.text();
-  if (res.status !== 200) throw new Error(`Transaction failed: ${res.status} ${text.slice(0, 2000)}`);
+  if (res.status !== 200) {
+    throw new Error(`Transaction failed: ${res.status} ${text.slice(0, 2000)}`);
+  }
   return JSON.parse(text);
 }
 
@@ -417,7 +437,11 @@ async function load(base: string, total: number, opts: Options): Promise<LoadRes
     if (now - lastReport > 10_000 || done === total) {
       lastReport = now;
       const rate = done / ((now - t0) / 1000);
-      console.log(`  loaded ${done.toLocaleString("en")} / ${total.toLocaleString("en")} (${rate.toFixed(0)} resources/s)`);
+      console.log(
+        `  loaded ${done.toLocaleString("en")} / ${total.toLocaleString("en")} (${
+          rate.toFixed(0)
+        } resources/s)`,
+      );
     }
   };
 
@@ -473,7 +497,9 @@ async function checkCounts(base: string, counts: Record<string, number>): Promis
     const actual = body.total;
     const good = res.ok && actual === expected;
     ok &&= good;
-    console.log(`  ${type}?_summary=count → ${actual} (expected ${expected}) ${good ? "ok" : "MISMATCH"}`);
+    console.log(
+      `  ${type}?_summary=count → ${actual} (expected ${expected}) ${good ? "ok" : "MISMATCH"}`,
+    );
   }
   return ok;
 }
@@ -517,7 +543,12 @@ interface AutocannonResult {
   duration: number;
 }
 
-async function measure(origin: string, scenario: Scenario, connections: number, seconds: number): Promise<Measured> {
+async function measure(
+  origin: string,
+  scenario: Scenario,
+  connections: number,
+  seconds: number,
+): Promise<Measured> {
   const latencies: number[] = [];
   const headers: Record<string, string> = { accept: FHIR_JSON };
   if (scenario.method === "POST") headers["content-type"] = FHIR_JSON;
@@ -535,9 +566,12 @@ async function measure(origin: string, scenario: Scenario, connections: number, 
       },
     }],
   });
-  instance.on("response", (_client: unknown, _status: number, _bytes: number, responseTime: number) => {
-    latencies.push(responseTime);
-  });
+  instance.on(
+    "response",
+    (_client: unknown, _status: number, _bytes: number, responseTime: number) => {
+      latencies.push(responseTime);
+    },
+  );
   const result: AutocannonResult = await instance;
   const sorted = Float64Array.from(latencies).sort();
   return {
@@ -559,7 +593,11 @@ function scenarios(basePath: string, patientIds: string[]): Scenario[] {
   const id = () => patientIds[Math.floor(rand() * patientIds.length)];
   let created = 0;
   return [
-    { name: "read Patient/{id}", method: "GET", next: () => ({ path: `${basePath}/Patient/${id()}` }) },
+    {
+      name: "read Patient/{id}",
+      method: "GET",
+      next: () => ({ path: `${basePath}/Patient/${id()}` }),
+    },
     {
       name: "search Patient?family",
       method: "GET",
@@ -586,7 +624,10 @@ function scenarios(basePath: string, patientIds: string[]): Scenario[] {
     {
       name: "create Patient",
       method: "POST",
-      next: () => ({ path: `${basePath}/Patient`, body: JSON.stringify(patient(rand, 10_000_000 + created++)) }),
+      next: () => ({
+        path: `${basePath}/Patient`,
+        body: JSON.stringify(patient(rand, 10_000_000 + created++)),
+      }),
     },
   ];
 }
@@ -634,7 +675,9 @@ async function machine(): Promise<string> {
   const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
   const model = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1]?.trim() ?? Deno.build.arch;
   const mem = Deno.systemMemoryInfo();
-  return `${navigator.hardwareConcurrency} CPUs (${model}), ${(mem.total / 2 ** 30).toFixed(1)} GiB memory, ` +
+  return `${navigator.hardwareConcurrency} CPUs (${model}), ${
+    (mem.total / 2 ** 30).toFixed(1)
+  } GiB memory, ` +
     `${Deno.build.os}, Deno ${Deno.version.deno}`;
 }
 
@@ -649,7 +692,9 @@ async function main() {
   let failed = false;
   try {
     console.log(
-      `Loading ${opts.resources.toLocaleString("en")} resources in transaction Bundles of ${opts.bundleSize}, ` +
+      `Loading ${
+        opts.resources.toLocaleString("en")
+      } resources in transaction Bundles of ${opts.bundleSize}, ` +
         `${opts.loadConcurrency} in flight`,
     );
     console.log(`  host ${(await waitForQuiet()).toFixed(0)}% idle before the load`);
@@ -670,8 +715,12 @@ async function main() {
         const m = await measure(origin, scenario, connections, opts.duration);
         m.idleBefore = idle;
         console.log(
-          `  [${connections} conn, host ${idle.toFixed(0)}% idle before] ${m.name}: ${fmt(m.rps, 0)} req/s, ` +
-            `p50 ${fmt(m.p50)} ms, p95 ${fmt(m.p95)} ms, p99 ${fmt(m.p99)} ms, non-2xx ${m.non2xx}, errors ${m.errors}`,
+          `  [${connections} conn, host ${idle.toFixed(0)}% idle before] ${m.name}: ${
+            fmt(m.rps, 0)
+          } req/s, ` +
+            `p50 ${fmt(m.p50)} ms, p95 ${fmt(m.p95)} ms, p99 ${
+              fmt(m.p99)
+            } ms, non-2xx ${m.non2xx}, errors ${m.errors}`,
         );
         results.push(m);
       }
@@ -681,29 +730,41 @@ async function main() {
     console.log(`Machine: ${await machine()}`);
     console.log(
       `Database: ${db.version} (${where.host}), ${opts.resources.toLocaleString("en")} resources ` +
-        `(${Object.entries(loaded.counts).map(([t, n]) => `${n.toLocaleString("en")} ${t}`).join(", ")}), ${size}`,
+        `(${
+          Object.entries(loaded.counts).map(([t, n]) => `${n.toLocaleString("en")} ${t}`).join(", ")
+        }), ${size}`,
     );
     console.log(
-      `Load: ${loadRate.toFixed(0)} resources/s (${loaded.seconds.toFixed(1)} s; transaction Bundles of ` +
+      `Load: ${loadRate.toFixed(0)} resources/s (${
+        loaded.seconds.toFixed(1)
+      } s; transaction Bundles of ` +
         `${opts.bundleSize}, ${opts.loadConcurrency} in flight)`,
     );
     console.log(
       `Load generator: autocannon 8.0.0 in the bench process, ${opts.duration} s per scenario after ${opts.warmup} s warm-up`,
     );
     console.log("");
-    console.log("| Scenario | Conns | Requests/s | p50 ms | p95 ms | p99 ms | Non-2xx | Errors | Idle before |");
+    console.log(
+      "| Scenario | Conns | Requests/s | p50 ms | p95 ms | p99 ms | Non-2xx | Errors | Idle before |",
+    );
     console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (const m of results) {
       console.log(
-        `| ${m.name} | ${m.connections} | ${fmt(m.rps, 0)} | ${fmt(m.p50)} | ${fmt(m.p95)} | ${fmt(m.p99)} | ` +
+        `| ${m.name} | ${m.connections} | ${fmt(m.rps, 0)} | ${fmt(m.p50)} | ${fmt(m.p95)} | ${
+          fmt(m.p99)
+        } | ` +
           `${m.non2xx} | ${m.errors + m.timeouts} | ${fmt(m.idleBefore ?? NaN, 0)}% |`,
       );
       if (m.non2xx > 0 || m.errors > 0) failed = true;
     }
-    const errors = (await Deno.readTextFile(server.logFile)).split("\n").filter((l) => l.includes('"level":"error"'));
+    const errors = (await Deno.readTextFile(server.logFile)).split("\n").filter((l) =>
+      l.includes('"level":"error"')
+    );
     if (errors.length) {
       failed = true;
-      console.log(`\nThe server logged ${errors.length} errors; the first: ${errors[0].slice(0, 500)}`);
+      console.log(
+        `\nThe server logged ${errors.length} errors; the first: ${errors[0].slice(0, 500)}`,
+      );
     }
   } finally {
     await server.stop();

@@ -51,9 +51,11 @@ export async function searchIds(ctx: TestContext, query: string): Promise<string
 
 /** Asserts an OperationOutcome with at least one issue. */
 export function assertOutcome(body: any, note = ""): void {
-  assert.equal(body?.resourceType, "OperationOutcome", `expected OperationOutcome ${note}: ${
-    JSON.stringify(body)
-  }`);
+  assert.equal(
+    body?.resourceType,
+    "OperationOutcome",
+    `expected OperationOutcome ${note}: ${JSON.stringify(body)}`,
+  );
   assert.ok(Array.isArray(body.issue) && body.issue.length > 0, "OperationOutcome has issues");
 }
 

@@ -46,100 +46,115 @@ backendTest("MedplumClient: create, read, update and delete a Patient", async (c
   await assert.rejects(() => medplum.readResource("Patient", created.id));
 });
 
-backendTest("MedplumClient: an If-Match conflict rejects with the server's OperationOutcome", async (ctx) => {
-  const medplum = client(ctx);
-  const p = await medplum.createResource<Patient>({ resourceType: "Patient" });
-  await medplum.updateResource<Patient>({ ...p, gender: "male" });
-  await assert.rejects(
-    () => medplum.updateResource<Patient>({ ...p, gender: "female" }, { headers: { "If-Match": 'W/"1"' } }),
-    (err: any) => {
-      assert.equal(err.outcome?.resourceType, "OperationOutcome");
-      return true;
-    },
-  );
-});
+backendTest(
+  "MedplumClient: an If-Match conflict rejects with the server's OperationOutcome",
+  async (ctx) => {
+    const medplum = client(ctx);
+    const p = await medplum.createResource<Patient>({ resourceType: "Patient" });
+    await medplum.updateResource<Patient>({ ...p, gender: "male" });
+    await assert.rejects(
+      () =>
+        medplum.updateResource<Patient>({ ...p, gender: "female" }, {
+          headers: { "If-Match": 'W/"1"' },
+        }),
+      (err: any) => {
+        assert.equal(err.outcome?.resourceType, "OperationOutcome");
+        return true;
+      },
+    );
+  },
+);
 
-backendTest("MedplumClient: searchResources and searchResourcePages page through every match once", async (ctx) => {
-  const medplum = client(ctx);
-  const u = uniq();
-  const ids: string[] = [];
-  for (let i = 0; i < 5; i++) {
-    const p = await medplum.createResource<Patient>({
+backendTest(
+  "MedplumClient: searchResources and searchResourcePages page through every match once",
+  async (ctx) => {
+    const medplum = client(ctx);
+    const u = uniq();
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const p = await medplum.createResource<Patient>({
+        resourceType: "Patient",
+        name: [{ family: `${u}${i}` }],
+      });
+      ids.push(p.id);
+    }
+    const first = await medplum.searchResources("Patient", { family: u, _count: "2" });
+    assert.equal(first.length, 2);
+    assert.equal(first.bundle.total, 5);
+    const seen: string[] = [];
+    let pages = 0;
+    for await (const page of medplum.searchResourcePages("Patient", { family: u, _count: "2" })) {
+      pages++;
+      seen.push(...page.map((p) => p.id as string));
+      assert.ok(pages < 10);
+    }
+    assert.equal(pages, 3);
+    assert.deepEqual([...seen].sort(), [...ids].sort());
+    const one = await medplum.searchOne("Patient", { family: `${u}3` });
+    assert.equal(one?.id, ids[3]);
+    const count = await medplum.search("Patient", `family=${u}&_summary=count`);
+    assert.equal(count.total, 5);
+  },
+);
+
+backendTest(
+  "MedplumClient: createResourceIfNoneExist returns the existing resource",
+  async (ctx) => {
+    const medplum = client(ctx);
+    const u = uniq();
+    const patient: Patient = {
       resourceType: "Patient",
-      name: [{ family: `${u}${i}` }],
-    });
-    ids.push(p.id);
-  }
-  const first = await medplum.searchResources("Patient", { family: u, _count: "2" });
-  assert.equal(first.length, 2);
-  assert.equal(first.bundle.total, 5);
-  const seen: string[] = [];
-  let pages = 0;
-  for await (const page of medplum.searchResourcePages("Patient", { family: u, _count: "2" })) {
-    pages++;
-    seen.push(...page.map((p) => p.id as string));
-    assert.ok(pages < 10);
-  }
-  assert.equal(pages, 3);
-  assert.deepEqual([...seen].sort(), [...ids].sort());
-  const one = await medplum.searchOne("Patient", { family: `${u}3` });
-  assert.equal(one?.id, ids[3]);
-  const count = await medplum.search("Patient", `family=${u}&_summary=count`);
-  assert.equal(count.total, 5);
-});
+      identifier: [{ system: "urn:test:medplum", value: u }],
+    };
+    const a = await medplum.createResourceIfNoneExist(patient, `identifier=urn:test:medplum|${u}`);
+    const b = await medplum.createResourceIfNoneExist(
+      { ...patient, gender: "male" },
+      `identifier=urn:test:medplum|${u}`,
+    );
+    assert.equal(a.id, b.id);
+    assert.equal(b.gender, undefined);
+    const all = await medplum.searchResources("Patient", { identifier: `urn:test:medplum|${u}` });
+    assert.equal(all.length, 1);
+  },
+);
 
-backendTest("MedplumClient: createResourceIfNoneExist returns the existing resource", async (ctx) => {
-  const medplum = client(ctx);
-  const u = uniq();
-  const patient: Patient = {
-    resourceType: "Patient",
-    identifier: [{ system: "urn:test:medplum", value: u }],
-  };
-  const a = await medplum.createResourceIfNoneExist(patient, `identifier=urn:test:medplum|${u}`);
-  const b = await medplum.createResourceIfNoneExist(
-    { ...patient, gender: "male" },
-    `identifier=urn:test:medplum|${u}`,
-  );
-  assert.equal(a.id, b.id);
-  assert.equal(b.gender, undefined);
-  const all = await medplum.searchResources("Patient", { identifier: `urn:test:medplum|${u}` });
-  assert.equal(all.length, 1);
-});
-
-backendTest("MedplumClient: executeBatch runs a transaction with urn:uuid references", async (ctx) => {
-  const medplum = client(ctx);
-  const u = uniq();
-  const pUrn = `urn:uuid:${crypto.randomUUID()}`;
-  const bundle: Bundle = {
-    resourceType: "Bundle",
-    type: "transaction",
-    entry: [
-      {
-        fullUrl: pUrn,
-        resource: { resourceType: "Patient", name: [{ family: u }] },
-        request: { method: "POST", url: "Patient" },
-      },
-      {
-        resource: {
-          resourceType: "Observation",
-          status: "final",
-          code: { text: u },
-          subject: { reference: pUrn },
-        } as Observation,
-        request: { method: "POST", url: "Observation" },
-      },
-    ],
-  };
-  const res = await medplum.executeBatch(bundle);
-  assert.equal(res.type, "transaction-response");
-  assert.equal(res.entry?.length, 2);
-  for (const e of res.entry ?? []) assert.match(e.response?.status ?? "", /^201/);
-  const patient = await medplum.searchOne("Patient", { family: u });
-  assert.ok(patient);
-  const obs = await medplum.searchResources("Observation", { subject: `Patient/${patient.id}` });
-  assert.equal(obs.length, 1);
-  assert.equal(obs[0].subject?.reference, `Patient/${patient.id}`);
-});
+backendTest(
+  "MedplumClient: executeBatch runs a transaction with urn:uuid references",
+  async (ctx) => {
+    const medplum = client(ctx);
+    const u = uniq();
+    const pUrn = `urn:uuid:${crypto.randomUUID()}`;
+    const bundle: Bundle = {
+      resourceType: "Bundle",
+      type: "transaction",
+      entry: [
+        {
+          fullUrl: pUrn,
+          resource: { resourceType: "Patient", name: [{ family: u }] },
+          request: { method: "POST", url: "Patient" },
+        },
+        {
+          resource: {
+            resourceType: "Observation",
+            status: "final",
+            code: { text: u },
+            subject: { reference: pUrn },
+          } as Observation,
+          request: { method: "POST", url: "Observation" },
+        },
+      ],
+    };
+    const res = await medplum.executeBatch(bundle);
+    assert.equal(res.type, "transaction-response");
+    assert.equal(res.entry?.length, 2);
+    for (const e of res.entry ?? []) assert.match(e.response?.status ?? "", /^201/);
+    const patient = await medplum.searchOne("Patient", { family: u });
+    assert.ok(patient);
+    const obs = await medplum.searchResources("Observation", { subject: `Patient/${patient.id}` });
+    assert.equal(obs.length, 1);
+    assert.equal(obs[0].subject?.reference, `Patient/${patient.id}`);
+  },
+);
 
 backendTest("MedplumClient: a failing transaction rejects and commits nothing", async (ctx) => {
   const medplum = client(ctx);

@@ -63,20 +63,23 @@ backendTest("a malformed primitive is 400 at its path", async (ctx) => {
   assertExpression(bool.body, "Patient.active");
 });
 
-backendTest("an update is validated too: invalid status is 400 and nothing changes", async (ctx) => {
-  const u = uniq();
-  const obs = await create(ctx, {
-    resourceType: "Observation",
-    meta: tagged(u),
-    status: "final",
-    code: { text: u },
-  });
-  const res = await fhirJson(ctx, "PUT", `Observation/${obs.id}`, { ...obs, status: "bogus" });
-  assert.equal(res.status, 400);
-  assertExpression(res.body, "Observation.status");
-  const read = await fhirJson(ctx, "GET", `Observation/${obs.id}`);
-  assert.equal(read.body.meta.versionId, "1");
-});
+backendTest(
+  "an update is validated too: invalid status is 400 and nothing changes",
+  async (ctx) => {
+    const u = uniq();
+    const obs = await create(ctx, {
+      resourceType: "Observation",
+      meta: tagged(u),
+      status: "final",
+      code: { text: u },
+    });
+    const res = await fhirJson(ctx, "PUT", `Observation/${obs.id}`, { ...obs, status: "bogus" });
+    assert.equal(res.status, 400);
+    assertExpression(res.body, "Observation.status");
+    const read = await fhirJson(ctx, "GET", `Observation/${obs.id}`);
+    assert.equal(read.body.meta.versionId, "1");
+  },
+);
 
 backendTest("ids that do not match [A-Za-z0-9\\-.]{1,64} are 400 on update", async (ctx) => {
   for (const id of ["a_b", "a".repeat(65), "a%20b", "é"]) {
@@ -98,16 +101,19 @@ backendTest("ids that do not match [A-Za-z0-9\\-.]{1,64} are 400 on update", asy
   );
 });
 
-backendTest("an unknown or unsupported resource type is 404 with an OperationOutcome", async (ctx) => {
-  for (const [method, path] of [["GET", "Foo/1"], ["GET", "Foo"], ["GET", "Practitioner"]]) {
-    const res = await fhirJson(ctx, method, path);
-    assert.equal(res.status, 404, `${method} ${path}`);
-    assertOutcome(res.body);
-  }
-  const post = await fhirJson(ctx, "POST", "Practitioner", { resourceType: "Practitioner" });
-  assert.equal(post.status, 404);
-  assertOutcome(post.body);
-});
+backendTest(
+  "an unknown or unsupported resource type is 404 with an OperationOutcome",
+  async (ctx) => {
+    for (const [method, path] of [["GET", "Foo/1"], ["GET", "Foo"], ["GET", "Practitioner"]]) {
+      const res = await fhirJson(ctx, method, path);
+      assert.equal(res.status, 404, `${method} ${path}`);
+      assertOutcome(res.body);
+    }
+    const post = await fhirJson(ctx, "POST", "Practitioner", { resourceType: "Practitioner" });
+    assert.equal(post.status, 404);
+    assertOutcome(post.body);
+  },
+);
 
 backendTest("a wrong Content-Type is 415 with an OperationOutcome", async (ctx) => {
   const body = JSON.stringify({ resourceType: "Patient" });
@@ -125,33 +131,45 @@ backendTest("a wrong Content-Type is 415 with an OperationOutcome", async (ctx) 
 
 backendTest("application/json and a charset parameter are accepted as JSON", async (ctx) => {
   const body = { resourceType: "Patient" };
-  for (const type of ["application/json", "application/fhir+json; charset=utf-8", "application/fhir+json;fhirVersion=4.0"]) {
+  for (
+    const type of [
+      "application/json",
+      "application/fhir+json; charset=utf-8",
+      "application/fhir+json;fhirVersion=4.0",
+    ]
+  ) {
     const res = await fhirJson(ctx, "POST", "Patient", body, { "content-type": type });
     assert.equal(res.status, 201, type);
   }
 });
 
-backendTest("an unknown search parameter is 400 by default and under handling=strict", async (ctx) => {
-  const def = await fhirJson(ctx, "GET", "Patient?bogusparam=1");
-  assert.equal(def.status, 400);
-  assertOutcome(def.body);
-  const strict = await fhirJson(ctx, "GET", "Patient?bogusparam=1", undefined, {
-    prefer: "handling=strict",
-  });
-  assert.equal(strict.status, 400);
-  assertOutcome(strict.body);
-});
+backendTest(
+  "an unknown search parameter is 400 by default and under handling=strict",
+  async (ctx) => {
+    const def = await fhirJson(ctx, "GET", "Patient?bogusparam=1");
+    assert.equal(def.status, 400);
+    assertOutcome(def.body);
+    const strict = await fhirJson(ctx, "GET", "Patient?bogusparam=1", undefined, {
+      prefer: "handling=strict",
+    });
+    assert.equal(strict.status, 400);
+    assertOutcome(strict.body);
+  },
+);
 
-backendTest("Prefer: handling=lenient ignores an unknown search parameter and omits it from self", async (ctx) => {
-  const u = uniq();
-  const p = await create(ctx, { resourceType: "Patient", meta: tagged(u) });
-  const b = await search(ctx, `Patient?${tagQ(u)}&bogusparam=1`, { prefer: "handling=lenient" });
-  assert.deepEqual(b.entry.map((e: any) => e.resource.id), [p.id]);
-  const self = link(b, "self");
-  assert.ok(self, "self link");
-  assert.ok(!self.includes("bogusparam"), self);
-  assert.ok(decodeURIComponent(self).includes(u), self);
-});
+backendTest(
+  "Prefer: handling=lenient ignores an unknown search parameter and omits it from self",
+  async (ctx) => {
+    const u = uniq();
+    const p = await create(ctx, { resourceType: "Patient", meta: tagged(u) });
+    const b = await search(ctx, `Patient?${tagQ(u)}&bogusparam=1`, { prefer: "handling=lenient" });
+    assert.deepEqual(b.entry.map((e: any) => e.resource.id), [p.id]);
+    const self = link(b, "self");
+    assert.ok(self, "self link");
+    assert.ok(!self.includes("bogusparam"), self);
+    assert.ok(decodeURIComponent(self).includes(u), self);
+  },
+);
 
 backendTest("an id in the body differing from the URL on PUT is 400", async (ctx) => {
   const created = await create(ctx, { resourceType: "Patient" });
@@ -196,40 +214,43 @@ backendTest("malformed search values are 400, not 5xx", async (ctx) => {
   }
 });
 
-backendTest("client errors never produce 5xx, and every 4xx carries an OperationOutcome", async (ctx) => {
-  const probes: [string, string, unknown?, Record<string, string>?][] = [
-    ["GET", "Patient/x/_history/notaversion"],
-    ["GET", "Patient?_include=Bogus:thing"],
-    ["GET", "Patient?_revinclude=Observation:bogus"],
-    ["GET", "Observation?subject.bogus=1"],
-    ["GET", "Patient?_has:Observation:patient:bogus=1"],
-    ["GET", "Patient?name:bogusmodifier=x"],
-    ["GET", "Patient?_count=-1"],
-    ["GET", "Patient?_count=abc"],
-    ["GET", "Observation?code-value-quantity=http://loinc.org|8480-6"],
-    ["GET", "Observation?code-value-quantity=$$$"],
-    ["GET", "Patient?birthdate=gt"],
-    ["GET", "Patient?_id="],
-    ["GET", "Observation?subject=Patient/"],
-    ["GET", "_history?_since=notadate"],
-    ["POST", "", { resourceType: "Bundle", type: "collection" }],
-    ["POST", "", { resourceType: "Patient" }],
-    ["POST", "", { resourceType: "Bundle", type: "transaction", entry: [{ request: {} }] }],
-    ["PATCH", "Patient/nonexistent", [{ op: "bogus" }], {
-      "content-type": "application/json-patch+json",
-    }],
-    ["DELETE", "Patient"],
-    ["PUT", "Patient", { resourceType: "Patient" }],
-    ["POST", "Patient/_search", "birthdate=notadate", {
-      "content-type": "application/x-www-form-urlencoded",
-    }],
-    ["POST", "Patient", { resourceType: "Patient", name: "not-an-array-of-HumanName" }],
-    ["POST", "Patient", { resourceType: "Patient", name: [{ family: ["x"] }] }],
-    ["POST", "Patient", { resourceType: "Patient", extension: [{ url: 1 }] }],
-  ];
-  for (const [method, path, body, headers] of probes) {
-    const res = await fhirJson(ctx, method, path, body, headers);
-    assert.ok(res.status < 500, `${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
-    if (res.status >= 400) assertOutcome(res.body, `${method} ${path}`);
-  }
-});
+backendTest(
+  "client errors never produce 5xx, and every 4xx carries an OperationOutcome",
+  async (ctx) => {
+    const probes: [string, string, unknown?, Record<string, string>?][] = [
+      ["GET", "Patient/x/_history/notaversion"],
+      ["GET", "Patient?_include=Bogus:thing"],
+      ["GET", "Patient?_revinclude=Observation:bogus"],
+      ["GET", "Observation?subject.bogus=1"],
+      ["GET", "Patient?_has:Observation:patient:bogus=1"],
+      ["GET", "Patient?name:bogusmodifier=x"],
+      ["GET", "Patient?_count=-1"],
+      ["GET", "Patient?_count=abc"],
+      ["GET", "Observation?code-value-quantity=http://loinc.org|8480-6"],
+      ["GET", "Observation?code-value-quantity=$$$"],
+      ["GET", "Patient?birthdate=gt"],
+      ["GET", "Patient?_id="],
+      ["GET", "Observation?subject=Patient/"],
+      ["GET", "_history?_since=notadate"],
+      ["POST", "", { resourceType: "Bundle", type: "collection" }],
+      ["POST", "", { resourceType: "Patient" }],
+      ["POST", "", { resourceType: "Bundle", type: "transaction", entry: [{ request: {} }] }],
+      ["PATCH", "Patient/nonexistent", [{ op: "bogus" }], {
+        "content-type": "application/json-patch+json",
+      }],
+      ["DELETE", "Patient"],
+      ["PUT", "Patient", { resourceType: "Patient" }],
+      ["POST", "Patient/_search", "birthdate=notadate", {
+        "content-type": "application/x-www-form-urlencoded",
+      }],
+      ["POST", "Patient", { resourceType: "Patient", name: "not-an-array-of-HumanName" }],
+      ["POST", "Patient", { resourceType: "Patient", name: [{ family: ["x"] }] }],
+      ["POST", "Patient", { resourceType: "Patient", extension: [{ url: 1 }] }],
+    ];
+    for (const [method, path, body, headers] of probes) {
+      const res = await fhirJson(ctx, method, path, body, headers);
+      assert.ok(res.status < 500, `${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+      if (res.status >= 400) assertOutcome(res.body, `${method} ${path}`);
+    }
+  },
+);

@@ -22,29 +22,32 @@ async function lifecycle(ctx: any) {
   return p;
 }
 
-backendTest("instance history lists every version newest first, including the delete", async (ctx) => {
-  const p = await lifecycle(ctx);
-  const b = await history(ctx, `Patient/${p.id}/_history`);
-  assert.equal(b.entry.length, 4);
-  const [del, v3, v2, v1] = b.entry;
-  assert.equal(del.request.method, "DELETE");
-  assert.equal(del.resource, undefined);
-  assert.match(del.request.url, new RegExp(`Patient/${p.id}$`));
-  assert.equal(v3.resource.meta.versionId, "3");
-  assert.equal(v3.resource.gender, "female");
-  assert.equal(v3.request.method, "PUT");
-  assert.equal(v2.resource.meta.versionId, "2");
-  assert.equal(v2.resource.gender, "male");
-  assert.equal(v1.resource.meta.versionId, "1");
-  assert.equal(v1.resource.gender, undefined);
-  assert.equal(v1.request.method, "POST");
-  for (const e of [v3, v2, v1]) {
-    assert.equal(e.fullUrl, `${ctx.base}/Patient/${p.id}`);
-    assert.ok(e.response?.status, "history entries carry a response");
-  }
-  const times = [v3, v2, v1].map((e) => Date.parse(e.resource.meta.lastUpdated));
-  assert.ok(times[0] >= times[1] && times[1] >= times[2], "newest first");
-});
+backendTest(
+  "instance history lists every version newest first, including the delete",
+  async (ctx) => {
+    const p = await lifecycle(ctx);
+    const b = await history(ctx, `Patient/${p.id}/_history`);
+    assert.equal(b.entry.length, 4);
+    const [del, v3, v2, v1] = b.entry;
+    assert.equal(del.request.method, "DELETE");
+    assert.equal(del.resource, undefined);
+    assert.match(del.request.url, new RegExp(`Patient/${p.id}$`));
+    assert.equal(v3.resource.meta.versionId, "3");
+    assert.equal(v3.resource.gender, "female");
+    assert.equal(v3.request.method, "PUT");
+    assert.equal(v2.resource.meta.versionId, "2");
+    assert.equal(v2.resource.gender, "male");
+    assert.equal(v1.resource.meta.versionId, "1");
+    assert.equal(v1.resource.gender, undefined);
+    assert.equal(v1.request.method, "POST");
+    for (const e of [v3, v2, v1]) {
+      assert.equal(e.fullUrl, `${ctx.base}/Patient/${p.id}`);
+      assert.ok(e.response?.status, "history entries carry a response");
+    }
+    const times = [v3, v2, v1].map((e) => Date.parse(e.resource.meta.lastUpdated));
+    assert.ok(times[0] >= times[1] && times[1] >= times[2], "newest first");
+  },
+);
 
 backendTest("vread returns each historical version; unknown versions are 404", async (ctx) => {
   const p = await lifecycle(ctx);
@@ -84,7 +87,11 @@ backendTest("type history with _since lists only that type's changes since then"
   const since = new Date().toISOString();
   await new Promise((r) => setTimeout(r, 20));
   const p = await create(ctx, { resourceType: "Patient" });
-  const o = await create(ctx, { resourceType: "Observation", status: "final", code: { text: "x" } });
+  const o = await create(ctx, {
+    resourceType: "Observation",
+    status: "final",
+    code: { text: "x" },
+  });
   const b = await history(ctx, `Patient/_history?_since=${encodeURIComponent(since)}`);
   const ids = b.entry.map((e: any) => e.resource?.id ?? e.request.url.split("/")[1]);
   assert.ok(ids.includes(p.id));
@@ -101,11 +108,17 @@ backendTest("system history with _since and _count covers all types, newest firs
   const since = new Date().toISOString();
   await new Promise((r) => setTimeout(r, 20));
   const p = await create(ctx, { resourceType: "Patient" });
-  const o = await create(ctx, { resourceType: "Observation", status: "final", code: { text: "x" } });
+  const o = await create(ctx, {
+    resourceType: "Observation",
+    status: "final",
+    code: { text: "x" },
+  });
   const upd = await fhirJson(ctx, "PUT", `Patient/${p.id}`, { ...p, gender: "other" });
   assert.equal(upd.status, 200);
   const all = await history(ctx, `_history?_since=${encodeURIComponent(since)}&_count=100`);
-  const keys = all.entry.map((e: any) => `${e.resource?.resourceType}/${e.resource?.id}/${e.resource?.meta.versionId}`);
+  const keys = all.entry.map((e: any) =>
+    `${e.resource?.resourceType}/${e.resource?.id}/${e.resource?.meta.versionId}`
+  );
   for (const k of [`Patient/${p.id}/2`, `Observation/${o.id}/1`, `Patient/${p.id}/1`]) {
     assert.ok(keys.includes(k), `${k} in ${keys}`);
   }
@@ -116,12 +129,15 @@ backendTest("system history with _since and _count covers all types, newest firs
   assert.ok(link(one, "next"), "next link when more history exists");
 });
 
-backendTest("history of a resource created by update-as-create starts at version 1 with PUT", async (ctx) => {
-  const id = uniq();
-  const c = await fhirJson(ctx, "PUT", `Patient/${id}`, { resourceType: "Patient", id });
-  assert.equal(c.status, 201);
-  const b = await history(ctx, `Patient/${id}/_history`);
-  assert.equal(b.entry.length, 1);
-  assert.equal(b.entry[0].resource.meta.versionId, "1");
-  assert.equal(b.entry[0].request.method, "PUT");
-});
+backendTest(
+  "history of a resource created by update-as-create starts at version 1 with PUT",
+  async (ctx) => {
+    const id = uniq();
+    const c = await fhirJson(ctx, "PUT", `Patient/${id}`, { resourceType: "Patient", id });
+    assert.equal(c.status, 201);
+    const b = await history(ctx, `Patient/${id}/_history`);
+    assert.equal(b.entry.length, 1);
+    assert.equal(b.entry[0].resource.meta.versionId, "1");
+    assert.equal(b.entry[0].request.method, "PUT");
+  },
+);

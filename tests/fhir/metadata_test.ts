@@ -54,7 +54,7 @@ backendTest("the CapabilityStatement lists every type with its interactions", as
   for (const r of resources) {
     const codes = r.interaction.map((i: any) => i.code);
     for (const w of want) assert.ok(codes.includes(w), `${r.type} ${w}`);
-    assert.equal(r.versioning, "versioned");
+    assert.ok(["versioned", "versioned-update"].includes(r.versioning), r.type);
     assert.equal(r.conditionalCreate, true, r.type);
     assert.ok(r.conditionalUpdate, r.type);
     assert.ok(["single", "multiple"].includes(r.conditionalDelete), r.type);
@@ -63,47 +63,86 @@ backendTest("the CapabilityStatement lists every type with its interactions", as
   for (const w of ["transaction", "batch", "history-system"]) assert.ok(sys.includes(w), w);
 });
 
-backendTest("the CapabilityStatement lists search parameters, including DiagnosticReport imaging-study", async (ctx) => {
-  const cs = await capability(ctx);
-  const params = (type: string) =>
-    new Map<string, any>(
-      cs.rest[0].resource.find((r: any) => r.type === type).searchParam.map((
-        p: any,
-      ) => [p.name, p]),
-    );
-  const dr = params("DiagnosticReport");
-  const is = dr.get("imaging-study");
-  assert.ok(is, "imaging-study listed");
-  assert.equal(is.type, "reference");
-  assert.ok(is.definition, "imaging-study has a definition URL");
-  const expect: Record<string, string[]> = {
-    Patient: ["_id", "_lastUpdated", "_tag", "identifier", "name", "family", "given", "birthdate", "gender", "address-city"],
-    Observation: ["code", "subject", "patient", "date", "value-quantity", "code-value-quantity", "component-code-value-quantity", "status"],
-    DiagnosticReport: ["subject", "result", "code", "status"],
-    ImagingStudy: ["identifier", "patient", "modality", "started"],
-    Device: ["url"],
-  };
-  for (const [type, names] of Object.entries(expect)) {
-    const got = params(type);
-    for (const n of names) assert.ok(got.has(n), `${type} ${n}`);
-  }
-  assert.equal(params("Patient").get("birthdate").type, "date");
-  assert.equal(params("Observation").get("code-value-quantity").type, "composite");
-});
-
-backendTest("every listed search parameter is accepted under Prefer: handling=strict", async (ctx) => {
-  const cs = await capability(ctx);
-  const bad: string[] = [];
-  for (const r of cs.rest[0].resource) {
-    for (const p of r.searchParam ?? []) {
-      const res = await fhirJson(ctx, "GET", `${r.type}?${p.name}:missing=true&_count=1`, undefined, {
-        prefer: "handling=strict",
-      });
-      if (res.status !== 200) bad.push(`${r.type}?${p.name} → ${res.status}`);
+backendTest(
+  "the CapabilityStatement lists search parameters, including DiagnosticReport imaging-study",
+  async (ctx) => {
+    const cs = await capability(ctx);
+    const params = (type: string) =>
+      new Map<string, any>(
+        cs.rest[0].resource.find((r: any) => r.type === type).searchParam.map((
+          p: any,
+        ) => [p.name, p]),
+      );
+    const dr = params("DiagnosticReport");
+    const is = dr.get("imaging-study");
+    assert.ok(is, "imaging-study listed");
+    assert.equal(is.type, "reference");
+    assert.ok(is.definition, "imaging-study has a definition URL");
+    const expect: Record<string, string[]> = {
+      Patient: [
+        "_id",
+        "_lastUpdated",
+        "_tag",
+        "identifier",
+        "name",
+        "family",
+        "given",
+        "birthdate",
+        "gender",
+        "address-city",
+      ],
+      Observation: [
+        "code",
+        "subject",
+        "patient",
+        "date",
+        "value-quantity",
+        "code-value-quantity",
+        "component-code-value-quantity",
+        "status",
+      ],
+      DiagnosticReport: ["subject", "result", "code", "status"],
+      ImagingStudy: ["identifier", "patient", "modality", "started"],
+      Device: ["url"],
+    };
+    for (const [type, names] of Object.entries(expect)) {
+      const got = params(type);
+      for (const n of names) assert.ok(got.has(n), `${type} ${n}`);
     }
-  }
-  assert.deepEqual(bad, []);
-});
+    assert.equal(params("Patient").get("birthdate").type, "date");
+    assert.equal(params("Observation").get("code-value-quantity").type, "composite");
+  },
+);
+
+const SAMPLE: Record<string, string> = {
+  string: "x",
+  token: "x",
+  reference: "Patient/x",
+  date: "2020",
+  number: "1",
+  quantity: "1",
+  uri: "http://example.org/x",
+};
+
+backendTest(
+  "every listed non-composite search parameter is accepted under Prefer: handling=strict",
+  async (ctx) => {
+    const cs = await capability(ctx);
+    const bad: string[] = [];
+    for (const r of cs.rest[0].resource) {
+      for (const p of r.searchParam ?? []) {
+        const value = SAMPLE[p.type];
+        if (!value) continue;
+        const q = `${r.type}?${p.name}=${encodeURIComponent(value)}&_count=1`;
+        const res = await fhirJson(ctx, "GET", q, undefined, {
+          prefer: "handling=strict",
+        });
+        if (res.status !== 200) bad.push(`${q} → ${res.status}`);
+      }
+    }
+    assert.deepEqual(bad, []);
+  },
+);
 
 backendTest("metadata honours _format=json", async (ctx) => {
   const res = await ctx.fetch("metadata?_format=json");

@@ -14,7 +14,11 @@ async function expect(ctx: any, type: string, u: string, query: string, ids: str
 
 backendTest("birthdate: partial search dates match the day they contain", async (ctx) => {
   const u = uniq();
-  const p = await create(ctx, { resourceType: "Patient", meta: tagged(u), birthDate: "1974-05-06" });
+  const p = await create(ctx, {
+    resourceType: "Patient",
+    meta: tagged(u),
+    birthDate: "1974-05-06",
+  });
   const q = (s: string, ids: string[]) => expect(ctx, "Patient", u, `birthdate=${s}`, ids);
   await q("1974", [p.id]);
   await q("1974-05", [p.id]);
@@ -27,7 +31,11 @@ backendTest("birthdate: partial search dates match the day they contain", async 
 
 backendTest("birthdate prefixes gt ge lt le ne sa eb ap compare ranges", async (ctx) => {
   const u = uniq();
-  const p1 = await create(ctx, { resourceType: "Patient", meta: tagged(u), birthDate: "1974-05-06" });
+  const p1 = await create(ctx, {
+    resourceType: "Patient",
+    meta: tagged(u),
+    birthDate: "1974-05-06",
+  });
   const p2 = await create(ctx, { resourceType: "Patient", meta: tagged(u), birthDate: "1980" });
   const q = (s: string, ids: string[]) => expect(ctx, "Patient", u, `birthdate=${s}`, ids);
   await q("gt1974-05-06", [p2.id]);
@@ -48,17 +56,20 @@ backendTest("birthdate prefixes gt ge lt le ne sa eb ap compare ranges", async (
   await q("1974,1980", [p1.id, p2.id]);
 });
 
-backendTest("a year-precision birthdate is a range: ge/lt within the year match, eq a month does not", async (ctx) => {
-  const u = uniq();
-  const p = await create(ctx, { resourceType: "Patient", meta: tagged(u), birthDate: "1980" });
-  const q = (s: string, ids: string[]) => expect(ctx, "Patient", u, `birthdate=${s}`, ids);
-  await q("1980", [p.id]);
-  await q("1980-06", []);
-  await q("ge1980-06", [p.id]);
-  await q("gt1980-06", [p.id]);
-  await q("lt1980-06", [p.id]);
-  await q("ne1980-06", [p.id]);
-});
+backendTest(
+  "a year-precision birthdate is a range: ge/lt within the year match, eq a month does not",
+  async (ctx) => {
+    const u = uniq();
+    const p = await create(ctx, { resourceType: "Patient", meta: tagged(u), birthDate: "1980" });
+    const q = (s: string, ids: string[]) => expect(ctx, "Patient", u, `birthdate=${s}`, ids);
+    await q("1980", [p.id]);
+    await q("1980-06", []);
+    await q("ge1980-06", [p.id]);
+    await q("gt1980-06", [p.id]);
+    await q("lt1980-06", [p.id]);
+    await q("ne1980-06", [p.id]);
+  },
+);
 
 backendTest("date=2015-02-19 matches an effectiveDateTime at 09:30 that day", async (ctx) => {
   const u = uniq();
@@ -101,25 +112,28 @@ backendTest("a dateTime with an offset is compared as an instant", async (ctx) =
   await q("lt2015-02-20T04:00:00Z", []);
 });
 
-backendTest("a Period with an open end matches date=gt2100-01-01 and not lt before its start", async (ctx) => {
-  const u = uniq();
-  const o = await create(ctx, {
-    resourceType: "Observation",
-    meta: tagged(u),
-    status: "final",
-    code: { text: "x" },
-    effectivePeriod: { start: "2020-01-01T00:00:00Z" },
-  });
-  const q = (s: string, ids: string[]) => expect(ctx, "Observation", u, `date=${s}`, ids);
-  await q("gt2100-01-01", [o.id]);
-  await q("ge2100-01-01", [o.id]);
-  await q("lt2019", []);
-  await q("lt2020-06", [o.id]);
-  await q("sa2019", [o.id]);
-  await q("eb2100", []);
-  await q("2020", []);
-  await q("ne2020", [o.id]);
-});
+backendTest(
+  "a Period with an open end matches date=gt2100-01-01 and not lt before its start",
+  async (ctx) => {
+    const u = uniq();
+    const o = await create(ctx, {
+      resourceType: "Observation",
+      meta: tagged(u),
+      status: "final",
+      code: { text: "x" },
+      effectivePeriod: { start: "2020-01-01T00:00:00Z" },
+    });
+    const q = (s: string, ids: string[]) => expect(ctx, "Observation", u, `date=${s}`, ids);
+    await q("gt2100-01-01", [o.id]);
+    await q("ge2100-01-01", [o.id]);
+    await q("lt2019", []);
+    await q("lt2020-06", [o.id]);
+    await q("sa2019", [o.id]);
+    await q("eb2100", []);
+    await q("2020", []);
+    await q("ne2020", [o.id]);
+  },
+);
 
 backendTest("a Period with an open start is infinite into the past", async (ctx) => {
   const u = uniq();
@@ -137,26 +151,29 @@ backendTest("a Period with an open start is infinite into the past", async (ctx)
   await q("1999", []);
 });
 
-backendTest("a closed Period matches by containment for eq and by overlap for gt/lt", async (ctx) => {
-  const u = uniq();
-  const o = await create(ctx, {
-    resourceType: "Observation",
-    meta: tagged(u),
-    status: "final",
-    code: { text: "x" },
-    effectivePeriod: { start: "2020-01-01", end: "2020-12-31" },
-  });
-  const q = (s: string, ids: string[]) => expect(ctx, "Observation", u, `date=${s}`, ids);
-  await q("2020", [o.id]);
-  await q("2020-06", []);
-  await q("ge2020-06", [o.id]);
-  await q("lt2020-06", [o.id]);
-  await q("gt2021", []);
-  await q("le2019", []);
-  await q("sa2019", [o.id]);
-  await q("eb2021", [o.id]);
-  await q("eb2020-12", []);
-});
+backendTest(
+  "a closed Period matches by containment for eq and by overlap for gt/lt",
+  async (ctx) => {
+    const u = uniq();
+    const o = await create(ctx, {
+      resourceType: "Observation",
+      meta: tagged(u),
+      status: "final",
+      code: { text: "x" },
+      effectivePeriod: { start: "2020-01-01", end: "2020-12-31" },
+    });
+    const q = (s: string, ids: string[]) => expect(ctx, "Observation", u, `date=${s}`, ids);
+    await q("2020", [o.id]);
+    await q("2020-06", []);
+    await q("ge2020-06", [o.id]);
+    await q("lt2020-06", [o.id]);
+    await q("gt2021", []);
+    await q("le2019", []);
+    await q("sa2019", [o.id]);
+    await q("eb2021", [o.id]);
+    await q("eb2020-12", []);
+  },
+);
 
 function qty(u: string, value: number, unit: string, code: string, extra: any = {}) {
   return {
@@ -235,16 +252,19 @@ backendTest("code-value-quantity composite: http://loinc.org|8480-6$gt100", asyn
   await q(`${LOINC}|8480-6$gt100,${LOINC}|8480-6$lt100`, [a, b]);
 });
 
-backendTest("component-code-value-quantity pairs each component's code with its own value", async (ctx) => {
-  const u = uniq();
-  const { c } = await composites(ctx, u);
-  const q = (s: string, ids: string[]) =>
-    expect(ctx, "Observation", u, `component-code-value-quantity=${enc(s)}`, ids);
-  await q(`${LOINC}|8462-4$gt80`, [c]);
-  await q(`${LOINC}|8462-4$gt90`, []);
-  await q(`${LOINC}|8480-6$gt120`, [c]);
-  await q(`${LOINC}|8480-6$lt90`, []);
-});
+backendTest(
+  "component-code-value-quantity pairs each component's code with its own value",
+  async (ctx) => {
+    const u = uniq();
+    const { c } = await composites(ctx, u);
+    const q = (s: string, ids: string[]) =>
+      expect(ctx, "Observation", u, `component-code-value-quantity=${enc(s)}`, ids);
+    await q(`${LOINC}|8462-4$gt80`, [c]);
+    await q(`${LOINC}|8462-4$gt90`, []);
+    await q(`${LOINC}|8480-6$gt120`, [c]);
+    await q(`${LOINC}|8480-6$lt90`, []);
+  },
+);
 
 backendTest("component-value-quantity and combo-code-value-quantity", async (ctx) => {
   const u = uniq();
@@ -261,20 +281,23 @@ backendTest("component-value-quantity and combo-code-value-quantity", async (ctx
   );
 });
 
-backendTest("code-value-concept composite matches code and CodeableConcept value together", async (ctx) => {
-  const u = uniq();
-  const sys = `urn:sys:${u}`;
-  const base = { resourceType: "Observation", meta: tagged(u), status: "final" };
-  const d = await create(ctx, {
-    ...base,
-    code: { coding: [{ system: sys, code: "X" }] },
-    valueCodeableConcept: { coding: [{ system: sys, code: "Y" }] },
-  });
-  await create(ctx, {
-    ...base,
-    code: { coding: [{ system: sys, code: "X" }] },
-    valueCodeableConcept: { coding: [{ system: sys, code: "Z" }] },
-  });
-  await expect(ctx, "Observation", u, `code-value-concept=${enc(`${sys}|X$${sys}|Y`)}`, [d.id]);
-  await expect(ctx, "Observation", u, `code-value-concept=${enc(`${sys}|Y$${sys}|X`)}`, []);
-});
+backendTest(
+  "code-value-concept composite matches code and CodeableConcept value together",
+  async (ctx) => {
+    const u = uniq();
+    const sys = `urn:sys:${u}`;
+    const base = { resourceType: "Observation", meta: tagged(u), status: "final" };
+    const d = await create(ctx, {
+      ...base,
+      code: { coding: [{ system: sys, code: "X" }] },
+      valueCodeableConcept: { coding: [{ system: sys, code: "Y" }] },
+    });
+    await create(ctx, {
+      ...base,
+      code: { coding: [{ system: sys, code: "X" }] },
+      valueCodeableConcept: { coding: [{ system: sys, code: "Z" }] },
+    });
+    await expect(ctx, "Observation", u, `code-value-concept=${enc(`${sys}|X$${sys}|Y`)}`, [d.id]);
+    await expect(ctx, "Observation", u, `code-value-concept=${enc(`${sys}|Y$${sys}|X`)}`, []);
+  },
+);

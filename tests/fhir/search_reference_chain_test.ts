@@ -104,7 +104,10 @@ backendTest("chain Observation?subject:Patient.identifier=sys|val", async (ctx) 
     [],
   );
   assert.deepEqual(
-    await searchIds(ctx, `Observation?subject:Patient.identifier=${enc(`${w.sys}|p1,${w.sys}|q1`)}`),
+    await searchIds(
+      ctx,
+      `Observation?subject:Patient.identifier=${enc(`${w.sys}|p1,${w.sys}|q1`)}`,
+    ),
     sorted([w.op, w.oq]),
   );
 });
@@ -151,76 +154,85 @@ backendTest("_has reverse chain Patient?_has:Observation:patient:code=X", async 
   );
 });
 
-backendTest("DiagnosticReport?imaging-study=ImagingStudy/{id} finds the study's reports", async (ctx) => {
-  const u = uniq();
-  const p = await create(ctx, { resourceType: "Patient", meta: tagged(u) });
-  const study = (uid: string) =>
-    create(ctx, {
-      resourceType: "ImagingStudy",
-      meta: tagged(u),
-      status: "available",
-      subject: { reference: `Patient/${p.id}` },
-      identifier: [{ system: "urn:dicom:uid", value: `urn:oid:${uid}` }],
-    });
-  const oid = `1.2.3.${Date.now()}.${Math.floor(Math.random() * 1e9)}`;
-  const s1 = await study(`${oid}.1`);
-  const s2 = await study(`${oid}.2`);
-  const report = (s: string) =>
-    create(ctx, {
-      resourceType: "DiagnosticReport",
-      meta: tagged(u),
-      status: "final",
-      code: { text: "CT report" },
-      subject: { reference: `Patient/${p.id}` },
-      imagingStudy: [{ reference: `ImagingStudy/${s}` }],
-    });
-  const r1 = await report(s1.id);
-  const r1b = await report(s1.id);
-  const r2 = await report(s2.id);
-  const q = (s: string) => searchIds(ctx, `DiagnosticReport?${s}`);
-  assert.deepEqual(await q(`imaging-study=ImagingStudy/${s1.id}`), sorted([r1.id, r1b.id]));
-  assert.deepEqual(await q(`imaging-study=${s2.id}`), [r2.id]);
-  assert.deepEqual(
-    await q(`imaging-study=ImagingStudy/${s1.id},ImagingStudy/${s2.id}`),
-    sorted([r1.id, r1b.id, r2.id]),
-  );
-  assert.deepEqual(
-    await q(`imaging-study.identifier=${enc(`urn:dicom:uid|${s2.identifier[0].value}`)}`),
-    [r2.id],
-  );
-  assert.deepEqual(
-    await searchIds(ctx, `ImagingStudy?${tagQ(u)}&_has:DiagnosticReport:imaging-study:_id=${r2.id}`),
-    [s2.id],
-  );
-});
+backendTest(
+  "DiagnosticReport?imaging-study=ImagingStudy/{id} finds the study's reports",
+  async (ctx) => {
+    const u = uniq();
+    const p = await create(ctx, { resourceType: "Patient", meta: tagged(u) });
+    const study = (uid: string) =>
+      create(ctx, {
+        resourceType: "ImagingStudy",
+        meta: tagged(u),
+        status: "available",
+        subject: { reference: `Patient/${p.id}` },
+        identifier: [{ system: "urn:dicom:uid", value: `urn:oid:${uid}` }],
+      });
+    const oid = `1.2.3.${Date.now()}.${Math.floor(Math.random() * 1e9)}`;
+    const s1 = await study(`${oid}.1`);
+    const s2 = await study(`${oid}.2`);
+    const report = (s: string) =>
+      create(ctx, {
+        resourceType: "DiagnosticReport",
+        meta: tagged(u),
+        status: "final",
+        code: { text: "CT report" },
+        subject: { reference: `Patient/${p.id}` },
+        imagingStudy: [{ reference: `ImagingStudy/${s}` }],
+      });
+    const r1 = await report(s1.id);
+    const r1b = await report(s1.id);
+    const r2 = await report(s2.id);
+    const q = (s: string) => searchIds(ctx, `DiagnosticReport?${s}`);
+    assert.deepEqual(await q(`imaging-study=ImagingStudy/${s1.id}`), sorted([r1.id, r1b.id]));
+    assert.deepEqual(await q(`imaging-study=${s2.id}`), [r2.id]);
+    assert.deepEqual(
+      await q(`imaging-study=ImagingStudy/${s1.id},ImagingStudy/${s2.id}`),
+      sorted([r1.id, r1b.id, r2.id]),
+    );
+    assert.deepEqual(
+      await q(`imaging-study.identifier=${enc(`urn:dicom:uid|${s2.identifier[0].value}`)}`),
+      [r2.id],
+    );
+    assert.deepEqual(
+      await searchIds(
+        ctx,
+        `ImagingStudy?${tagQ(u)}&_has:DiagnosticReport:imaging-study:_id=${r2.id}`,
+      ),
+      [s2.id],
+    );
+  },
+);
 
-backendTest("reference parameters on other types: Task.focus, Communication.subject, DocumentReference.subject", async (ctx) => {
-  const u = uniq();
-  const p = await create(ctx, { resourceType: "Patient", meta: tagged(u) });
-  const ref = { reference: `Patient/${p.id}` };
-  const t = await create(ctx, {
-    resourceType: "Task",
-    meta: tagged(u),
-    status: "requested",
-    intent: "order",
-    for: ref,
-    focus: ref,
-  });
-  const c = await create(ctx, {
-    resourceType: "Communication",
-    meta: tagged(u),
-    status: "completed",
-    subject: ref,
-  });
-  const d = await create(ctx, {
-    resourceType: "DocumentReference",
-    meta: tagged(u),
-    status: "current",
-    subject: ref,
-    content: [{ attachment: { url: "https://example.org/x" } }],
-  });
-  assert.deepEqual(await searchIds(ctx, `Task?focus=Patient/${p.id}`), [t.id]);
-  assert.deepEqual(await searchIds(ctx, `Task?patient=${p.id}`), [t.id]);
-  assert.deepEqual(await searchIds(ctx, `Communication?patient=${p.id}`), [c.id]);
-  assert.deepEqual(await searchIds(ctx, `DocumentReference?subject=Patient/${p.id}`), [d.id]);
-});
+backendTest(
+  "reference parameters on other types: Task.focus, Communication.subject, DocumentReference.subject",
+  async (ctx) => {
+    const u = uniq();
+    const p = await create(ctx, { resourceType: "Patient", meta: tagged(u) });
+    const ref = { reference: `Patient/${p.id}` };
+    const t = await create(ctx, {
+      resourceType: "Task",
+      meta: tagged(u),
+      status: "requested",
+      intent: "order",
+      for: ref,
+      focus: ref,
+    });
+    const c = await create(ctx, {
+      resourceType: "Communication",
+      meta: tagged(u),
+      status: "completed",
+      subject: ref,
+    });
+    const d = await create(ctx, {
+      resourceType: "DocumentReference",
+      meta: tagged(u),
+      status: "current",
+      subject: ref,
+      content: [{ attachment: { url: "https://example.org/x" } }],
+    });
+    assert.deepEqual(await searchIds(ctx, `Task?focus=Patient/${p.id}`), [t.id]);
+    assert.deepEqual(await searchIds(ctx, `Task?patient=${p.id}`), [t.id]);
+    assert.deepEqual(await searchIds(ctx, `Communication?patient=${p.id}`), [c.id]);
+    assert.deepEqual(await searchIds(ctx, `DocumentReference?subject=Patient/${p.id}`), [d.id]);
+  },
+);
