@@ -110,36 +110,56 @@ export async function insertVersion(sql: Sql, rid: number, v: NewVersion): Promi
   );
 }
 
-/** Replaces every index row of `rid` with `rows` (one multi-row INSERT per table). */
+/**
+ * Replaces every index row of `rid` with `rows` in one statement: data-modifying CTEs delete the
+ * old rows (skipped for a resource written for the first time) and insert the new ones, so a
+ * write costs one round trip for its whole index however many tables it touches.
+ */
 export async function replaceIndex(
   sql: Sql,
   rid: number,
   type: string,
   rows: IndexRowSet | null,
+  options: { fresh?: boolean } = {},
 ): Promise<void> {
-  for (const table of INDEX_TABLES) {
-    await sql.query(`DELETE FROM sp_${table} WHERE rid = $1`, [rid]);
+  const params: unknown[] = [rid, type];
+  const parts: string[] = [];
+  if (!options.fresh) {
+    for (const table of INDEX_TABLES) {
+      parts.push(`DELETE FROM sp_${table} WHERE rid = $1 AND type = $2`);
+    }
   }
-  if (!rows) return;
   for (const table of INDEX_TABLES) {
-    const list = rows[table] ?? [];
+    const list = rows?.[table] ?? [];
     if (list.length === 0) continue;
-    const columns = ["rid", "type", ...INDEX_COLUMNS[table]];
-    const params: unknown[] = [];
     const tuples = list.map((row) => {
-      const values = [rid, type, ...INDEX_COLUMNS[table].map((c) => row[c] ?? null)];
-      const placeholders = values.map((value) => {
-        params.push(value);
-        return `$${params.length}`;
+      const placeholders = INDEX_COLUMNS[table].map((c) => {
+        params.push(row[c] ?? null);
+        return `$${params.length}${CASTS[c] ?? ""}`;
       });
-      return `(${placeholders.join(", ")})`;
+      return `($1::bigint, $2::text, ${placeholders.join(", ")})`;
     });
-    await sql.query(
-      `INSERT INTO sp_${table} (${columns.join(", ")}) VALUES ${tuples.join(", ")}`,
-      params,
+    parts.push(
+      `INSERT INTO sp_${table} (rid, type, ${INDEX_COLUMNS[table].join(", ")}) VALUES ${
+        tuples.join(", ")
+      }`,
     );
   }
+  if (parts.length === 0) return;
+  const text = parts.length === 1
+    ? parts[0]
+    : `WITH ${parts.slice(0, -1).map((p, i) => `w${i} AS (${p})`).join(", ")} ${
+      parts[parts.length - 1]
+    }`;
+  await sql.query(text, params);
 }
+
+/** Explicit parameter types where a column's type cannot be inferred inside a VALUES list. */
+const CASTS: Record<string, string> = {
+  grp: "::int",
+  lo: "::timestamptz",
+  hi: "::timestamptz",
+};
 
 export interface HistoryQuery {
   type?: string;

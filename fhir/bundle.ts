@@ -135,6 +135,7 @@ async function transaction(ctx: FhirContext, entries: BundleEntry[]): Promise<Bu
   const results = await ctx.db.transaction(async (tx) => {
     const requests = entries.map((e) => toRequest(ctx, e));
     const refs = await assignIdentities(ctx, tx, entries, requests);
+    rejectOverlaps(requests);
     for (const r of requests) {
       if (r.body && r.method !== "PATCH") r.body = await resolveReferences(ctx, tx, r.body, refs);
     }
@@ -166,6 +167,24 @@ async function transaction(ctx: FhirContext, entries: BundleEntry[]): Promise<Bu
     type: "transaction-response",
     entry: results,
   };
+}
+
+/** A transaction may not touch one resource twice (http.html, transaction integrity). */
+function rejectOverlaps(requests: FhirRequest[]): void {
+  const seen = new Map<string, number>();
+  requests.forEach((r, i) => {
+    if (r.method === "GET" || r.method === "HEAD" || r.method === "POST") return;
+    const [type, id] = r.path;
+    if (!type || !id) return;
+    const key = `${type}/${id}`;
+    const earlier = seen.get(key);
+    if (earlier !== undefined) {
+      throw badRequest(
+        `Bundle.entry[${earlier}] and Bundle.entry[${i}] both write ${key}; a transaction may touch a resource once`,
+      );
+    }
+    seen.set(key, i);
+  });
 }
 
 interface Identities {

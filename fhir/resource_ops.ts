@@ -297,7 +297,7 @@ async function write(
       throw preconditionFailed(`If-Match given, but ${type}/${id} does not exist`);
     }
     await repo.insertVersion(sql, rid, first);
-    await repo.replaceIndex(sql, rid, type, rows as unknown as repo.IndexRowSet);
+    await repo.replaceIndex(sql, rid, type, rows as unknown as repo.IndexRowSet, { fresh: true });
     return { resource: content, status: 201 };
   }
   if (options.mustBeNew) throw new Error(`generated id ${type}/${id} collided`);
