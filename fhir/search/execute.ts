@@ -26,14 +26,19 @@ const ITERATE_DEPTH = 3;
 export async function executeSearch(sql: Sql, req: SearchRequest): Promise<SearchPage> {
   const page: SearchPage = { matches: [], includes: [] };
   const wantTotal = req.summary === "count" || req.total !== "none";
-  if (wantTotal) {
+  const count = async () => {
     const c = countSql(req);
-    page.total = Number((await sql.query<{ n: number }>(c.text, c.params))[0].n);
+    return Number((await sql.query<{ n: number }>(c.text, c.params))[0].n);
+  };
+  if (req.summary === "count" || req.count === 0) {
+    if (wantTotal) page.total = await count();
+    return page;
   }
-  if (req.summary === "count" || req.count === 0) return page;
   const q = pageSql(req);
   let rows = await sql.query(q.text, q.params);
   const more = rows.length > req.count;
+  // A first page that holds every match is its own total: no count query needed.
+  if (wantTotal) page.total = !req.cursor && !more ? rows.length : await count();
   rows = rows.slice(0, req.count);
   const backwards = req.cursor?.direction === "prev";
   if (backwards) rows.reverse();
