@@ -10,6 +10,7 @@ import type { FhirContext } from "./context.ts";
 import { parseETag } from "./context.ts";
 import { type FhirRequest, interact } from "./interaction.ts";
 import { badRequest, FhirError, toFhirError } from "./outcome.ts";
+import { lockQuery } from "./resource_ops.ts";
 import { findMatches } from "./search/execute.ts";
 
 const ORDER: Record<string, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 3, GET: 4, HEAD: 4 };
@@ -210,7 +211,7 @@ async function assignIdentities(
     const [type, id] = r.path;
     if (r.method === "POST" && type && !id) {
       if (r.ifNoneExist) {
-        await tx.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`${type}?${r.ifNoneExist}`]);
+        await lockQuery(tx, type, r.ifNoneExist);
         const found = await findMatches(ctx, tx, type, r.ifNoneExist);
         if (found.length > 1) {
           throw new FhirError(412, {
@@ -238,7 +239,7 @@ async function assignIdentities(
       if (fullUrl) ids.byFullUrl.set(fullUrl, `${type}/${newId}`);
     } else if (r.method === "PUT" && type && !id && r.query.length) {
       const qs = new URLSearchParams(r.query).toString();
-      await tx.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`${type}?${qs}`]);
+      await lockQuery(tx, type, qs);
       const found = await findMatches(ctx, tx, type, qs);
       if (found.length > 1) {
         throw badRequest(

@@ -62,7 +62,7 @@ export async function vread(
 }
 
 /** Serialises conditional operations on the same query (held to the end of the transaction). */
-async function lockQuery(sql: Sql, type: string, query: string): Promise<void> {
+export async function lockQuery(sql: Sql, type: string, query: string): Promise<void> {
   await sql.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`${type}?${query}`]);
 }
 
@@ -175,11 +175,7 @@ export async function patch(
   const current = await repo.readCurrent(sql, type, id, true);
   if (!current) throw notFound(`${type}/${id} not found`);
   if (current.deleted) throw gone(`${type}/${id} was deleted`);
-  if (options.ifMatch !== undefined && options.ifMatch !== String(current.version)) {
-    throw preconditionFailed(
-      `If-Match version ${options.ifMatch} does not match current version ${current.version}`,
-    );
-  }
+  checkIfMatch(options.ifMatch, current.version, type, id);
   let patched: Resource;
   try {
     patched = jsonpatch.applyPatch(structuredClone(current.content), operations, true, false)
@@ -207,11 +203,7 @@ export async function remove(
   checkType(type);
   const current = await repo.readCurrent(sql, type, id, true);
   if (!current) throw notFound(`${type}/${id} not found`);
-  if (options.ifMatch !== undefined && options.ifMatch !== String(current.version)) {
-    throw preconditionFailed(
-      `If-Match version ${options.ifMatch} does not match current version ${current.version}`,
-    );
-  }
+  checkIfMatch(options.ifMatch, current.version, type, id);
   if (current.deleted) {
     return {
       resource: { resourceType: type, id } as Resource,
@@ -253,6 +245,20 @@ export async function conditionalDelete(
   }
   for (const m of matches) await remove(ctx, sql, type, m.id as string);
   return matches.length;
+}
+
+/** 412 when the client's If-Match names another version than the current one. */
+function checkIfMatch(
+  ifMatch: string | undefined,
+  version: number,
+  type: string,
+  id: string,
+): void {
+  if (ifMatch !== undefined && ifMatch !== String(version)) {
+    throw preconditionFailed(
+      `If-Match version ${ifMatch} does not match current version ${version} of ${type}/${id}`,
+    );
+  }
 }
 
 /** Now, but never at or before the previous version's time (versions sort by time). */
@@ -301,11 +307,7 @@ async function write(
     return { resource: content, status: 201 };
   }
   if (options.mustBeNew) throw new Error(`generated id ${type}/${id} collided`);
-  if (options.ifMatch !== undefined && options.ifMatch !== String(existing.version)) {
-    throw preconditionFailed(
-      `If-Match version ${options.ifMatch} does not match current version ${existing.version} of ${type}/${id}`,
-    );
-  }
+  checkIfMatch(options.ifMatch, existing.version, type, id);
   content = stamp(existing.version + 1, nextTimestamp(existing.lastUpdated));
   const next: repo.NewVersion = {
     ...first,
