@@ -14,8 +14,7 @@
  *    since autocannon's own histogram reports p97.5 but not p95).
  */
 // deno.json stays as it is, so the load generator is pinned here.
-// deno-lint-ignore no-import-prefix
-import autocannon from "npm:autocannon@8.0.0";
+import autocannon from "autocannon";
 import postgres from "postgres";
 
 // ---------------------------------------------------------------------------------------------
