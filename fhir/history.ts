@@ -83,8 +83,8 @@ export async function history(
     return e;
   });
   const bundle: Bundle = { resourceType: "Bundle", id: crypto.randomUUID(), type: "history", link };
-  if (!page && !before) {
-    // total: the number of versions matching, cheap for an instance, counted for type and system.
+  if (!page && target.id) {
+    // total only for an instance's history: counting a type's or the system's versions is a scan.
     bundle.total = await countHistory(sql, target, since, at);
   }
   if (entry.length) bundle.entry = entry;

@@ -194,7 +194,7 @@ export async function patch(
 }
 
 export async function remove(
-  ctx: FhirContext,
+  _ctx: FhirContext,
   sql: Sql,
   type: string,
   id: string,
@@ -223,7 +223,6 @@ export async function remove(
   await repo.updateCurrent(sql, current.rid, version);
   await repo.insertVersion(sql, current.rid, version);
   await repo.replaceIndex(sql, current.rid, type, null);
-  void ctx;
   return {
     resource: { resourceType: type, id } as Resource,
     status: 200,

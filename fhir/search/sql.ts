@@ -11,6 +11,11 @@ import { normalizeText } from "./values.ts";
 /** Collects positional parameters while SQL text is built. */
 export class Params {
   readonly values: unknown[] = [];
+  #aliases = 0;
+  /** A table alias unique within the statement being built. */
+  alias(prefix: string): string {
+    return `${prefix}${++this.#aliases}`;
+  }
   add(value: unknown, cast = ""): string {
     this.values.push(value);
     return `$${this.values.length}${cast}`;
@@ -26,9 +31,6 @@ const TABLES: Record<string, string> = {
   quantity: "sp_quantity",
   uri: "sp_uri",
 };
-
-let aliasCounter = 0;
-const nextAlias = (prefix: string) => `${prefix}${++aliasCounter % 1_000_000}`;
 
 function likePrefix(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
@@ -49,8 +51,8 @@ export function filterSql(filter: Filter, r: string, p: Params): string {
         ),
       );
     case "chain": {
-      const s = nextAlias("c");
-      const t = nextAlias("t");
+      const s = p.alias("c");
+      const t = p.alias("t");
       const alternatives = filter.targets.map(({ type, inner }) =>
         `(${t}.type = ${p.add(type)} AND ${filterSql(inner, t, p)})`
       );
@@ -60,8 +62,8 @@ export function filterSql(filter: Filter, r: string, p: Params): string {
       } AND NOT ${t}.deleted AND (${alternatives.join(" OR ")}))`;
     }
     case "has": {
-      const s = nextAlias("h");
-      const h = nextAlias("hr");
+      const s = p.alias("h");
+      const h = p.alias("hr");
       return `EXISTS (SELECT 1 FROM sp_reference ${s} JOIN resource ${h} ON ${h}.rid = ${s}.rid
         WHERE ${s}.type = ${p.add(filter.sourceType)} AND ${s}.code = ${p.add(filter.def.code)}
           AND ${s}.target_type = ${r}.type AND ${s}.target_id = ${r}.id AND NOT ${h}.deleted
@@ -74,7 +76,7 @@ export function filterSql(filter: Filter, r: string, p: Params): string {
 
 function paramSql(filter: Extract<Filter, { kind: "param" }>, r: string, p: Params): string {
   const { def, modifier } = filter;
-  const s = nextAlias("s");
+  const s = p.alias("s");
   const byIdentifier = modifier === "identifier";
   const table = byIdentifier ? "sp_token" : TABLES[def.type];
   const code = byIdentifier ? `${def.code}:identifier` : def.code;
@@ -83,8 +85,7 @@ function paramSql(filter: Extract<Filter, { kind: "param" }>, r: string, p: Para
     p.add(filter.type)
   } AND ${s}.code = ${p.add(code)}`;
   if (filter.missing !== undefined) return `${filter.missing ? "NOT " : ""}EXISTS (${head})`;
-  const kind = byIdentifier ? "token" : def.type;
-  const conds = or(filter.values.map((v) => valueSql(kind, v, modifier, s, p)));
+  const conds = or(filter.values.map((v) => valueSql(v, modifier, s, p)));
   return `${modifier === "not" ? "NOT " : ""}EXISTS (${head} AND ${conds})`;
 }
 
@@ -92,7 +93,7 @@ function compositeSql(filter: Extract<Filter, { kind: "param" }>, r: string, p: 
   const components = filter.def.resource.component ?? [];
   const alternatives = filter.values.map((value) => {
     if (value.kind !== "composite") return "FALSE";
-    const aliases = components.map(() => nextAlias("k"));
+    const aliases = components.map(() => p.alias("k"));
     const from: string[] = [];
     const where: string[] = [];
     value.parts.forEach((part, i) => {
@@ -104,7 +105,7 @@ function compositeSql(filter: Extract<Filter, { kind: "param" }>, r: string, p: 
         }`,
       );
       if (i > 0) where.push(`${a}.grp = ${aliases[0]}.grp`);
-      where.push(valueSql(part.kind, part, undefined, a, p));
+      where.push(valueSql(part, undefined, a, p));
     });
     return `EXISTS (SELECT 1 FROM ${from.join(", ")} WHERE ${where.join(" AND ")})`;
   });
@@ -112,7 +113,6 @@ function compositeSql(filter: Extract<Filter, { kind: "param" }>, r: string, p: 
 }
 
 function valueSql(
-  kind: string,
   v: Value,
   modifier: string | undefined,
   s: string,
@@ -166,7 +166,6 @@ function valueSql(
     case "composite":
       return "FALSE";
   }
-  void kind;
 }
 
 /** Date prefixes on half-open ranges (search.html §3.1.1.5.2): eq contains, gt/lt overlap. */
