@@ -268,9 +268,8 @@ export function pageSql(req: SearchRequest): SearchSql {
   const keys = req.sort.map((k) => ({ ...sortExpr(k, "r", p), descending: k.descending }));
   const reverse = req.cursor?.direction === "prev";
   const select = keys.map((k, i) => `${k.expr} AS k${i}`).join(", ");
-  const inner = `SELECT r.rid, r.content${
-    select ? `, ${select}` : ""
-  } FROM resource r WHERE ${where}`;
+  // The page is chosen on rids and sort keys alone; content is read for its rows only.
+  const inner = `SELECT r.rid${select ? `, ${select}` : ""} FROM resource r WHERE ${where}`;
   // Order: for each key, nulls last, then the value; rid breaks ties. `prev` reads backwards.
   const order: { col: string; desc: boolean; cast: string; nullFlag?: boolean }[] = [];
   keys.forEach((k, i) => {
@@ -279,16 +278,19 @@ export function pageSql(req: SearchRequest): SearchSql {
   });
   order.push({ col: "rid", desc: false, cast: "::bigint" });
   if (reverse) order.forEach((o) => (o.desc = !o.desc));
-  const orderBy = order.map((o) =>
-    o.nullFlag
-      ? `(q.${o.col} IS NULL) ${o.desc ? "DESC" : "ASC"}`
-      : `q.${o.col} ${o.desc ? "DESC" : "ASC"}`
-  )
-    .join(", ");
+  const orderBy = (alias: string) =>
+    order.map((o) =>
+      o.nullFlag
+        ? `(${alias}.${o.col} IS NULL) ${o.desc ? "DESC" : "ASC"}`
+        : `${alias}.${o.col} ${o.desc ? "DESC" : "ASC"}`
+    ).join(", ");
   const keyset = req.cursor ? keysetSql(order, req.cursor, p) : "TRUE";
-  const outSelect = keys.map((_, i) => `q.k${i}::text AS k${i}`).join(", ");
-  const text = `SELECT q.rid, q.content${outSelect ? `, ${outSelect}` : ""} FROM (${inner}) q
-    WHERE ${keyset} ORDER BY ${orderBy} LIMIT ${p.add(req.count + 1, "::int")}`;
+  const outSelect = keys.map((_, i) => `g.k${i}::text AS k${i}`).join(", ");
+  const text = `SELECT g.rid, c.content${outSelect ? `, ${outSelect}` : ""} FROM (
+      SELECT q.* FROM (${inner}) q WHERE ${keyset} ORDER BY ${orderBy("q")} LIMIT ${
+    p.add(req.count + 1, "::int")
+  }
+    ) g JOIN resource c ON c.rid = g.rid ORDER BY ${orderBy("g")}`;
   return { text, params: p.values, sortCount: keys.length };
 }
 
