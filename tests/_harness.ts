@@ -36,6 +36,7 @@ async function start(backend: Backend): Promise<TestContext> {
     DATABASE_POOL_SIZE: "8",
   });
   const services = await createServices(config, { schema });
+  if (schema) await dropStaleSchemas(services);
   const app = createApp(services);
   Deno.serve({ port, hostname: "127.0.0.1", onListen: () => {} }, app.fetch);
   const base = `http://127.0.0.1:${port}/fhir`;
@@ -45,6 +46,18 @@ async function start(backend: Backend): Promise<TestContext> {
     base,
     fetch: (path, init) => fetch(`${base}/${path.replace(/^\//, "")}`, init),
   };
+}
+
+/** Drops test schemas left by runs that ended over an hour ago (their names start with the time). */
+async function dropStaleSchemas(services: Services): Promise<void> {
+  const rows = await services.db.query<{ name: string }>(
+    `SELECT nspname AS name FROM pg_namespace WHERE nspname LIKE 't\\_%'`,
+  );
+  for (const { name } of rows) {
+    const started = parseInt(name.split("_")[1] ?? "", 36);
+    if (!Number.isFinite(started) || Date.now() - started < 3_600_000) continue;
+    await services.db.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`).catch(() => {});
+  }
 }
 
 /** The shared context of one backend in this test file (started on first use). */
