@@ -8,9 +8,9 @@ import type { Bundle, BundleEntry, Resource } from "@medplum/fhirtypes";
 import type { Sql } from "../db/db.ts";
 import type { FhirContext } from "./context.ts";
 import { parseETag } from "./context.ts";
-import { type FhirRequest, interact } from "./interaction.ts";
+import { type FhirRequest, interact, resultOf } from "./interaction.ts";
 import { badRequest, FhirError, toFhirError } from "./outcome.ts";
-import { lockQuery } from "./resource_ops.ts";
+import { conditionalTarget, matchCondition } from "./resource_ops.ts";
 import { findMatches } from "./search/execute.ts";
 
 const ORDER: Record<string, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 3, GET: 4, HEAD: 4 };
@@ -27,6 +27,10 @@ const STATUS_TEXT: Record<number, string> = {
   422: "Unprocessable Entity",
   500: "Internal Server Error",
 };
+
+function statusLine(status: number): string {
+  return `${status} ${STATUS_TEXT[status] ?? ""}`.trim();
+}
 
 export async function processBundle(ctx: FhirContext, body: unknown): Promise<Bundle> {
   const bundle = body as Bundle;
@@ -95,7 +99,7 @@ function responseEntry(
 ): BundleEntry {
   const entry: BundleEntry = {
     response: {
-      status: `${status} ${STATUS_TEXT[status] ?? ""}`.trim(),
+      status: statusLine(status),
       location: result.location?.replace(`${ctx.baseUrl}/`, ""),
       etag: result.etag,
       lastModified: result.lastModified,
@@ -123,7 +127,7 @@ async function batch(ctx: FhirContext, entries: BundleEntry[]): Promise<Bundle> 
       const err = toFhirError(e);
       out.push({
         response: {
-          status: `${err.status} ${STATUS_TEXT[err.status] ?? ""}`.trim(),
+          status: statusLine(err.status),
           outcome: err.outcome,
         },
       });
@@ -151,13 +155,7 @@ async function transaction(ctx: FhirContext, entries: BundleEntry[]): Promise<Bu
         const result = pre ?? await interact(ctx, r, tx);
         results[i] = responseEntry(ctx, result.status, result);
       } catch (e) {
-        const err = toFhirError(e);
-        for (const issue of err.outcome.issue ?? []) {
-          issue.diagnostics = `Bundle.entry[${i}] (${entries[i].request?.method} ${
-            entries[i].request?.url
-          }): ${issue.diagnostics ?? ""}`;
-        }
-        throw err;
+        throw entryError(e, i, entries[i]);
       }
     }
     return results;
@@ -168,6 +166,25 @@ async function transaction(ctx: FhirContext, entries: BundleEntry[]): Promise<Bu
     type: "transaction-response",
     entry: results,
   };
+}
+
+/** An error of one entry, its diagnostics prefixed with the entry's index, method and url. */
+function entryError(e: unknown, i: number, entry: BundleEntry): FhirError {
+  const err = toFhirError(e);
+  for (const issue of err.outcome.issue ?? []) {
+    issue.diagnostics = `Bundle.entry[${i}] (${entry.request?.method} ${entry.request?.url}): ${
+      issue.diagnostics ?? ""
+    }`;
+  }
+  return err;
+}
+
+async function inEntry<T>(i: number, entry: BundleEntry, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw entryError(e, i, entry);
+  }
 }
 
 /** A transaction may not touch one resource twice (http.html, transaction integrity). */
@@ -210,47 +227,32 @@ async function assignIdentities(
     const fullUrl = entries[i].fullUrl;
     const [type, id] = r.path;
     if (r.method === "POST" && type && !id) {
-      if (r.ifNoneExist) {
-        await lockQuery(tx, type, r.ifNoneExist);
-        const found = await findMatches(ctx, tx, type, r.ifNoneExist);
-        if (found.length > 1) {
-          throw new FhirError(412, {
-            resourceType: "OperationOutcome",
-            issue: [{
-              severity: "error",
-              code: "multiple-matches",
-              diagnostics: `Bundle.entry[${i}]: If-None-Exist matched ${found.length} resources`,
-            }],
-          });
-        }
-        if (found.length === 1) {
-          if (fullUrl) ids.byFullUrl.set(fullUrl, `${type}/${found[0].id}`);
-          ids.matched.set(i, {
-            status: 200,
-            body: found[0],
-            etag: `W/"${found[0].meta?.versionId}"`,
-            lastModified: found[0].meta?.lastUpdated,
-          });
-          continue;
-        }
+      const match = r.ifNoneExist
+        ? await inEntry(
+          i,
+          entries[i],
+          () => matchCondition(ctx, tx, type, r.ifNoneExist!, "If-None-Exist"),
+        )
+        : undefined;
+      if (match) {
+        if (fullUrl) ids.byFullUrl.set(fullUrl, `${type}/${match.id}`);
+        ids.matched.set(i, resultOf(ctx, { status: 200, resource: match }));
+        continue;
       }
-      const newId = crypto.randomUUID();
-      r.assignedId = newId;
-      if (fullUrl) ids.byFullUrl.set(fullUrl, `${type}/${newId}`);
+      r.assignedId = crypto.randomUUID();
+      if (fullUrl) ids.byFullUrl.set(fullUrl, `${type}/${r.assignedId}`);
     } else if (r.method === "PUT" && type && !id && r.query.length) {
-      const qs = new URLSearchParams(r.query).toString();
-      await lockQuery(tx, type, qs);
-      const found = await findMatches(ctx, tx, type, qs);
-      if (found.length > 1) {
-        throw badRequest(
-          `Bundle.entry[${i}]: conditional update matched ${found.length} resources`,
-        );
-      }
       const resource = r.body as Resource;
-      const targetId = found[0]?.id ?? resource?.id ?? crypto.randomUUID();
+      if (!resource || typeof resource !== "object") continue; // interact() reports the bad body
+      const qs = new URLSearchParams(r.query).toString();
+      const targetId = await inEntry(
+        i,
+        entries[i],
+        () => conditionalTarget(ctx, tx, type, qs, resource),
+      );
       r.path = [type, targetId];
       r.query = [];
-      if (resource && typeof resource === "object") r.body = { ...resource, id: targetId };
+      r.body = { ...resource, id: targetId };
       if (fullUrl) ids.byFullUrl.set(fullUrl, `${type}/${targetId}`);
     } else if (r.method === "PUT" && type && id && fullUrl) {
       ids.byFullUrl.set(fullUrl, `${type}/${id}`);

@@ -84,12 +84,13 @@ const parsed = new Map<string, FhirPathAtom>();
  * (`Resource.meta.tag`) are rewritten to the concrete type, which FHIRPath needs to match.
  */
 function expressionFor(type: string, sp: SearchParameter): FhirPathAtom {
-  const key = `${type}|${sp.url}`;
+  return parsedOnce(`${type}|${sp.url}`, () => expressionText(type, sp));
+}
+
+/** Parses a FHIRPath expression the first time its key is seen. */
+function parsedOnce(key: string, text: () => string): FhirPathAtom {
   let atom = parsed.get(key);
-  if (!atom) {
-    atom = parseFhirPath(expressionText(type, sp));
-    parsed.set(key, atom);
-  }
+  if (!atom) parsed.set(key, atom = parseFhirPath(text()));
   return atom;
 }
 
@@ -123,9 +124,7 @@ function indexComposite(
     sp.component?.forEach((component, i) => {
       const part = byUrl.get(component.definition as string);
       if (!part?.type || !component.expression) return;
-      const key = `${sp.url}$${i}`;
-      let atom = parsed.get(key);
-      if (!atom) parsed.set(key, atom = parseFhirPath(component.expression));
+      const atom = parsedOnce(`${sp.url}$${i}`, () => component.expression as string);
       const values = evalFhirPathTyped(atom, [root]);
       addValues(rows, part.type, `${sp.code}$${i}`, g + 1, values, baseUrl);
     });

@@ -61,9 +61,24 @@ export async function vread(
   return row.content as unknown as Resource;
 }
 
-/** Serialises conditional operations on the same query (held to the end of the transaction). */
-export async function lockQuery(sql: Sql, type: string, query: string): Promise<void> {
+/**
+ * Locks a conditional interaction's criteria for the rest of the transaction (so concurrent
+ * conditional writes on the same criteria serialise) and finds its match: undefined for none,
+ * 412 for several.
+ */
+export async function matchCondition(
+  ctx: FhirContext,
+  sql: Sql,
+  type: string,
+  query: string,
+  what: string,
+): Promise<Resource | undefined> {
   await sql.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`${type}?${query}`]);
+  const matches = await findMatches(ctx, sql, type, query);
+  if (matches.length > 1) {
+    throw multipleMatches(`${what} "${query}" matched ${matches.length} resources`);
+  }
+  return matches[0];
 }
 
 export async function create(
@@ -74,14 +89,14 @@ export async function create(
 ): Promise<WriteResult> {
   checkType(resource.resourceType);
   if (options.ifNoneExist) {
-    await lockQuery(sql, resource.resourceType, options.ifNoneExist);
-    const matches = await findMatches(ctx, sql, resource.resourceType, options.ifNoneExist);
-    if (matches.length > 1) {
-      throw multipleMatches(
-        `If-None-Exist "${options.ifNoneExist}" matched ${matches.length} resources`,
-      );
-    }
-    if (matches.length === 1) return { resource: matches[0], status: 200, matched: true };
+    const match = await matchCondition(
+      ctx,
+      sql,
+      resource.resourceType,
+      options.ifNoneExist,
+      "If-None-Exist",
+    );
+    if (match) return { resource: match, status: 200, matched: true };
   }
   const id = options.id ?? crypto.randomUUID();
   return await write(ctx, sql, { ...resource, id } as Resource, "POST", { mustBeNew: true });
@@ -126,38 +141,38 @@ export async function conditionalUpdate(
       "resourceType",
     );
   }
-  await lockQuery(sql, type, query);
-  const matches = await findMatches(ctx, sql, type, query);
-  if (matches.length > 1) {
-    throw multipleMatches(`Conditional update "${query}" matched ${matches.length} resources`);
-  }
-  if (matches.length === 0) {
-    if (resource.id) {
-      checkId(resource.id);
-      const existing = await repo.readCurrent(sql, type, resource.id);
-      if (existing && !existing.deleted) {
-        throw badRequest(
-          `${type}/${resource.id} exists but does not match "${query}"`,
-          `${type}.id`,
-        );
-      }
-    }
-    return await write(
-      ctx,
-      sql,
-      { ...resource, id: resource.id ?? crypto.randomUUID() },
-      "PUT",
-      {},
-    );
-  }
-  const id = matches[0].id as string;
-  if (resource.id !== undefined && resource.id !== id) {
-    throw badRequest(
-      `Body id "${resource.id}" differs from the matched resource ${type}/${id}`,
-      `${type}.id`,
-    );
-  }
+  const id = await conditionalTarget(ctx, sql, type, query, resource);
   return await write(ctx, sql, { ...resource, id }, "PUT", {});
+}
+
+/**
+ * The id a conditional update writes to: the one match's; with no match, the body's id (when that
+ * resource does not exist as another, non-matching one) or a new id.
+ */
+export async function conditionalTarget(
+  ctx: FhirContext,
+  sql: Sql,
+  type: string,
+  query: string,
+  resource: Resource,
+): Promise<string> {
+  const match = await matchCondition(ctx, sql, type, query, "Conditional update");
+  if (match) {
+    if (resource.id !== undefined && resource.id !== match.id) {
+      throw badRequest(
+        `Body id "${resource.id}" differs from the matched resource ${type}/${match.id}`,
+        `${type}.id`,
+      );
+    }
+    return match.id as string;
+  }
+  if (!resource.id) return crypto.randomUUID();
+  checkId(resource.id);
+  const existing = await repo.readCurrent(sql, type, resource.id);
+  if (existing && !existing.deleted) {
+    throw badRequest(`${type}/${resource.id} exists but does not match "${query}"`, `${type}.id`);
+  }
+  return resource.id;
 }
 
 export async function patch(
@@ -237,13 +252,9 @@ export async function conditionalDelete(
   query: string,
 ): Promise<number> {
   checkType(type);
-  await lockQuery(sql, type, query);
-  const matches = await findMatches(ctx, sql, type, query);
-  if (matches.length > 1) {
-    throw multipleMatches(`Conditional delete "${query}" matched ${matches.length} resources`);
-  }
-  for (const m of matches) await remove(ctx, sql, type, m.id as string);
-  return matches.length;
+  const match = await matchCondition(ctx, sql, type, query, "Conditional delete");
+  if (match) await remove(ctx, sql, type, match.id as string);
+  return match ? 1 : 0;
 }
 
 /** 412 when the client's If-Match names another version than the current one. */

@@ -364,3 +364,31 @@ backendTest(
     assert.equal((await fhirJson(ctx, "GET", `Patient/${p.id}`)).body.meta.versionId, "1");
   },
 );
+
+backendTest(
+  "a transaction conditional update matching several resources is 412, like the same PUT alone, and commits nothing",
+  async (ctx) => {
+    const u = uniq();
+    await create(ctx, { resourceType: "Patient", meta: tagged(u), name: [{ family: u }] });
+    await create(ctx, { resourceType: "Patient", meta: tagged(u), name: [{ family: u }] });
+    const put = { resourceType: "Patient", meta: tagged(u), name: [{ family: `${u}x` }] };
+    const alone = await fhirJson(ctx, "PUT", `Patient?family=${u}`, put);
+    assert.equal(alone.status, 412);
+    const res = await fhirJson(ctx, "POST", "", {
+      resourceType: "Bundle",
+      type: "transaction",
+      entry: [
+        postEntry(urn(), {
+          resourceType: "Patient",
+          meta: tagged(u),
+          name: [{ family: `${u}new` }],
+        }),
+        { resource: put, request: { method: "PUT", url: `Patient?family=${u}` } },
+      ],
+    });
+    assert.equal(res.status, 412);
+    assertOutcome(res.body);
+    assert.match(res.body.issue[0].diagnostics, /Bundle\.entry\[1\]/);
+    assert.deepEqual(await searchIds(ctx, `Patient?${tagQ(u)}&family=${u}new`), []);
+  },
+);
