@@ -6,6 +6,9 @@ import { Hono } from "hono";
 import { fhirError, toFhirError } from "./fhir/outcome.ts";
 import { FHIR_JSON, fhirRoutes } from "./routes/fhir.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { dicomwebRoutes } from "./routes/dicomweb.ts";
+import { uploadRoutes } from "./routes/uploads.ts";
+import { DicomwebError } from "./dicom/errors.ts";
 import type { Services } from "./services.ts";
 
 export type AppEnv = { Variables: { requestId: string } };
@@ -15,11 +18,17 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.use("*", async (c, next) => {
     const requestId = c.req.header("x-request-id")?.slice(0, 128) || crypto.randomUUID();
     c.set("requestId", requestId);
-    await next();
+    try {
+      await next();
+    } catch (e) {
+      throw e instanceof Error ? e : new Error(String(e));
+    }
     c.header("X-Request-Id", requestId);
   });
   app.route("/health", healthRoutes(services));
   app.route("/fhir", fhirRoutes(services));
+  app.route("/dicomweb", dicomwebRoutes(services));
+  app.route("/uploads", uploadRoutes(services));
   app.notFound((c) => {
     const err = fhirError(
       404,
@@ -30,7 +39,12 @@ export function createApp(services: Services): Hono<AppEnv> {
   });
   app.onError((error, c) => {
     const requestId = c.get("requestId");
-    const err = toFhirError(error, requestId);
+    const err = error instanceof DicomwebError
+      ? fhirError(error.status, issueCode(error.status), error.message)
+      : toFhirError(error, requestId);
+    if (error instanceof DicomwebError) {
+      for (const [k, v] of Object.entries(error.headers)) c.header(k, v);
+    }
     if (err.status >= 500) {
       console.error(
         JSON.stringify({
@@ -47,4 +61,20 @@ export function createApp(services: Services): Hono<AppEnv> {
     });
   });
   return app;
+}
+
+function issueCode(status: number) {
+  switch (status) {
+    case 404:
+      return "not-found" as const;
+    case 406:
+    case 415:
+      return "not-supported" as const;
+    case 413:
+      return "too-long" as const;
+    case 409:
+      return "conflict" as const;
+    default:
+      return "invalid" as const;
+  }
 }

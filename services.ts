@@ -7,17 +7,55 @@ import { type Db, openDb } from "./db/db.ts";
 import { migrate } from "./db/migrate.ts";
 import { loadDefinitions } from "./fhir/definitions.ts";
 import { createFhirService, type FhirService } from "./fhir/service.ts";
+import { createFolderStore } from "./db/folder_store.ts";
+import type { ObjectStore } from "./db/object_store.ts";
+import { createS3Store } from "./db/s3_store.ts";
+import { createDicomService, type DicomService } from "./dicom/service.ts";
+import { createStudyStability } from "./dicom/stability.ts";
 
 export interface Services {
   config: Readonly<Config>;
   db: Db;
   fhir: FhirService;
+  store: ObjectStore;
+  dicom: DicomService;
+  log: Logger;
   close(): Promise<void>;
 }
 
 export interface ServiceOverrides {
   /** A Postgres schema to use (tests use one each). */
   schema?: string;
+}
+
+export type Logger = (
+  level: "debug" | "info" | "warn" | "error",
+  message: string,
+  data?: Record<string, unknown>,
+) => void;
+
+const LEVELS = { debug: 0, info: 1, warn: 2, error: 3 } as const;
+
+/** JSON lines on stderr at or above the configured level. */
+export function createLogger(min: Config["logLevel"]): Logger {
+  return (level, msg, data) => {
+    if (LEVELS[level] < LEVELS[min]) return;
+    console.error(JSON.stringify({ level, time: new Date().toISOString(), msg, ...data }));
+  };
+}
+
+export function createObjectStore(config: Readonly<Config>): ObjectStore {
+  const o = config.objectStore;
+  return o.s3Endpoint
+    ? createS3Store({
+      endpoint: o.s3Endpoint,
+      bucket: o.s3Bucket,
+      region: o.s3Region,
+      accessKeyId: o.s3AccessKeyId,
+      secretAccessKey: o.s3SecretAccessKey,
+      forcePathStyle: o.s3ForcePathStyle,
+    })
+    : createFolderStore(o.folder);
 }
 
 export async function createServices(
@@ -38,10 +76,34 @@ export async function createServices(
     defaultCount: config.searchDefaultCount,
     maxCount: config.searchMaxCount,
   });
+  const log = createLogger(config.logLevel);
+  const store = createObjectStore(config);
+  await store.init();
+  const stability = createStudyStability(
+    config.dicom.stableSeconds,
+    (e) => log("error", "study-stable listener failed", { error: String(e) }),
+  );
+  const dicom = await createDicomService({
+    db,
+    store,
+    fhir: fhir.context,
+    config: config.dicom,
+    dicomwebBase: `${config.publicUrl}/dicomweb`,
+    publicUrl: config.publicUrl,
+    stability,
+    log,
+  });
   return {
     config,
     db,
     fhir,
-    close: () => db.close(),
+    store,
+    dicom,
+    log,
+    async close() {
+      dicom.close();
+      await store.close();
+      await db.close();
+    },
   };
 }

@@ -27,10 +27,48 @@ export async function recreateDatabase(
   }
 }
 
+/** The database a previous run loaded; fails when it is missing or empty. */
+export async function existingDatabase(
+  adminUrl: string,
+  name: string,
+): Promise<{ url: string; version: string }> {
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const sql = postgres(url.toString(), { max: 1, onnotice: () => {} });
+  try {
+    const [{ server_version }] = await sql`SHOW server_version`;
+    return { url: url.toString(), version: `PostgreSQL ${server_version}` };
+  } catch (e) {
+    throw new Error(`--reuse needs the database ${name} from an earlier run: ${e}`);
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Patient ids and counts per type of what a previous run loaded. */
+export async function loadedBefore(
+  url: string,
+): Promise<{ patientIds: string[]; counts: Record<string, number>; seconds: number }> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const rows = await sql`
+      SELECT type, count(*)::int AS n FROM resource WHERE NOT deleted GROUP BY type`;
+    const counts: Record<string, number> = {};
+    for (const r of rows) counts[r.type as string] = r.n as number;
+    if (!counts.Patient) throw new Error("--reuse: the database holds no Patients");
+    const ids = await sql`SELECT id FROM resource WHERE type = 'Patient' AND NOT deleted`;
+    return { patientIds: ids.map((r) => r.id as string), counts, seconds: NaN };
+  } finally {
+    await sql.end();
+  }
+}
+
 export async function databaseSize(url: string): Promise<string> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
-    await sql`ANALYZE`;
+    // What autovacuum does after a bulk load in steady state: statistics, and the visibility map
+    // that lets index-only scans skip the heap.
+    await sql`VACUUM ANALYZE`;
     const [{ size }] =
       await sql`SELECT pg_size_pretty(pg_database_size(current_database())) AS size`;
     return size as string;
@@ -42,10 +80,16 @@ export async function databaseSize(url: string): Promise<string> {
 export interface Server {
   base: string;
   logFile: string;
+  /** The pid of the server's deno process (for /proc/<pid>/status). */
+  pid: number;
   stop(): Promise<void>;
 }
 
-export async function startServer(databaseUrl: string): Promise<Server> {
+/** Starts `main.ts` on a free port; `extraEnv` adds to (or overrides) the child's environment. */
+export async function startServer(
+  databaseUrl: string,
+  extraEnv: Record<string, string> = {},
+): Promise<Server> {
   const port = freePort();
   const origin = `http://127.0.0.1:${port}`;
   const logFile = await Deno.makeTempFile({ prefix: "fhir-bench-server-", suffix: ".log" });
@@ -60,6 +104,7 @@ export async function startServer(databaseUrl: string): Promise<Server> {
       HOST: "127.0.0.1",
       PUBLIC_URL: origin,
       LOG_LEVEL: "warn",
+      ...extraEnv,
     },
     stdout: "piped",
     stderr: "piped",
@@ -96,6 +141,7 @@ export async function startServer(databaseUrl: string): Promise<Server> {
   return {
     base: `${origin}/fhir`,
     logFile,
+    pid: child.pid,
     async stop() {
       if (!exited) child.kill("SIGTERM");
       const timer = setTimeout(() => !exited && child.kill("SIGKILL"), 10_000);

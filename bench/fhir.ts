@@ -14,7 +14,13 @@
  *    since autocannon's own histogram reports p97.5 but not p95).
  */
 import autocannon from "autocannon";
-import { databaseSize, recreateDatabase, startServer } from "./_server.ts";
+import {
+  databaseSize,
+  existingDatabase,
+  loadedBefore,
+  recreateDatabase,
+  startServer,
+} from "./_server.ts";
 import {
   FAMILY,
   imagingStudy,
@@ -44,6 +50,8 @@ interface Options {
   databaseUrl: string;
   bundleSize: number;
   loadConcurrency: number;
+  /** Use the fhir_bench database a previous run loaded instead of recreating and loading it. */
+  reuse: boolean;
 }
 
 function parseArgs(args: string[]): Options {
@@ -55,6 +63,7 @@ function parseArgs(args: string[]): Options {
     databaseUrl: Deno.env.get("DATABASE_URL") || "postgres://postgres@127.0.0.1:5432/postgres",
     bundleSize: 250,
     loadConcurrency: 4,
+    reuse: false,
   };
   const num = (name: string, v: string | undefined): number => {
     const n = Number(v);
@@ -91,11 +100,14 @@ function parseArgs(args: string[]): Options {
       case "--load-concurrency":
         opts.loadConcurrency = Math.max(1, Math.floor(num(flag, value())));
         break;
+      case "--reuse":
+        opts.reuse = true;
+        break;
       case "--help":
       case "-h":
         console.log(
           "deno run -A bench/fhir.ts [--resources N] [--1m] [--connections 64[,16]] [--duration 10] " +
-            "[--warmup 2] [--database-url postgres://…] [--bundle-size 250] [--load-concurrency 4]",
+            "[--warmup 2] [--database-url postgres://…] [--bundle-size 250] [--load-concurrency 4] [--reuse]",
         );
         Deno.exit(0);
         break;
@@ -407,8 +419,10 @@ async function main() {
   const opts = parseArgs(Deno.args);
   const where = new URL(opts.databaseUrl);
   console.log(`Machine: ${await machine()}`);
-  console.log(`Database: recreating fhir_bench on ${where.host}`);
-  const db = await recreateDatabase(opts.databaseUrl, "fhir_bench");
+  console.log(`Database: ${opts.reuse ? "reusing" : "recreating"} fhir_bench on ${where.host}`);
+  const db = opts.reuse
+    ? await existingDatabase(opts.databaseUrl, "fhir_bench")
+    : await recreateDatabase(opts.databaseUrl, "fhir_bench");
   const server = await startServer(db.url);
   console.log(`Server: ${server.base} (log: ${server.logFile})`);
   let failed = false;
@@ -419,11 +433,20 @@ async function main() {
       } resources in transaction Bundles of ${opts.bundleSize}, ` +
         `${opts.loadConcurrency} in flight`,
     );
-    console.log(`  host ${(await waitForQuiet()).toFixed(0)}% idle before the load`);
-    const loaded = await load(server.base, opts.resources, opts);
+    let loaded: LoadResult;
+    if (opts.reuse) {
+      loaded = await loadedBefore(db.url);
+      opts.resources = Object.values(loaded.counts).reduce((a, b) => a + b, 0);
+      console.log(`  reusing ${opts.resources.toLocaleString("en")} resources loaded before`);
+    } else {
+      console.log(`  host ${(await waitForQuiet()).toFixed(0)}% idle before the load`);
+      loaded = await load(server.base, opts.resources, opts);
+      if (!(await checkCounts(server.base, loaded.counts))) failed = true;
+    }
     const loadRate = opts.resources / loaded.seconds;
-    console.log(`Loaded in ${loaded.seconds.toFixed(1)} s: ${loadRate.toFixed(0)} resources/s`);
-    if (!(await checkCounts(server.base, loaded.counts))) failed = true;
+    if (!opts.reuse) {
+      console.log(`Loaded in ${loaded.seconds.toFixed(1)} s: ${loadRate.toFixed(0)} resources/s`);
+    }
     const size = await databaseSize(db.url);
     console.log(`Database size after load: ${size}`);
 
@@ -457,10 +480,12 @@ async function main() {
         }), ${size}`,
     );
     console.log(
-      `Load: ${loadRate.toFixed(0)} resources/s (${
-        loaded.seconds.toFixed(1)
-      } s; transaction Bundles of ` +
-        `${opts.bundleSize}, ${opts.loadConcurrency} in flight)`,
+      opts.reuse
+        ? "Load: reused from an earlier run"
+        : `Load: ${loadRate.toFixed(0)} resources/s (${
+          loaded.seconds.toFixed(1)
+        } s; transaction Bundles of ` +
+          `${opts.bundleSize}, ${opts.loadConcurrency} in flight)`,
     );
     console.log(
       `Load generator: autocannon 8.0.0 in the bench process, ${opts.duration} s per scenario after ${opts.warmup} s warm-up`,

@@ -12,6 +12,8 @@ export type Backend = "pglite" | "postgres";
 export interface TestContext {
   backend: Backend;
   services: Services;
+  /** The server's origin, e.g. http://127.0.0.1:41234 (DICOMweb is at `${origin}/dicomweb`). */
+  origin: string;
   /** The FHIR base URL of a real HTTP server, e.g. http://127.0.0.1:41234/fhir */
   base: string;
   /** fetch() relative to the FHIR base: `ctx.fetch("Patient/1")`. */
@@ -19,6 +21,8 @@ export interface TestContext {
 }
 
 const DATABASE_URL = Deno.env.get("DATABASE_URL") ?? "";
+/** With S3_ENDPOINT set, the Postgres backend also uses the real S3 server (PGlite: a folder). */
+const S3_ENV = ["S3_ENDPOINT", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_REGION"];
 const contexts = new Map<Backend, Promise<TestContext>>();
 
 async function start(backend: Backend): Promise<TestContext> {
@@ -28,12 +32,19 @@ async function start(backend: Backend): Promise<TestContext> {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
+  const s3 = backend === "postgres" && Deno.env.get("S3_ENDPOINT")
+    ? Object.fromEntries(S3_ENV.map((k) => [k, Deno.env.get(k)]))
+    : {};
   const config = loadConfig({
     PORT: String(port),
     PUBLIC_URL: `http://127.0.0.1:${port}`,
     DATABASE_URL: backend === "postgres" ? DATABASE_URL : "",
     PGLITE_DIR: "memory",
     DATABASE_POOL_SIZE: "8",
+    OBJECT_DIR: await Deno.makeTempDir({ prefix: "objects-" }),
+    S3_BUCKET: "imaging-test",
+    DICOM_STABLE_SECONDS: "1",
+    ...s3,
   });
   const services = await createServices(config, { schema });
   if (schema) await dropStaleSchemas(services);
@@ -43,6 +54,7 @@ async function start(backend: Backend): Promise<TestContext> {
   return {
     backend,
     services,
+    origin: `http://127.0.0.1:${port}`,
     base,
     fetch: (path, init) => fetch(`${base}/${path.replace(/^\//, "")}`, init),
   };

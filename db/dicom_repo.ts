@@ -1,0 +1,255 @@
+/**
+ * @module SQL for the DICOM index (`dicom_study`, `dicom_series`, `dicom_instance`): what STOW
+ * writes, what QIDO and WADO read. Every function takes the connection or transaction it runs on.
+ */
+import type { Sql } from "./db.ts";
+
+export interface InstanceRow {
+  sop_uid: string;
+  series_uid: string;
+  study_uid: string;
+  sop_class: string;
+  transfer_syntax: string;
+  instance_number: number | null;
+  title: string | null;
+  frames: number;
+  object_key: string;
+  size: number;
+  sha256: string;
+  metadata: string;
+}
+
+export interface SeriesRow {
+  series_uid: string;
+  study_uid: string;
+  modality: string | null;
+  series_number: number | null;
+  description: string | null;
+  body_part: string | null;
+  series_date: string | null;
+  series_time: string | null;
+  num_instances: number;
+  attrs: string;
+}
+
+export interface StudyRow {
+  study_uid: string;
+  patient_id: string | null;
+  issuer: string | null;
+  patient_name: string | null;
+  birth_date: string | null;
+  sex: string | null;
+  study_date: string | null;
+  study_time: string | null;
+  accession: string | null;
+  study_id: string | null;
+  description: string | null;
+  referring: string | null;
+  modalities: string[];
+  num_series: number;
+  num_instances: number;
+  attrs: string;
+  patient_ref: string | null;
+  imaging_study_id: string | null;
+}
+
+/** Serialises writers of one study until the transaction ends. Lock studies in sorted order. */
+export async function lockStudy(sql: Sql, studyUid: string): Promise<void> {
+  await sql.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`dicom-study:${studyUid}`]);
+}
+
+const INSTANCE_COLUMNS = `sop_uid, series_uid, study_uid, sop_class, transfer_syntax,
+  instance_number, title, frames, object_key, size, sha256`;
+
+/** The stored instances among `sopUids` (without metadata), for dedupe decisions. */
+export async function findInstances(sql: Sql, sopUids: string[]): Promise<InstanceRow[]> {
+  if (!sopUids.length) return [];
+  return await sql.query<InstanceRow & Record<string, unknown>>(
+    `SELECT ${INSTANCE_COLUMNS}, '' AS metadata FROM dicom_instance WHERE sop_uid = ANY($1::text[])`,
+    [sopUids],
+  );
+}
+
+/** The studies each of `seriesUids` already belongs to. */
+export async function seriesStudies(sql: Sql, seriesUids: string[]): Promise<Map<string, string>> {
+  if (!seriesUids.length) return new Map();
+  const rows = await sql.query<{ series_uid: string; study_uid: string }>(
+    `SELECT series_uid, study_uid FROM dicom_series WHERE series_uid = ANY($1::text[])`,
+    [seriesUids],
+  );
+  return new Map(rows.map((r) => [r.series_uid, r.study_uid]));
+}
+
+export async function readStudy(sql: Sql, studyUid: string): Promise<StudyRow | undefined> {
+  const [row] = await sql.query<StudyRow & Record<string, unknown>>(
+    `SELECT * FROM dicom_study WHERE study_uid = $1`,
+    [studyUid],
+  );
+  return row;
+}
+
+/** Inserts the study row when it is new (attributes from its first instance). */
+export async function ensureStudy(
+  sql: Sql,
+  s: Omit<
+    StudyRow,
+    "modalities" | "num_series" | "num_instances" | "patient_ref" | "imaging_study_id"
+  >,
+): Promise<void> {
+  await sql.query(
+    `INSERT INTO dicom_study (study_uid, patient_id, issuer, patient_name, birth_date, sex,
+       study_date, study_time, accession, study_id, description, referring, attrs)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) ON CONFLICT (study_uid) DO NOTHING`,
+    [
+      s.study_uid,
+      s.patient_id,
+      s.issuer,
+      s.patient_name,
+      s.birth_date,
+      s.sex,
+      s.study_date,
+      s.study_time,
+      s.accession,
+      s.study_id,
+      s.description,
+      s.referring,
+      s.attrs,
+    ],
+  );
+}
+
+/** Inserts the series row when it is new. */
+export async function ensureSeries(sql: Sql, s: Omit<SeriesRow, "num_instances">): Promise<void> {
+  await sql.query(
+    `INSERT INTO dicom_series (series_uid, study_uid, modality, series_number, description,
+       body_part, series_date, series_time, attrs)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (series_uid) DO NOTHING`,
+    [
+      s.series_uid,
+      s.study_uid,
+      s.modality,
+      s.series_number,
+      s.description,
+      s.body_part,
+      s.series_date,
+      s.series_time,
+      s.attrs,
+    ],
+  );
+}
+
+/** Inserts an instance; false when its SOP Instance UID is already stored (nothing changes). */
+export async function insertInstance(sql: Sql, i: InstanceRow): Promise<boolean> {
+  const rows = await sql.query(
+    `INSERT INTO dicom_instance (sop_uid, series_uid, study_uid, sop_class, transfer_syntax,
+       instance_number, title, frames, object_key, size, sha256, metadata)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
+     ON CONFLICT (sop_uid) DO NOTHING RETURNING sop_uid`,
+    [
+      i.sop_uid,
+      i.series_uid,
+      i.study_uid,
+      i.sop_class,
+      i.transfer_syntax,
+      i.instance_number,
+      i.title,
+      i.frames,
+      i.object_key,
+      i.size,
+      i.sha256,
+      i.metadata,
+    ],
+  );
+  return rows.length === 1;
+}
+
+/** Replaces a stored instance's bytes and metadata (the `replace` duplicate policy). */
+export async function replaceInstance(sql: Sql, i: InstanceRow): Promise<void> {
+  await sql.query(
+    `UPDATE dicom_instance SET sop_class = $2, transfer_syntax = $3, instance_number = $4,
+       title = $5, frames = $6, object_key = $7, size = $8, sha256 = $9, metadata = $10,
+       updated = now()
+     WHERE sop_uid = $1`,
+    [
+      i.sop_uid,
+      i.sop_class,
+      i.transfer_syntax,
+      i.instance_number,
+      i.title,
+      i.frames,
+      i.object_key,
+      i.size,
+      i.sha256,
+      i.metadata,
+    ],
+  );
+}
+
+/** Recounts a study's series and instances and its modalities from the rows below it. */
+export async function refreshCounts(sql: Sql, studyUid: string): Promise<void> {
+  await sql.query(
+    `UPDATE dicom_series s SET num_instances =
+       (SELECT count(*) FROM dicom_instance i WHERE i.series_uid = s.series_uid)
+     WHERE s.study_uid = $1`,
+    [studyUid],
+  );
+  await sql.query(
+    `UPDATE dicom_study st SET
+       num_series = (SELECT count(*) FROM dicom_series s WHERE s.study_uid = st.study_uid),
+       num_instances = (SELECT count(*) FROM dicom_instance i WHERE i.study_uid = st.study_uid),
+       modalities = coalesce((SELECT array_agg(DISTINCT s.modality ORDER BY s.modality)
+         FROM dicom_series s WHERE s.study_uid = st.study_uid AND s.modality IS NOT NULL), '{}'),
+       updated = now()
+     WHERE st.study_uid = $1`,
+    [studyUid],
+  );
+}
+
+export async function setStudyResources(
+  sql: Sql,
+  studyUid: string,
+  patientRef: string | null,
+  imagingStudyId: string,
+): Promise<void> {
+  await sql.query(
+    `UPDATE dicom_study SET patient_ref = $2, imaging_study_id = $3 WHERE study_uid = $1`,
+    [studyUid, patientRef, imagingStudyId],
+  );
+}
+
+/** Series of a study, by series number. */
+export async function listSeries(sql: Sql, studyUid: string): Promise<SeriesRow[]> {
+  return await sql.query<SeriesRow & Record<string, unknown>>(
+    `SELECT * FROM dicom_series WHERE study_uid = $1 ORDER BY series_number NULLS LAST, series_uid`,
+    [studyUid],
+  );
+}
+
+/**
+ * Instances of a study (optionally one series, optionally one instance), in series then instance
+ * number order; with `metadata` false the metadata column comes back empty.
+ */
+export async function listInstances(
+  sql: Sql,
+  where: { studyUid: string; seriesUid?: string; sopUid?: string },
+  metadata = false,
+): Promise<InstanceRow[]> {
+  const params: unknown[] = [where.studyUid];
+  let filter = "i.study_uid = $1";
+  if (where.seriesUid) {
+    params.push(where.seriesUid);
+    filter += ` AND i.series_uid = $${params.length}`;
+  }
+  if (where.sopUid) {
+    params.push(where.sopUid);
+    filter += ` AND i.sop_uid = $${params.length}`;
+  }
+  return await sql.query<InstanceRow & Record<string, unknown>>(
+    `SELECT ${INSTANCE_COLUMNS.replace(/(\w+)/g, "i.$1")}, ${metadata ? "i.metadata" : "''"}
+       AS metadata
+     FROM dicom_instance i JOIN dicom_series s ON s.series_uid = i.series_uid
+     WHERE ${filter}
+     ORDER BY s.series_number NULLS LAST, i.series_uid, i.instance_number NULLS LAST, i.sop_uid`,
+    params,
+  );
+}

@@ -1,0 +1,23 @@
+/** @module What the DICOM layer needs from its caller: database, object store, FHIR, settings. */
+import type { DicomConfig } from "../config.ts";
+import type { Db } from "../db/db.ts";
+import type { ObjectStore } from "../db/object_store.ts";
+import type { FhirContext } from "../fhir/context.ts";
+import type { StudyStability } from "./stability.ts";
+
+export interface DicomDeps {
+  db: Db;
+  store: ObjectStore;
+  fhir: FhirContext;
+  config: DicomConfig;
+  /** The DICOMweb base URL as clients see it, e.g. https://imaging.example.org/dicomweb */
+  dicomwebBase: string;
+  /** The service's public origin, e.g. https://imaging.example.org */
+  publicUrl: string;
+  stability: StudyStability;
+  log(
+    level: "debug" | "info" | "warn" | "error",
+    message: string,
+    data?: Record<string, unknown>,
+  ): void;
+}

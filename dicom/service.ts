@@ -1,0 +1,67 @@
+/**
+ * @module The DICOM service the routes call: STOW-RS, WADO-RS, QIDO-RS and the study-stable
+ * events, over the index in Postgres and the bytes in the object store.
+ */
+import type { DicomDeps } from "./deps.ts";
+import { ensureEndpoint } from "./fhir_sync.ts";
+import { qido, type QidoRequest, type QidoResult } from "./qido.ts";
+import type { StudyStableEvent } from "./stability.ts";
+import { stowMultipart, type StowResult, stowSingle } from "./stow.ts";
+import * as wado from "./wado.ts";
+import { parseDataSet } from "./dataset.ts";
+import { DicomwebError } from "./errors.ts";
+import { renderFrame, type RenderParams } from "./rendered.ts";
+import { stowZip, type ZipStowResult } from "./stow_zip.ts";
+import { niftiFile, type NiftiUpload, type NiftiVolume, uploadNifti } from "./nifti_upload.ts";
+
+export interface DicomService {
+  readonly deps: DicomDeps;
+  stowMultipart(
+    body: ReadableStream<Uint8Array>,
+    boundary: string,
+    study?: string,
+  ): Promise<StowResult>;
+  stowSingle(bytes: Uint8Array, study?: string): Promise<StowResult>;
+  stowZip(body: ReadableStream<Uint8Array>, study?: string): Promise<ZipStowResult>;
+  /** Frame `frame` (1-based) of an instance as an image. */
+  rendered(target: Required<wado.Target>, frame: number, params: RenderParams): Promise<Uint8Array>;
+  qido(req: Omit<QidoRequest, "base">): Promise<QidoResult>;
+  instances(target: wado.Target): ReturnType<typeof wado.instancesOf>;
+  instanceParts: (
+    rows: Awaited<ReturnType<typeof wado.instancesOf>>,
+  ) => ReturnType<typeof wado.instanceParts>;
+  metadata(target: wado.Target): Promise<string>;
+  frames(target: Required<wado.Target>, numbers: number[]): ReturnType<typeof wado.frameParts>;
+  bulkData(target: Required<wado.Target>, path: string[]): Promise<Uint8Array>;
+  uploadNifti(upload: NiftiUpload): Promise<NiftiVolume>;
+  niftiFile(id: string): ReturnType<typeof niftiFile>;
+  onStudyStable(listener: (event: StudyStableEvent) => void | Promise<void>): () => void;
+  close(): void;
+}
+
+export async function createDicomService(deps: DicomDeps): Promise<DicomService> {
+  await ensureEndpoint(deps);
+  const one = async (t: Required<wado.Target>) => (await wado.instancesOf(deps, t))[0];
+  return {
+    deps,
+    stowMultipart: (body, boundary, study) => stowMultipart(deps, body, boundary, study),
+    stowSingle: (bytes, study) => stowSingle(deps, bytes, study),
+    stowZip: (body, study) => stowZip(deps, body, study),
+    async rendered(t, frame, params) {
+      const row = await one(t);
+      const bytes = await deps.store.get(row.object_key);
+      if (!bytes) throw new DicomwebError(404, `The bytes of instance ${row.sop_uid} are missing`);
+      return renderFrame(parseDataSet(bytes), frame - 1, params);
+    },
+    qido: (req) => qido(deps.db, { ...req, base: deps.dicomwebBase }),
+    instances: (t) => wado.instancesOf(deps, t),
+    instanceParts: (rows) => wado.instanceParts(deps, rows),
+    metadata: async (t) => wado.metadataJson(deps, await wado.instancesOf(deps, t, true)),
+    frames: async (t, numbers) => wado.frameParts(deps, await one(t), numbers),
+    bulkData: async (t, path) => wado.bulkData(deps, await one(t), path),
+    uploadNifti: (upload) => uploadNifti(deps, upload),
+    niftiFile: (id) => niftiFile(deps, id),
+    onStudyStable: (listener) => deps.stability.onStable(listener),
+    close: () => deps.stability.close(),
+  };
+}

@@ -1,0 +1,293 @@
+/**
+ * @module Storing a batch of DICOM instances: parse, dedupe on SOPInstanceUID, put the bytes in
+ * the object store, then one database transaction that indexes them and brings the study's
+ * Patient and ImagingStudy in step. Objects are put before their rows and removed again when the
+ * rows do not commit, under keys unique to the upload, so there is never a row without its object
+ * and a failed batch leaves no object behind.
+ */
+import type { Sql } from "../db/db.ts";
+import * as repo from "../db/dicom_repo.ts";
+import { indexRows } from "./attributes.ts";
+import type { DicomDeps } from "./deps.ts";
+import { syncStudyResources } from "./fhir_sync.ts";
+import { DicomInputError, type ParsedInstance, parseInstance } from "./parse.ts";
+
+/** PS3.18 / PS3.4 failure reasons used in FailedSOPSequence. */
+export const FailureReason = {
+  ProcessingFailure: 0x0110,
+  DuplicateSopInstance: 0x0111,
+  OutOfResources: 0xa700,
+  DataSetDoesNotMatch: 0xa900,
+  CannotUnderstand: 0xc000,
+} as const;
+/** Warning reason: attributes were coerced or are not what their VR says. */
+export const WARNING_COERCED = 0xb000;
+
+export interface StoreOutcome {
+  /** Position of the part in the request. */
+  index: number;
+  /** `pending` only while the batch is being stored. */
+  status: "pending" | "stored" | "duplicate" | "replaced" | "failed";
+  sopClassUid?: string;
+  sopUid?: string;
+  studyUid?: string;
+  seriesUid?: string;
+  failureReason?: number;
+  /** Why it failed, or what was coerced. */
+  reason?: string;
+  warnings: string[];
+}
+
+export interface StoreItem {
+  index: number;
+  bytes: Uint8Array;
+}
+
+interface Pending {
+  outcome: StoreOutcome;
+  parsed: ParsedInstance;
+  bytes: Uint8Array;
+  sha256: string;
+  key?: string;
+  /** The stored instance's object, to remove once a replacement commits. */
+  replacesKey?: string;
+}
+
+/** Stores a batch; returns one outcome per item, in order. Never throws for bad input. */
+export async function storeInstances(
+  deps: DicomDeps,
+  items: StoreItem[],
+  options: { expectedStudy?: string } = {},
+): Promise<StoreOutcome[]> {
+  const outcomes: StoreOutcome[] = [];
+  const pending: Pending[] = [];
+  const seen = new Map<string, Pending>();
+  for (const item of items) {
+    const outcome: StoreOutcome = { index: item.index, status: "pending", warnings: [] };
+    outcomes.push(outcome);
+    let parsed: ParsedInstance;
+    try {
+      parsed = parseInstance(item.bytes);
+    } catch (e) {
+      if (!(e instanceof DicomInputError)) throw e;
+      fail(outcome, FailureReason.CannotUnderstand, e.message);
+      continue;
+    }
+    Object.assign(outcome, {
+      sopClassUid: parsed.sopClassUid,
+      sopUid: parsed.sopUid,
+      studyUid: parsed.studyUid,
+      seriesUid: parsed.seriesUid,
+      warnings: parsed.warnings,
+    });
+    if (options.expectedStudy && parsed.studyUid !== options.expectedStudy) {
+      fail(
+        outcome,
+        FailureReason.DataSetDoesNotMatch,
+        `Study Instance UID ${parsed.studyUid} is not the study of the request (${options.expectedStudy})`,
+      );
+      continue;
+    }
+    const sha256 = await digest(item.bytes);
+    const earlier = seen.get(parsed.sopUid);
+    if (earlier) {
+      if (earlier.sha256 === sha256) outcome.status = "duplicate";
+      else {
+        fail(
+          outcome,
+          FailureReason.DuplicateSopInstance,
+          "The same SOP Instance UID came twice in this request with different content",
+        );
+      }
+      continue;
+    }
+    const p: Pending = { outcome, parsed, bytes: item.bytes, sha256 };
+    seen.set(parsed.sopUid, p);
+    pending.push(p);
+  }
+  if (!pending.length) return outcomes;
+
+  // Known instances: the same bytes are a no-op; different bytes follow the policy.
+  const known = new Map(
+    (await repo.findInstances(deps.db, pending.map((p) => p.parsed.sopUid))).map((
+      r,
+    ) => [r.sop_uid, r]),
+  );
+  const toStore = pending.filter((p) => {
+    const row = known.get(p.parsed.sopUid);
+    if (!row) return true;
+    return decideKnown(deps, p, row);
+  });
+  await putAll(deps, toStore);
+
+  const done = new Set<Pending>();
+  const write = (list: Pending[]) =>
+    deps.db.transaction(async (tx) => {
+      await writeRows(deps, tx, list);
+    });
+  try {
+    try {
+      await write(toStore);
+      for (const p of toStore) done.add(p);
+    } catch (e) {
+      deps.log("error", "DICOM batch rolled back", { error: message(e) });
+      for (const p of toStore) {
+        if (p.outcome.status === "failed") continue;
+        p.outcome.status = "pending";
+        if (toStore.length === 1) {
+          fail(p.outcome, FailureReason.ProcessingFailure, `Could not be indexed: ${message(e)}`);
+          continue;
+        }
+        try {
+          await write([p]);
+          done.add(p);
+        } catch (e2) {
+          p.outcome.status = "pending";
+          fail(p.outcome, FailureReason.ProcessingFailure, `Could not be indexed: ${message(e2)}`);
+        }
+      }
+    }
+  } finally {
+    const orphans = toStore.filter((p) =>
+      p.key && (!done.has(p) || p.outcome.status === "failed" || p.outcome.status === "duplicate")
+    );
+    const replaced = toStore.filter((p) =>
+      done.has(p) && p.outcome.status === "replaced" && p.replacesKey
+    );
+    await Promise.all([
+      ...orphans.map((p) => deps.store.delete(p.key!).catch(() => {})),
+      ...replaced.map((p) => deps.store.delete(p.replacesKey!).catch(() => {})),
+    ]);
+  }
+  for (const o of outcomes) {
+    if (o.status === "pending") fail(o, FailureReason.ProcessingFailure, "Not stored");
+  }
+  if (done.size) {
+    for (
+      const study of new Set(
+        toStore.filter((p) => done.has(p) && p.outcome.status !== "failed").map((p) =>
+          p.parsed.studyUid
+        ),
+      )
+    ) {
+      deps.stability.touch(study);
+    }
+  }
+  return outcomes;
+}
+
+/** Decides about an instance whose SOP Instance UID is stored; true when it must be written. */
+function decideKnown(deps: DicomDeps, p: Pending, row: repo.InstanceRow): boolean {
+  if (row.sha256 === p.sha256) {
+    p.outcome.status = "duplicate";
+    return false;
+  }
+  if (row.study_uid !== p.parsed.studyUid || row.series_uid !== p.parsed.seriesUid) {
+    fail(
+      p.outcome,
+      FailureReason.DuplicateSopInstance,
+      `SOP Instance UID ${row.sop_uid} is stored in another series or study`,
+    );
+    return false;
+  }
+  if (deps.config.duplicatePolicy === "reject") {
+    fail(
+      p.outcome,
+      FailureReason.DuplicateSopInstance,
+      "An instance with this SOP Instance UID and different content is already stored",
+    );
+    return false;
+  }
+  p.replacesKey = row.object_key;
+  return true;
+}
+
+async function putAll(deps: DicomDeps, list: Pending[]): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < list.length) {
+      const p = list[next++];
+      const { studyUid, seriesUid, sopUid } = p.parsed;
+      const key = `dicom/${studyUid}/${seriesUid}/${sopUid}/${p.sha256.slice(0, 16)}-${
+        crypto.randomUUID().slice(0, 8)
+      }.dcm`;
+      try {
+        await deps.store.put(key, p.bytes, "application/dicom");
+        p.key = key;
+      } catch (e) {
+        fail(p.outcome, FailureReason.OutOfResources, `Could not store the object: ${message(e)}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, list.length) }, worker));
+}
+
+async function writeRows(deps: DicomDeps, tx: Sql, list: Pending[]): Promise<void> {
+  const ready = list.filter((p) => p.key && p.outcome.status !== "failed");
+  const studies = [...new Set(ready.map((p) => p.parsed.studyUid))].sort();
+  for (const study of studies) await repo.lockStudy(tx, study);
+  const owners = await repo.seriesStudies(tx, [...new Set(ready.map((p) => p.parsed.seriesUid))]);
+  const touched = new Set<string>();
+  for (const p of ready.sort((a, b) => (a.parsed.sopUid < b.parsed.sopUid ? -1 : 1))) {
+    const owner = owners.get(p.parsed.seriesUid);
+    if (owner && owner !== p.parsed.studyUid) {
+      fail(
+        p.outcome,
+        FailureReason.DataSetDoesNotMatch,
+        `Series Instance UID ${p.parsed.seriesUid} belongs to study ${owner}`,
+      );
+      continue;
+    }
+    const rows = indexRows(p.parsed, { objectKey: p.key!, size: p.bytes.length, sha256: p.sha256 });
+    await repo.ensureStudy(tx, rows.study);
+    if (!owner) {
+      await repo.ensureSeries(tx, rows.series);
+      owners.set(p.parsed.seriesUid, p.parsed.studyUid);
+    }
+    if (p.replacesKey) {
+      await repo.replaceInstance(tx, rows.instance);
+      p.outcome.status = "replaced";
+    } else if (await repo.insertInstance(tx, rows.instance)) {
+      p.outcome.status = "stored";
+    } else {
+      // Another upload stored this SOP Instance UID since we looked.
+      const [row] = await repo.findInstances(tx, [p.parsed.sopUid]);
+      if (row.sha256 === p.sha256) p.outcome.status = "duplicate";
+      else if (deps.config.duplicatePolicy === "replace" && row.series_uid === p.parsed.seriesUid) {
+        p.replacesKey = row.object_key;
+        await repo.replaceInstance(tx, rows.instance);
+        p.outcome.status = "replaced";
+      } else {
+        fail(
+          p.outcome,
+          FailureReason.DuplicateSopInstance,
+          "An instance with this SOP Instance UID and different content is already stored",
+        );
+        continue;
+      }
+    }
+    if (p.outcome.warnings.length) p.outcome.reason = p.outcome.warnings.join("; ");
+    touched.add(p.parsed.studyUid);
+  }
+  for (const study of [...touched].sort()) {
+    await repo.refreshCounts(tx, study);
+    await syncStudyResources(deps, tx, study);
+  }
+}
+
+function fail(outcome: StoreOutcome, reason: number, text: string): void {
+  outcome.status = "failed";
+  outcome.failureReason = reason;
+  outcome.reason = text;
+}
+
+async function digest(bytes: Uint8Array): Promise<string> {
+  const hash = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>),
+  );
+  return Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,207 @@
+/**
+ * @module WADO-RS (PS3.18 10.4): instances as stored (multipart/related, streamed one at a time
+ * from the object store), metadata from the index (never by re-reading files), frames and bulk
+ * data cut out of the stored instance.
+ */
+import dicomParser, { type DataSet, type Element } from "dicom-parser";
+import { inflateSync } from "fflate";
+import * as repo from "../db/dicom_repo.ts";
+import type { InstanceRow } from "../db/dicom_repo.ts";
+import { BULK_PREFIX } from "./dicom_json.ts";
+import type { DicomDeps } from "./deps.ts";
+import { DicomwebError } from "./errors.ts";
+import type { OutgoingPart } from "./multipart.ts";
+
+export interface Target {
+  studyUid: string;
+  seriesUid?: string;
+  sopUid?: string;
+}
+
+/** The instances a target names; 404 when there are none. */
+export async function instancesOf(
+  deps: DicomDeps,
+  t: Target,
+  metadata = false,
+): Promise<InstanceRow[]> {
+  const rows = await repo.listInstances(deps.db, t, metadata);
+  if (!rows.length) {
+    const what = t.sopUid
+      ? `Instance ${t.sopUid}`
+      : t.seriesUid
+      ? `Series ${t.seriesUid}`
+      : `Study ${t.studyUid}`;
+    throw new DicomwebError(404, `${what} not found`);
+  }
+  return rows;
+}
+
+/** The stored instances as multipart parts, fetched lazily one by one. */
+export async function* instanceParts(
+  deps: DicomDeps,
+  rows: InstanceRow[],
+): AsyncGenerator<OutgoingPart> {
+  for (const row of rows) {
+    const body = await deps.store.getStream(row.object_key);
+    if (!body) {
+      deps.log("error", "DICOM object missing from the store", { key: row.object_key });
+      continue;
+    }
+    yield {
+      contentType: `application/dicom; transfer-syntax=${row.transfer_syntax}`,
+      body,
+      headers: { "Content-Location": instanceUrl(deps, row) },
+    };
+  }
+}
+
+export function instanceUrl(deps: DicomDeps, row: InstanceRow): string {
+  return `${deps.dicomwebBase}/studies/${row.study_uid}/series/${row.series_uid}/instances/${row.sop_uid}`;
+}
+
+/** The DICOM JSON metadata of the rows, as one JSON array text, BulkDataURIs made absolute. */
+export function metadataJson(deps: DicomDeps, rows: InstanceRow[]): string {
+  const parts = rows.map((row) =>
+    row.metadata.replaceAll(
+      `"BulkDataURI":"${BULK_PREFIX}`,
+      `"BulkDataURI":"${instanceUrl(deps, row)}/bulkdata/`,
+    )
+  );
+  return `[${parts.join(",")}]`;
+}
+
+/** Parses a stored instance fully (for frames and bulk data). */
+async function loadDataSet(deps: DicomDeps, row: InstanceRow): Promise<DataSet> {
+  const bytes = await deps.store.get(row.object_key);
+  if (!bytes) throw new DicomwebError(404, `The bytes of instance ${row.sop_uid} are missing`);
+  return dicomParser.parseDicom(bytes, {
+    inflater: (b: Uint8Array, pos: number) => {
+      const inflated = inflateSync(b.subarray(pos));
+      const full = new Uint8Array(pos + inflated.length);
+      full.set(b.subarray(0, pos));
+      full.set(inflated, pos);
+      return full;
+    },
+  } as unknown as dicomParser.ParseDicomOptions);
+}
+
+const ENCAPSULATED_TYPES: Record<string, string> = {
+  "1.2.840.10008.1.2.4.50": "image/jpeg",
+  "1.2.840.10008.1.2.4.51": "image/jpeg",
+  "1.2.840.10008.1.2.4.57": "image/jpeg",
+  "1.2.840.10008.1.2.4.70": "image/jpeg",
+  "1.2.840.10008.1.2.4.80": "image/jls",
+  "1.2.840.10008.1.2.4.81": "image/jls",
+  "1.2.840.10008.1.2.4.90": "image/jp2",
+  "1.2.840.10008.1.2.4.91": "image/jp2",
+  "1.2.840.10008.1.2.5": "image/dicom-rle",
+};
+
+/** Frames (1-based numbers) of one instance as multipart parts. */
+export async function frameParts(
+  deps: DicomDeps,
+  row: InstanceRow,
+  numbers: number[],
+): Promise<{ parts: OutgoingPart[]; type: string }> {
+  const ds = await loadDataSet(deps, row);
+  const pixel = ds.elements.x7fe00010;
+  if (!pixel) throw new DicomwebError(404, `Instance ${row.sop_uid} has no pixel data`);
+  const frames = Math.max(1, Number(ds.intString("x00280008") ?? 1) || 1);
+  for (const n of numbers) {
+    if (n < 1 || n > frames) {
+      throw new DicomwebError(
+        404,
+        `Frame ${n} does not exist (instance ${row.sop_uid} has ${frames})`,
+      );
+    }
+  }
+  const ts = row.transfer_syntax;
+  if (pixel.encapsulatedPixelData) {
+    const type = ENCAPSULATED_TYPES[ts] ?? "application/octet-stream";
+    const table = pixel.basicOffsetTable?.length
+      ? pixel.basicOffsetTable
+      : frames === pixel.fragments?.length
+      ? undefined
+      : dicomParser.createJPEGBasicOffsetTable(ds, pixel);
+    const parts = numbers.map((n) => ({
+      contentType: `${type}; transfer-syntax=${ts}`,
+      body: frames === 1 && !table
+        ? dicomParser.readEncapsulatedPixelDataFromFragments(ds, pixel, 0, pixel.fragments!.length)
+        : table
+        ? dicomParser.readEncapsulatedImageFrame(ds, pixel, n - 1, table)
+        : dicomParser.readEncapsulatedPixelDataFromFragments(ds, pixel, n - 1, 1),
+    }));
+    return { parts: parts.map((p) => ({ ...p, body: new Uint8Array(p.body) })), type };
+  }
+  const rows = ds.uint16("x00280010") ?? 0;
+  const cols = ds.uint16("x00280011") ?? 0;
+  const samples = ds.uint16("x00280002") ?? 1;
+  const bits = ds.uint16("x00280100") ?? 16;
+  const frameBits = rows * cols * samples * bits;
+  if (!frameBits || frameBits % 8) {
+    throw new DicomwebError(406, `Frames of ${bits}-bit packed pixel data cannot be cut out`);
+  }
+  const size = frameBits / 8;
+  const bigEndian = ts === "1.2.840.10008.1.2.2";
+  const parts = numbers.map((n) => {
+    const start = pixel.dataOffset + (n - 1) * size;
+    if (start + size > ds.byteArray.length) {
+      throw new DicomwebError(404, `Frame ${n} lies beyond the pixel data of ${row.sop_uid}`);
+    }
+    const frame = new Uint8Array(ds.byteArray.subarray(start, start + size));
+    if (bigEndian && bits > 8) swapBytes(frame, bits / 8);
+    return {
+      contentType: "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1",
+      body: frame,
+    };
+  });
+  return { parts, type: "application/octet-stream" };
+}
+
+function swapBytes(bytes: Uint8Array, width: number): void {
+  for (let i = 0; i + width <= bytes.length; i += width) {
+    bytes.subarray(i, i + width).reverse();
+  }
+}
+
+/** The value of the attribute at `path` (`7FE00010`, `00540016/1/00181072`) as bytes. */
+export async function bulkData(
+  deps: DicomDeps,
+  row: InstanceRow,
+  path: string[],
+): Promise<Uint8Array> {
+  const ds = await loadDataSet(deps, row);
+  let current: DataSet = ds;
+  let element: Element | undefined;
+  for (let i = 0; i < path.length; i++) {
+    const tag = path[i];
+    if (!/^[0-9A-Fa-f]{8}$/.test(tag)) {
+      throw new DicomwebError(404, `No bulk data at ${path.join("/")}`);
+    }
+    element = current.elements[`x${tag.toLowerCase()}`];
+    if (!element) {
+      throw new DicomwebError(404, `No attribute ${tag} at ${path.slice(0, i + 1).join("/")}`);
+    }
+    if (i + 1 < path.length) {
+      const item = element.items?.[Number(path[++i]) - 1]?.dataSet;
+      if (!item) throw new DicomwebError(404, `No item ${path[i]} in ${tag}`);
+      current = item;
+    }
+  }
+  if (!element || element.items) throw new DicomwebError(404, `No bulk data at ${path.join("/")}`);
+  if (element.encapsulatedPixelData) {
+    return new Uint8Array(
+      dicomParser.readEncapsulatedPixelDataFromFragments(ds, element, 0, element.fragments!.length),
+    );
+  }
+  const bytes = new Uint8Array(
+    current.byteArray.subarray(element.dataOffset, element.dataOffset + element.length),
+  );
+  // Bulk data is served in the default transfer syntax, little endian (PS3.18 8.7.3.3).
+  const width = SWAP_WIDTHS[element.vr ?? ""];
+  if (row.transfer_syntax === "1.2.840.10008.1.2.2" && width) swapBytes(bytes, width);
+  return bytes;
+}
+
+/** Byte widths of the binary VRs whose values a big endian data set stores swapped. */
+const SWAP_WIDTHS: Record<string, number> = { OW: 2, OF: 4, OL: 4, OD: 8, OV: 8 };

@@ -1,0 +1,64 @@
+/**
+ * @module HTTP for uploads that are not DICOMweb: a NIfTI volume (`.nii` or `.nii.gz`) for a
+ * Patient (`POST /uploads/nifti?patient=Patient/{id}`), answered with the FHIR resources that
+ * describe it, and the stored file (`GET /uploads/nifti/{id}`).
+ */
+import { Hono } from "hono";
+import type { AppEnv } from "../app.ts";
+import { DicomwebError } from "../dicom/errors.ts";
+import type { Services } from "../services.ts";
+import { FHIR_JSON } from "./fhir.ts";
+
+export function uploadRoutes(services: Services): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.post("/nifti", async (c) => {
+    const q = new URL(c.req.url).searchParams;
+    const patient = q.get("patient");
+    if (!patient) {
+      throw new DicomwebError(400, "The patient query parameter (Patient/{id}) is required");
+    }
+    const type = (c.req.header("content-type") ?? "application/octet-stream").split(";")[0].trim();
+    if (type.startsWith("multipart/") || type.includes("json") || type.startsWith("text/")) {
+      throw new DicomwebError(415, `Send the .nii or .nii.gz file itself as the body, not ${type}`);
+    }
+    const max = services.config.dicom.maxInstanceBytes;
+    const length = Number(c.req.header("content-length") ?? NaN);
+    if (length > max) {
+      throw new DicomwebError(413, `The file is ${length} bytes; the limit is ${max}`);
+    }
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    if (bytes.length > max) {
+      throw new DicomwebError(413, `The file is ${bytes.length} bytes; the limit is ${max}`);
+    }
+    const volume = await services.dicom.uploadNifti({
+      bytes,
+      patient,
+      filename: q.get("filename") ?? undefined,
+      modality: q.get("modality") ?? undefined,
+      description: q.get("description") ?? undefined,
+    });
+    const body = {
+      resourceType: "Bundle",
+      type: "collection",
+      entry: [volume.imagingStudy, volume.documentReference].map((r) => ({
+        fullUrl: `${services.config.publicUrl}/fhir/${r.resourceType}/${r.id}`,
+        resource: r,
+      })),
+    };
+    return c.body(JSON.stringify(body), 201, {
+      "Content-Type": FHIR_JSON,
+      Location:
+        `${services.config.publicUrl}/fhir/DocumentReference/${volume.documentReference.id}`,
+    });
+  });
+  app.get("/nifti/:id{[0-9a-f-]{36}}", async (c) => {
+    const file = await services.dicom.niftiFile(c.req.param("id"));
+    if (!file) throw new DicomwebError(404, `No NIfTI volume ${c.req.param("id")}`);
+    return c.body(file.body, 200, {
+      "Content-Type": file.contentType,
+      "Content-Length": String(file.size),
+      "Content-Disposition": `attachment; filename="${file.filename}"`,
+    });
+  });
+  return app;
+}

@@ -1,0 +1,353 @@
+// deno-lint-ignore-file no-explicit-any
+/**
+ * @module Orthanc as a real PACS peer: Orthanc 1.10 with its DICOMweb plugin (Debian packages,
+ * started by `scripts/orthanc/start.sh` in a temporary state folder on free ports) knows this
+ * service as the DICOMweb server "imaging". Orthanc pushes studies here (STOW-RS), then, after
+ * deleting them, retrieves them back (WADO-RS) and searches us (QIDO-RS); every file must come back
+ * byte for byte. Ignored, by name, where Orthanc is missing and apt-get cannot install it.
+ */
+import assert from "node:assert/strict";
+import { parseMediaType, readMultipart } from "../../dicom/multipart.ts";
+import { generateStudy } from "../../dicom/synth/ct.ts";
+import { backendTest, fhirJson, type TestContext } from "../_harness.ts";
+
+const SCRIPTS = new URL("../../scripts/orthanc/", import.meta.url).pathname;
+const PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so";
+const PYDICOM_DIR = "/usr/lib/python3/dist-packages/pydicom/data/test_files";
+/** Real files in five transfer syntaxes: explicit VR LE, JPEG 2000, JPEG, big endian, deflate. */
+const REAL_FILES = [
+  "CT_small.dcm",
+  "MR_small.dcm",
+  "JPEG2000.dcm",
+  "JPEG-lossy.dcm", // the same study as JPEG2000.dcm
+  "ExplVR_BigEnd.dcm",
+  "image_dfl.dcm",
+];
+
+/** Why the test cannot run here, or undefined when it can. */
+function orthancUnavailable(): string | undefined {
+  const exists = (path: string) => {
+    try {
+      return Deno.statSync(path).isFile;
+    } catch {
+      return false;
+    }
+  };
+  const dirs = [...(Deno.env.get("PATH") ?? "").split(":"), "/usr/sbin"];
+  if (dirs.some((d) => d && exists(`${d}/Orthanc`)) && exists(PLUGIN)) return undefined;
+  let root = false;
+  try {
+    root = Deno.uid() === 0;
+  } catch { /* no sys permission: assume not root */ }
+  if (root && exists("/usr/bin/apt-get")) return undefined; // start.sh installs it
+  return "Orthanc + DICOMweb plugin not installed and no apt-get as root to install them";
+}
+
+interface Orthanc {
+  url: string;
+  state: string;
+  /** The end of Orthanc's log, for failure messages. */
+  logTail(): string;
+  stop(): Promise<void>;
+}
+
+/** Two distinct free TCP ports on 127.0.0.1. */
+function freePorts(): [number, number] {
+  const a = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const b = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const ports: [number, number] = [(a.addr as Deno.NetAddr).port, (b.addr as Deno.NetAddr).port];
+  a.close();
+  b.close();
+  return ports;
+}
+
+async function script(name: string, env: Record<string, string>): Promise<Deno.CommandOutput> {
+  return await new Deno.Command("bash", {
+    args: [`${SCRIPTS}${name}`],
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+}
+
+/** Starts an Orthanc of its own that knows `peerUrl` as the DICOMweb server "imaging". */
+async function startOrthanc(peerUrl: string): Promise<Orthanc> {
+  const state = await Deno.makeTempDir({ prefix: "orthanc-" });
+  const [http, dicom] = freePorts();
+  const env = {
+    ORTHANC_STATE_DIR: state,
+    ORTHANC_HTTP_PORT: String(http),
+    ORTHANC_DICOM_PORT: String(dicom),
+    ORTHANC_PEER_URL: peerUrl,
+  };
+  const logTail = () => {
+    try {
+      return Deno.readTextFileSync(`${state}/log`).split("\n").slice(-30).join("\n");
+    } catch {
+      return "(no log)";
+    }
+  };
+  const stop = async () => {
+    await script("stop.sh", env);
+    await Deno.remove(state, { recursive: true }).catch(() => {});
+  };
+  const out = await script("start.sh", env);
+  if (!out.success) {
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    const log = logTail();
+    await stop();
+    throw new Error(`scripts/orthanc/start.sh failed (exit ${out.code}):\n${text}\n${log}`);
+  }
+  return { url: `http://127.0.0.1:${http}`, state, logTail, stop };
+}
+
+/** An Orthanc REST call; JSON in, JSON (or text) out. */
+async function rest(
+  orthanc: Orthanc,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: any; text: string }> {
+  const res = await fetch(`${orthanc.url}${path}`, {
+    method,
+    body: body === undefined
+      ? undefined
+      : body instanceof Uint8Array
+      ? body as Uint8Array<ArrayBuffer>
+      : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch { /* not JSON */ }
+  return { status: res.status, body: parsed, text };
+}
+
+/** An Orthanc call that must answer 200; the message carries its answer and Orthanc's log. */
+async function ok(orthanc: Orthanc, method: string, path: string, body?: unknown): Promise<any> {
+  const res = await rest(orthanc, method, path, body);
+  assert.equal(
+    res.status,
+    200,
+    `Orthanc ${method} ${path} ${body instanceof Uint8Array ? "" : JSON.stringify(body ?? "")}` +
+      ` answered ${res.status}: ${
+        res.text.slice(0, 2000)
+      }\n--- Orthanc log ---\n${orthanc.logTail()}`,
+  );
+  return res.body;
+}
+
+async function sha256(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** One study as uploaded to Orthanc: its files by SHA-256 (the name says which file). */
+interface UploadedStudy {
+  orthancId: string;
+  uid: string;
+  files: Map<string, string>;
+  /** Orthanc's instance ids and SOPInstanceUIDs. */
+  instances: { id: string; sopUid: string; seriesUid: string }[];
+}
+
+/** Uploads `files` to Orthanc (POST /instances) and groups them by Orthanc study. */
+async function upload(
+  orthanc: Orthanc,
+  files: { name: string; bytes: Uint8Array }[],
+): Promise<Map<string, UploadedStudy>> {
+  const studies = new Map<string, UploadedStudy>();
+  for (const { name, bytes } of files) {
+    const answer = await ok(orthanc, "POST", "/instances", bytes);
+    assert.equal(answer.Status, "Success", `upload of ${name}: ${JSON.stringify(answer)}`);
+    const tags = await ok(orthanc, "GET", `/instances/${answer.ID}/simplified-tags`);
+    let study = studies.get(answer.ParentStudy);
+    if (!study) {
+      study = {
+        orthancId: answer.ParentStudy,
+        uid: tags.StudyInstanceUID,
+        files: new Map(),
+        instances: [],
+      };
+      studies.set(answer.ParentStudy, study);
+    }
+    study.files.set(await sha256(bytes), name);
+    study.instances.push({
+      id: answer.ID,
+      sopUid: tags.SOPInstanceUID,
+      seriesUid: tags.SeriesInstanceUID,
+    });
+  }
+  return studies;
+}
+
+/** The SHA-256 of every file Orthanc holds for one of its studies (none when it has no such study). */
+async function orthancHashes(orthanc: Orthanc, orthancId: string): Promise<string[]> {
+  const res = await rest(orthanc, "GET", `/studies/${orthancId}/instances`);
+  if (res.status === 404) return [];
+  assert.equal(res.status, 200, res.text);
+  const hashes = [];
+  for (const { ID } of res.body) {
+    const file = await fetch(`${orthanc.url}/instances/${ID}/file`);
+    assert.equal(file.status, 200, `GET /instances/${ID}/file`);
+    hashes.push(await sha256(new Uint8Array(await file.arrayBuffer())));
+  }
+  return hashes.sort();
+}
+
+/** The SHA-256 of every instance this service serves for a study (WADO-RS, as stored). */
+async function ourHashes(ctx: TestContext, uid: string): Promise<string[]> {
+  const res = await fetch(`${ctx.origin}/dicomweb/studies/${uid}`, {
+    headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
+  });
+  assert.equal(res.status, 200, `WADO-RS of study ${uid}: ${res.status}`);
+  const media = parseMediaType(res.headers.get("content-type") ?? "");
+  assert.equal(media.type, "multipart/related");
+  const hashes = [];
+  const limits = { maxPartBytes: 2 ** 28, maxTotalBytes: 2 ** 30 };
+  for await (const part of readMultipart(res.body!, media.params.boundary, limits)) {
+    assert.match(part.headers.get("content-type") ?? "", /^application\/dicom/);
+    hashes.push(await sha256(part.body));
+  }
+  return hashes.sort();
+}
+
+const sorted = (study: UploadedStudy) => [...study.files.keys()].sort();
+const names = (study: UploadedStudy) => [...study.files.values()].join(", ");
+
+/** What this service must hold for `study`: QIDO count, the ImagingStudy, and the same bytes. */
+async function assertWeHave(ctx: TestContext, study: UploadedStudy): Promise<void> {
+  const n = study.files.size;
+  const qido = await fetch(`${ctx.origin}/dicomweb/studies?StudyInstanceUID=${study.uid}`, {
+    headers: { accept: "application/dicom+json" },
+  });
+  assert.equal(qido.status, 200);
+  const found = await qido.json();
+  assert.equal(found.length, 1, `QIDO for ${study.uid} (${names(study)})`);
+  assert.deepEqual(found[0]["00201208"]?.Value, [n], "NumberOfStudyRelatedInstances");
+
+  const fhir = await fhirJson(
+    ctx,
+    "GET",
+    `ImagingStudy?identifier=${encodeURIComponent(`urn:dicom:uid|urn:oid:${study.uid}`)}`,
+  );
+  assert.equal(fhir.status, 200);
+  assert.equal(fhir.body.total, 1, `one ImagingStudy for ${study.uid}`);
+  assert.equal(fhir.body.entry[0].resource.numberOfInstances, n);
+
+  assert.deepEqual(
+    await ourHashes(ctx, study.uid),
+    sorted(study),
+    `WADO-RS bytes of ${names(study)}`,
+  );
+}
+
+const unavailable = orthancUnavailable();
+const NAME = "Orthanc pushes studies here (STOW-RS), retrieves them back (WADO-RS) and queries us";
+
+if (unavailable) {
+  Deno.test({ name: `${NAME} [skipped: ${unavailable}]`, ignore: true, fn() {} });
+} else {
+  backendTest(NAME, async (ctx) => {
+    const orthanc = await startOrthanc(`${ctx.origin}/dicomweb`);
+    try {
+      await roundTrip(ctx, orthanc);
+    } finally {
+      await orthanc.stop();
+    }
+  });
+}
+
+async function roundTrip(ctx: TestContext, orthanc: Orthanc): Promise<void> {
+  const servers = await ok(orthanc, "GET", "/dicom-web/servers?expand");
+  assert.equal(servers.imaging?.Url, `${ctx.origin}/dicomweb/`);
+
+  // 1. Real files and a synthetic 5-slice CT series go into Orthanc through its REST API (no
+  // lesions: 5 slices of 64×64 leave no room for the default 1–3).
+  const synth = generateStudy({ seed: 11, slices: 5, rows: 64, cols: 64, lesions: 0 });
+  const files = [
+    ...REAL_FILES.map((name) => ({ name, bytes: Deno.readFileSync(`${PYDICOM_DIR}/${name}`) })),
+    ...synth.instances.map((bytes, i) => ({ name: `synth slice ${i + 1}`, bytes })),
+  ];
+  const studies = await upload(orthanc, files);
+  const all = [...studies.values()];
+  assert.equal(all.length, 6, "CT, MR, JPEG (2 files), big endian, deflate, synthetic (5 slices)");
+  const ct = all.find((s) => s.uid === "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322")!;
+  const synthStudy = all.find((s) => s.uid === synth.study.studyInstanceUid)!;
+  assert.ok(ct && synthStudy);
+  assert.equal(synthStudy.files.size, 5);
+
+  // 2. Orthanc pushes them here: one study, then the rest in one call.
+  const first = await ok(orthanc, "POST", "/dicom-web/servers/imaging/stow", {
+    Resources: [ct.orthancId],
+  });
+  assert.equal(Number(first.InstancesCount), 1, JSON.stringify(first));
+  const others = all.filter((s) => s !== ct);
+  const pushed = await ok(orthanc, "POST", "/dicom-web/servers/imaging/stow", {
+    Resources: others.map((s) => s.orthancId),
+  });
+  assert.equal(Number(pushed.InstancesCount), files.length - 1, JSON.stringify(pushed));
+  for (const study of all) await assertWeHave(ctx, study);
+
+  // A second push of identical files is a no-op here, and Orthanc reports success.
+  const again = await ok(orthanc, "POST", "/dicom-web/servers/imaging/stow", {
+    Resources: [synthStudy.orthancId],
+  });
+  assert.equal(Number(again.InstancesCount), 5);
+  await assertWeHave(ctx, synthStudy);
+
+  // 3. Orthanc forgets them, then retrieves every study back from us (WADO-RS).
+  for (const study of all) await ok(orthanc, "DELETE", `/studies/${study.orthancId}`);
+  assert.deepEqual(await ok(orthanc, "GET", "/studies"), []);
+  const retrieved = await ok(orthanc, "POST", "/dicom-web/servers/imaging/retrieve", {
+    Resources: all.map((s) => ({ Study: s.uid })),
+  });
+  assert.equal(Number(retrieved.ReceivedInstancesCount), files.length, JSON.stringify(retrieved));
+  for (const study of all) {
+    assert.deepEqual(
+      await orthancHashes(orthanc, study.orthancId),
+      sorted(study),
+      `Orthanc's files of ${names(study)} after the retrieve`,
+    );
+  }
+
+  // Series and instance level retrieves.
+  await ok(orthanc, "DELETE", `/studies/${synthStudy.orthancId}`);
+  const one = synthStudy.instances[2];
+  const single = await ok(orthanc, "POST", "/dicom-web/servers/imaging/retrieve", {
+    Resources: [{ Study: synthStudy.uid, Series: one.seriesUid, Instance: one.sopUid }],
+  });
+  assert.equal(Number(single.ReceivedInstancesCount), 1, JSON.stringify(single));
+  const [hash] = await orthancHashes(orthanc, synthStudy.orthancId);
+  assert.equal(synthStudy.files.get(hash), "synth slice 3");
+  const series = await ok(orthanc, "POST", "/dicom-web/servers/imaging/retrieve", {
+    Resources: [{ Study: synthStudy.uid, Series: one.seriesUid }],
+  });
+  assert.equal(Number(series.ReceivedInstancesCount), 5, JSON.stringify(series));
+  assert.deepEqual(await orthancHashes(orthanc, synthStudy.orthancId), sorted(synthStudy));
+
+  // 4. Orthanc queries us: its QIDO client answers in Orthanc's own JSON (`Value` a string) and
+  // drops numeric values (IS as a JSON number: NumberOfStudyRelated*, which Orthanc's own server
+  // also sends as numbers), so the counts are read through a raw GET.
+  const qido = await ok(orthanc, "POST", "/dicom-web/servers/imaging/qido", {
+    Uri: "/studies",
+    Arguments: { StudyInstanceUID: synthStudy.uid },
+  });
+  assert.equal(qido.length, 1, JSON.stringify(qido));
+  assert.equal(qido[0]["0020000D"].Value, synthStudy.uid);
+  assert.equal(qido[0]["00100020"].Value, synth.patient.id);
+  const listed = await ok(orthanc, "POST", "/dicom-web/servers/imaging/get", { Uri: "/studies" });
+  const counts = Object.fromEntries(
+    listed.map((s: any) => [s["0020000D"].Value[0], s["00201208"].Value[0]]),
+  );
+  assert.deepEqual(counts, Object.fromEntries(all.map((s) => [s.uid, s.files.size])));
+  const metadata = await ok(orthanc, "POST", "/dicom-web/servers/imaging/get", {
+    Uri: `/studies/${synthStudy.uid}/metadata`,
+  });
+  assert.deepEqual(
+    metadata.map((m: any) => m["00080018"].Value[0]).sort(),
+    synthStudy.instances.map((i) => i.sopUid).sort(),
+  );
+}
