@@ -96,7 +96,13 @@ export async function startServer(
   const log = await Deno.open(logFile, { write: true, truncate: true });
   const root = new URL("../", import.meta.url);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts"],
+    // BENCH_SERVER_FLAGS adds Deno flags to the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    args: [
+      "run",
+      ...(Deno.env.get("BENCH_SERVER_FLAGS")?.split(" ").filter(Boolean) ?? []),
+      "-A",
+      "main.ts",
+    ],
     cwd: root,
     env: {
       DATABASE_URL: databaseUrl,

@@ -138,29 +138,35 @@ export async function ensureSeries(sql: Sql, s: Omit<SeriesRow, "num_instances">
   );
 }
 
-/** Inserts an instance; false when its SOP Instance UID is already stored (nothing changes). */
-export async function insertInstance(sql: Sql, i: InstanceRow): Promise<boolean> {
-  const rows = await sql.query(
+/**
+ * Inserts instances in one statement; returns the SOP Instance UIDs that went in (the others were
+ * already stored: nothing changes for them).
+ */
+export async function insertInstances(sql: Sql, list: InstanceRow[]): Promise<Set<string>> {
+  if (!list.length) return new Set();
+  const col = <K extends keyof InstanceRow>(k: K) => list.map((i) => i[k]);
+  const rows = await sql.query<{ sop_uid: string }>(
     `INSERT INTO dicom_instance (sop_uid, series_uid, study_uid, sop_class, transfer_syntax,
        instance_number, title, frames, object_key, size, sha256, metadata)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
+       $7::text[], $8::int[], $9::text[], $10::bigint[], $11::text[], $12::text[])
      ON CONFLICT (sop_uid) DO NOTHING RETURNING sop_uid`,
     [
-      i.sop_uid,
-      i.series_uid,
-      i.study_uid,
-      i.sop_class,
-      i.transfer_syntax,
-      i.instance_number,
-      i.title,
-      i.frames,
-      i.object_key,
-      i.size,
-      i.sha256,
-      i.metadata,
+      col("sop_uid"),
+      col("series_uid"),
+      col("study_uid"),
+      col("sop_class"),
+      col("transfer_syntax"),
+      col("instance_number"),
+      col("title"),
+      col("frames"),
+      col("object_key"),
+      col("size"),
+      col("sha256"),
+      col("metadata"),
     ],
   );
-  return rows.length === 1;
+  return new Set(rows.map((r) => r.sop_uid));
 }
 
 /** Replaces a stored instance's bytes and metadata (the `replace` duplicate policy). */

@@ -208,11 +208,12 @@ async function putAll(deps: DicomDeps, list: Pending[]): Promise<void> {
     while (next < list.length) {
       const p = list[next++];
       const { studyUid, seriesUid, sopUid } = p.parsed;
-      const key = `dicom/${studyUid}/${seriesUid}/${sopUid}/${p.sha256.slice(0, 16)}-${
+      // One folder per series; the hash and a random part make each upload's key its own.
+      const key = `dicom/${studyUid}/${seriesUid}/${sopUid}.${p.sha256.slice(0, 16)}-${
         crypto.randomUUID().slice(0, 8)
       }.dcm`;
       try {
-        await deps.store.put(key, p.bytes, "application/dicom");
+        await deps.store.put(key, p.bytes, "application/dicom", p.sha256);
         p.key = key;
       } catch (e) {
         fail(p.outcome, FailureReason.OutOfResources, `Could not store the object: ${message(e)}`);
@@ -223,12 +224,14 @@ async function putAll(deps: DicomDeps, list: Pending[]): Promise<void> {
 }
 
 async function writeRows(deps: DicomDeps, tx: Sql, list: Pending[]): Promise<void> {
-  const ready = list.filter((p) => p.key && p.outcome.status !== "failed");
+  const ready = list.filter((p) => p.key && p.outcome.status !== "failed")
+    .sort((a, b) => (a.parsed.sopUid < b.parsed.sopUid ? -1 : 1));
   const studies = [...new Set(ready.map((p) => p.parsed.studyUid))].sort();
   for (const study of studies) await repo.lockStudy(tx, study);
   const owners = await repo.seriesStudies(tx, [...new Set(ready.map((p) => p.parsed.seriesUid))]);
-  const touched = new Set<string>();
-  for (const p of ready.sort((a, b) => (a.parsed.sopUid < b.parsed.sopUid ? -1 : 1))) {
+  const rows = new Map<Pending, ReturnType<typeof indexRows>>();
+  const newStudies = new Set<string>();
+  for (const p of ready) {
     const owner = owners.get(p.parsed.seriesUid);
     if (owner && owner !== p.parsed.studyUid) {
       fail(
@@ -238,16 +241,25 @@ async function writeRows(deps: DicomDeps, tx: Sql, list: Pending[]): Promise<voi
       );
       continue;
     }
-    const rows = indexRows(p.parsed, { objectKey: p.key!, size: p.bytes.length, sha256: p.sha256 });
-    await repo.ensureStudy(tx, rows.study);
+    const r = indexRows(p.parsed, { objectKey: p.key!, size: p.bytes.length, sha256: p.sha256 });
+    rows.set(p, r);
+    // One statement per new study and series, not per instance.
+    if (!newStudies.has(p.parsed.studyUid)) {
+      newStudies.add(p.parsed.studyUid);
+      await repo.ensureStudy(tx, r.study);
+    }
     if (!owner) {
-      await repo.ensureSeries(tx, rows.series);
+      await repo.ensureSeries(tx, r.series);
       owners.set(p.parsed.seriesUid, p.parsed.studyUid);
     }
+  }
+  const fresh = [...rows].filter(([p]) => !p.replacesKey);
+  const inserted = await repo.insertInstances(tx, fresh.map(([, r]) => r.instance));
+  for (const [p, r] of rows) {
     if (p.replacesKey) {
-      await repo.replaceInstance(tx, rows.instance);
+      await repo.replaceInstance(tx, r.instance);
       p.outcome.status = "replaced";
-    } else if (await repo.insertInstance(tx, rows.instance)) {
+    } else if (inserted.has(p.parsed.sopUid)) {
       p.outcome.status = "stored";
     } else {
       // Another upload stored this SOP Instance UID since we looked.
@@ -255,7 +267,7 @@ async function writeRows(deps: DicomDeps, tx: Sql, list: Pending[]): Promise<voi
       if (row.sha256 === p.sha256) p.outcome.status = "duplicate";
       else if (deps.config.duplicatePolicy === "replace" && row.series_uid === p.parsed.seriesUid) {
         p.replacesKey = row.object_key;
-        await repo.replaceInstance(tx, rows.instance);
+        await repo.replaceInstance(tx, r.instance);
         p.outcome.status = "replaced";
       } else {
         fail(
@@ -267,8 +279,12 @@ async function writeRows(deps: DicomDeps, tx: Sql, list: Pending[]): Promise<voi
       }
     }
     if (p.outcome.warnings.length) p.outcome.reason = p.outcome.warnings.join("; ");
-    touched.add(p.parsed.studyUid);
   }
+  const touched = new Set(
+    [...rows.keys()].filter((p) =>
+      p.outcome.status !== "failed" && p.outcome.status !== "duplicate"
+    ).map((p) => p.parsed.studyUid),
+  );
   for (const study of [...touched].sort()) {
     await repo.refreshCounts(tx, study);
     await syncStudyResources(deps, tx, study);
