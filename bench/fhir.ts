@@ -427,13 +427,15 @@ async function main() {
   console.log(`Server: ${server.base} (log: ${server.logFile})`);
   let failed = false;
   try {
-    console.log(
-      `Loading ${
-        opts.resources.toLocaleString("en")
-      } resources in transaction Bundles of ${opts.bundleSize}, ` +
-        `${opts.loadConcurrency} in flight`,
-    );
     let loaded: LoadResult;
+    if (!opts.reuse) {
+      console.log(
+        `Loading ${
+          opts.resources.toLocaleString("en")
+        } resources in transaction Bundles of ${opts.bundleSize}, ` +
+          `${opts.loadConcurrency} in flight`,
+      );
+    }
     if (opts.reuse) {
       loaded = await loadedBefore(db.url);
       opts.resources = Object.values(loaded.counts).reduce((a, b) => a + b, 0);

@@ -74,12 +74,50 @@ export function filterSql(filter: Filter, r: string, p: Params): string {
   }
 }
 
-function paramSql(filter: Extract<Filter, { kind: "param" }>, r: string, p: Params): string {
+type ParamFilter = Extract<Filter, { kind: "param" }>;
+
+/**
+ * A filter that can drive the search from its index table alone: a plain positive match (not
+ * `:not`, `:missing` or composite). Index rows exist only for current, live resources (a delete
+ * clears them), so its rows name the matching resources without a join to `resource`.
+ */
+function drivingFilter(req: SearchRequest): ParamFilter | undefined {
+  const usesResourceColumns =
+    req.filters.some((f) => f.kind === "id" || f.kind === "lastUpdated" || f.kind === "has") ||
+    req.sort.some((k) => k.code === "_id" || k.code === "_lastUpdated");
+  if (usesResourceColumns) return undefined;
+  return req.filters.find((f): f is ParamFilter =>
+    f.kind === "param" && f.def.type !== "composite" && f.missing === undefined &&
+    f.modifier !== "not" && f.values.length > 0
+  );
+}
+
+/** `FROM …` and `WHERE …` of the matching resources' rids, as alias `r`. */
+function baseFrom(req: SearchRequest, p: Params): { from: string; where: string } {
+  const driver = drivingFilter(req);
+  if (!driver) return { from: "resource r", where: baseWhere(req, "r", p) };
+  const { table, code } = paramTable(driver);
+  const s = p.alias("d");
+  const values = or(driver.values.map((v) => valueSql(v, driver.modifier, s, p)));
+  const from = `(SELECT DISTINCT ${s}.rid FROM ${table} ${s} WHERE ${s}.type = ${
+    p.add(driver.type)
+  } AND ${s}.code = ${p.add(code)} AND ${values}) r`;
+  const rest = req.filters.filter((f) => f !== driver).map((f) => filterSql(f, "r", p));
+  return { from, where: rest.length ? rest.join(" AND ") : "TRUE" };
+}
+
+function paramTable(filter: ParamFilter): { table: string; code: string } {
+  const byIdentifier = filter.modifier === "identifier";
+  return {
+    table: byIdentifier ? "sp_token" : TABLES[filter.def.type],
+    code: byIdentifier ? `${filter.def.code}:identifier` : filter.def.code,
+  };
+}
+
+function paramSql(filter: ParamFilter, r: string, p: Params): string {
   const { def, modifier } = filter;
   const s = p.alias("s");
-  const byIdentifier = modifier === "identifier";
-  const table = byIdentifier ? "sp_token" : TABLES[def.type];
-  const code = byIdentifier ? `${def.code}:identifier` : def.code;
+  const { table, code } = paramTable(filter);
   if (def.type === "composite") return compositeSql(filter, r, p);
   const head = `SELECT 1 FROM ${table} ${s} WHERE ${s}.rid = ${r}.rid AND ${s}.type = ${
     p.add(filter.type)
@@ -264,12 +302,12 @@ export interface SearchSql {
 /** The page query: rows (rid, content, k0..kn as text) in page order, `count + 1` of them. */
 export function pageSql(req: SearchRequest): SearchSql {
   const p = new Params();
-  const where = baseWhere(req, "r", p);
+  const { from, where } = baseFrom(req, p);
   const keys = req.sort.map((k) => ({ ...sortExpr(k, "r", p), descending: k.descending }));
   const reverse = req.cursor?.direction === "prev";
   const select = keys.map((k, i) => `${k.expr} AS k${i}`).join(", ");
   // The page is chosen on rids and sort keys alone; content is read for its rows only.
-  const inner = `SELECT r.rid${select ? `, ${select}` : ""} FROM resource r WHERE ${where}`;
+  const inner = `SELECT r.rid${select ? `, ${select}` : ""} FROM ${from} WHERE ${where}`;
   // Order: for each key, nulls last, then the value; rid breaks ties. `prev` reads backwards.
   const order: { col: string; desc: boolean; cast: string; nullFlag?: boolean }[] = [];
   keys.forEach((k, i) => {
@@ -340,6 +378,6 @@ function baseWhere(req: SearchRequest, r: string, p: Params): string {
 
 export function countSql(req: SearchRequest): { text: string; params: unknown[] } {
   const p = new Params();
-  const where = baseWhere(req, "r", p);
-  return { text: `SELECT count(*)::int AS n FROM resource r WHERE ${where}`, params: p.values };
+  const { from, where } = baseFrom(req, p);
+  return { text: `SELECT count(*)::int AS n FROM ${from} WHERE ${where}`, params: p.values };
 }
