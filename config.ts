@@ -24,6 +24,8 @@ export interface Config {
   /** Where DICOM bytes live: S3 when S3_ENDPOINT is set, else the folder OBJECT_DIR. */
   objectStore: ObjectStoreConfig;
   dicom: DicomConfig;
+  /** How often the change feed polls for committed versions (CHANGE_FEED_INTERVAL_MS, 250). */
+  changeFeedIntervalMs: number;
 }
 
 export interface ObjectStoreConfig {
@@ -131,6 +133,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       s3ForcePathStyle: bool("S3_FORCE_PATH_STYLE", true),
       folder: env.OBJECT_DIR || "./data/objects",
     },
+    changeFeedIntervalMs: int("CHANGE_FEED_INTERVAL_MS", 250, 10, 60_000),
     dicom: {
       maxRequestBytes: int("DICOM_MAX_REQUEST_BYTES", 4 * 2 ** 30, 1024, Number.MAX_SAFE_INTEGER),
       maxInstanceBytes: int("DICOM_MAX_INSTANCE_BYTES", 2 ** 30, 1024, 2 ** 31),

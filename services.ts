@@ -12,6 +12,7 @@ import type { ObjectStore } from "./db/object_store.ts";
 import { createS3Store } from "./db/s3_store.ts";
 import { createDicomService, type DicomService } from "./dicom/service.ts";
 import { createStudyStability } from "./dicom/stability.ts";
+import { type ChangeFeed, createChangeFeed } from "./fhir/change_feed.ts";
 
 export interface Services {
   config: Readonly<Config>;
@@ -19,6 +20,8 @@ export interface Services {
   fhir: FhirService;
   store: ObjectStore;
   dicom: DicomService;
+  /** Every committed resource version, in order (SSE, Subscriptions, analysis rules). */
+  changes: ChangeFeed;
   log: Logger;
   close(): Promise<void>;
 }
@@ -93,14 +96,20 @@ export async function createServices(
     stability,
     log,
   });
+  const changes = createChangeFeed(db, {
+    intervalMs: config.changeFeedIntervalMs,
+    onError: (e) => log("error", "change feed listener failed", { error: String(e) }),
+  });
   return {
     config,
     db,
     fhir,
     store,
     dicom,
+    changes,
     log,
     async close() {
+      changes.close();
       dicom.close();
       await store.close();
       await db.close();
