@@ -23,15 +23,8 @@
  *    With `--rounds 2+` the order alternates (ours first in odd rounds) and medians are reported.
  */
 import { buildBodies, type StowBodies } from "./_ingest_bodies.ts";
-import {
-  cpuSeconds,
-  machine,
-  memory,
-  percentile,
-  qidoCounts,
-  stowAll,
-  waitForQuiet,
-} from "./_ingest_measure.ts";
+import { machine, waitForQuiet } from "./_host.ts";
+import { cpuSeconds, memory, percentile, qidoCounts, stowAll } from "./_ingest_measure.ts";
 import {
   BENCH_DATABASE,
   type S3Env,

@@ -3,16 +3,9 @@
  * the UIDs and attributes the store indexes, and the instance's DICOM JSON metadata. A part that
  * is not Part 10, is truncated, or lacks its UIDs throws a `DicomInputError` with the reason.
  */
-import dicomParser, { type DataSet } from "dicom-parser";
-import { inflateSync } from "fflate";
-import {
-  decoderFor,
-  type DicomJson,
-  dictionaryVr,
-  firstNumber,
-  firstString,
-  toDicomJson,
-} from "./dicom_json.ts";
+import type { DataSet } from "dicom-parser";
+import { parseDataSet } from "./dataset.ts";
+import { decoderFor, type DicomJson, firstNumber, firstString, toDicomJson } from "./dicom_json.ts";
 
 export class DicomInputError extends Error {
   constructor(message: string) {
@@ -51,10 +44,7 @@ export function parseInstance(bytes: Uint8Array): ParsedInstance {
   const warnings: string[] = [];
   let metaSop: string | undefined;
   try {
-    ds = dicomParser.parseDicom(bytes, {
-      inflater: inflate,
-      vrCallback: (tag: string) => dictionaryVr(tag.slice(1).toUpperCase()),
-    } as unknown as dicomParser.ParseDicomOptions);
+    ds = parseDataSet(bytes);
     transferSyntaxUid = ds.string("x00020010")?.replace(/\0/g, "").trim() ?? "";
     const decoder = decoderFor(ds.string("x00080005"));
     metadata = toDicomJson(ds, { decoder, warnings });
@@ -85,14 +75,6 @@ export function parseInstance(bytes: Uint8Array): ParsedInstance {
   // Where the receiver keeps what it was given, DICOM JSON still names the syntax it holds.
   metadata["00083002"] = { vr: "UI", Value: [transferSyntaxUid] };
   return { studyUid, seriesUid, sopUid, sopClassUid, transferSyntaxUid, metadata, warnings };
-}
-
-function inflate(bytes: Uint8Array, position: number): Uint8Array {
-  const inflated = inflateSync(bytes.subarray(position));
-  const full = new Uint8Array(position + inflated.length);
-  full.set(bytes.subarray(0, position));
-  full.set(inflated, position);
-  return full;
 }
 
 function cleanParserMessage(message: string): string {

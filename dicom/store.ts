@@ -176,6 +176,36 @@ export async function storeInstances(
   return outcomes;
 }
 
+const BATCH_PARTS = 32;
+const BATCH_BYTES = 64 * 2 ** 20;
+
+/**
+ * Collects instances as a request streams in and stores them in batches of at most 32 parts or
+ * 64 MiB, so a request's memory is one batch whatever its size.
+ */
+export function createBatcher(deps: DicomDeps, expectedStudy?: string) {
+  const outcomes: StoreOutcome[] = [];
+  let batch: StoreItem[] = [];
+  let bytes = 0;
+  const flush = async () => {
+    if (!batch.length) return;
+    const items = batch;
+    batch = [];
+    bytes = 0;
+    outcomes.push(...await storeInstances(deps, items, { expectedStudy }));
+  };
+  return {
+    outcomes,
+    /** Adds an instance; stores the batch when it is full. */
+    async add(item: StoreItem): Promise<void> {
+      batch.push(item);
+      bytes += item.bytes.length;
+      if (batch.length >= BATCH_PARTS || bytes >= BATCH_BYTES) await flush();
+    },
+    flush,
+  };
+}
+
 /** Decides about an instance whose SOP Instance UID is stored; true when it must be written. */
 function decideKnown(deps: DicomDeps, p: Pending, row: repo.InstanceRow): boolean {
   if (row.sha256 === p.sha256) {

@@ -8,10 +8,7 @@ import type { DicomDeps } from "./deps.ts";
 import type { DicomJson } from "./dicom_json.ts";
 import { DicomwebError } from "./errors.ts";
 import { MultipartError, readMultipart } from "./multipart.ts";
-import { storeInstances, type StoreItem, type StoreOutcome, WARNING_COERCED } from "./store.ts";
-
-const BATCH_PARTS = 32;
-const BATCH_BYTES = 64 * 2 ** 20;
+import { createBatcher, storeInstances, type StoreOutcome, WARNING_COERCED } from "./store.ts";
 
 export interface StowResult {
   status: 200 | 202 | 409;
@@ -28,15 +25,8 @@ export async function stowMultipart(
   boundary: string,
   expectedStudy?: string,
 ): Promise<StowResult> {
-  const outcomes: StoreOutcome[] = [];
-  let batch: StoreItem[] = [];
-  let batchBytes = 0;
-  const flush = async () => {
-    if (!batch.length) return;
-    outcomes.push(...await storeInstances(deps, batch, { expectedStudy }));
-    batch = [];
-    batchBytes = 0;
-  };
+  const batcher = createBatcher(deps, expectedStudy);
+  const { outcomes, flush } = batcher;
   let broken: MultipartError | undefined;
   try {
     for await (
@@ -57,9 +47,7 @@ export async function stowMultipart(
         });
         continue;
       }
-      batch.push({ index: part.index, bytes: part.body });
-      batchBytes += part.body.length;
-      if (batch.length >= BATCH_PARTS || batchBytes >= BATCH_BYTES) await flush();
+      await batcher.add({ index: part.index, bytes: part.body });
     }
   } catch (e) {
     if (!(e instanceof MultipartError)) throw e;

@@ -6,12 +6,9 @@
  */
 import type { DicomDeps } from "./deps.ts";
 import { DicomwebError } from "./errors.ts";
-import { storeInstances, type StoreItem, type StoreOutcome } from "./store.ts";
+import { createBatcher } from "./store.ts";
 import { storeResponse, type StowResult } from "./stow.ts";
 import { zipEntries, ZipError } from "./zip_entries.ts";
-
-const BATCH_PARTS = 32;
-const BATCH_BYTES = 64 * 2 ** 20;
 
 export interface ZipStowResult extends StowResult {
   /** Entries that were not DICOM, with why. */
@@ -23,17 +20,10 @@ export async function stowZip(
   body: ReadableStream<Uint8Array>,
   expectedStudy?: string,
 ): Promise<ZipStowResult> {
-  const outcomes: StoreOutcome[] = [];
+  const batcher = createBatcher(deps, expectedStudy);
+  const { outcomes, flush } = batcher;
   const skipped: { name: string; reason: string }[] = [];
   const names: string[] = [];
-  let batch: StoreItem[] = [];
-  let bytes = 0;
-  const flush = async () => {
-    if (!batch.length) return;
-    outcomes.push(...await storeInstances(deps, batch, { expectedStudy }));
-    batch = [];
-    bytes = 0;
-  };
   try {
     for await (
       const entry of zipEntries(body, {
@@ -58,9 +48,7 @@ export async function stowZip(
         continue;
       }
       names.push(entry.name);
-      batch.push({ index: names.length - 1, bytes: b });
-      bytes += b.length;
-      if (batch.length >= BATCH_PARTS || bytes >= BATCH_BYTES) await flush();
+      await batcher.add({ index: names.length - 1, bytes: b });
     }
   } catch (e) {
     if (!(e instanceof ZipError)) throw e;

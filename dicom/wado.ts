@@ -4,7 +4,7 @@
  * data cut out of the stored instance.
  */
 import dicomParser, { type DataSet, type Element } from "dicom-parser";
-import { inflateSync } from "fflate";
+import { parseDataSet } from "./dataset.ts";
 import * as repo from "../db/dicom_repo.ts";
 import type { InstanceRow } from "../db/dicom_repo.ts";
 import { BULK_PREFIX } from "./dicom_json.ts";
@@ -74,15 +74,7 @@ export function metadataJson(deps: DicomDeps, rows: InstanceRow[]): string {
 async function loadDataSet(deps: DicomDeps, row: InstanceRow): Promise<DataSet> {
   const bytes = await deps.store.get(row.object_key);
   if (!bytes) throw new DicomwebError(404, `The bytes of instance ${row.sop_uid} are missing`);
-  return dicomParser.parseDicom(bytes, {
-    inflater: (b: Uint8Array, pos: number) => {
-      const inflated = inflateSync(b.subarray(pos));
-      const full = new Uint8Array(pos + inflated.length);
-      full.set(b.subarray(0, pos));
-      full.set(inflated, pos);
-      return full;
-    },
-  } as unknown as dicomParser.ParseDicomOptions);
+  return parseDataSet(bytes);
 }
 
 const ENCAPSULATED_TYPES: Record<string, string> = {

@@ -1,5 +1,12 @@
 /** @module What FHIR operations need from their caller: the database and the server's settings. */
 import type { Db } from "../db/db.ts";
+import type { FhirResult } from "./interaction.ts";
+
+/** An instance-level `$operation` (`POST [base]/Type/{id}/$name`), one file each in operations/. */
+export type OperationHandler = (
+  ctx: FhirContext,
+  req: { type: string; id: string; method: string; body: unknown; query: [string, string][] },
+) => Promise<FhirResult>;
 
 export interface FhirContext {
   db: Db;
@@ -7,6 +14,8 @@ export interface FhirContext {
   baseUrl: string;
   defaultCount: number;
   maxCount: number;
+  /** Operations by `Type/$name` (e.g. `ImagingStudy/$analyze`). */
+  operations?: Map<string, OperationHandler>;
 }
 
 /** `W/"3"` or `"3"` or `3` → `3`; undefined when absent. */

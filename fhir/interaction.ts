@@ -32,6 +32,8 @@ export interface FhirResult {
   status: number;
   body?: Resource;
   location?: string;
+  /** Where the result of an asynchronous request can be followed (a Task). */
+  contentLocation?: string;
   etag?: string;
   lastModified?: string;
 }
@@ -118,6 +120,12 @@ export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Pr
       };
     }
     return resultOf(ctx, { status: 200, resource: await ops.vread(readSql, type, id, vid) });
+  }
+  if (op?.startsWith("$") && vid === undefined) {
+    const handler = ctx.operations?.get(`${type}/${op}`);
+    if (!handler) throw notFound(`Operation ${op} is not supported on ${type}`);
+    if (tx) throw badRequest(`${op} cannot be an entry of a Bundle`);
+    return await handler(ctx, { type, id, method, body: req.body, query });
   }
   if (op !== undefined) throw notFound(`No such endpoint: /${req.path.join("/")}`);
 

@@ -10,6 +10,7 @@ export interface FhirService {
 
 export interface FhirServiceOptions {
   db: Db;
+  operations?: FhirContext["operations"];
   baseUrl: string;
   defaultCount: number;
   maxCount: number;

@@ -133,6 +133,7 @@ function headersOf(result: FhirResult): Record<string, string> {
   if (result.etag) h["ETag"] = result.etag;
   if (result.lastModified) h["Last-Modified"] = new Date(result.lastModified).toUTCString();
   if (result.location) h["Location"] = result.location;
+  if (result.contentLocation) h["Content-Location"] = result.contentLocation;
   return h;
 }
 

@@ -60,5 +60,36 @@ export function uploadRoutes(services: Services): Hono<AppEnv> {
       "Content-Disposition": `attachment; filename="${file.filename}"`,
     });
   });
+  // Result files of an analysis (segmentation mask, JSON summary), written by the sidecar before
+  // it files its report, keyed by the job's idempotency key: the same PUT again is a no-op.
+  const result = "/results/:key{[0-9a-f]{64}}/:name{[A-Za-z0-9][A-Za-z0-9._-]{0,63}}";
+  app.put(result, async (c) => {
+    const max = services.config.dicom.maxInstanceBytes;
+    const length = Number(c.req.header("content-length") ?? NaN);
+    if (length > max) {
+      throw new DicomwebError(413, `The file is ${length} bytes; the limit is ${max}`);
+    }
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    if (bytes.length > max) throw new DicomwebError(413, `The file is over ${max} bytes`);
+    const { key, name } = c.req.param();
+    await services.store.put(`results/${key}/${name}`, bytes, resultType(name));
+    const url = `${services.config.publicUrl}/uploads/results/${key}/${name}`;
+    return c.json({ url, size: bytes.length }, 201, { Location: url });
+  });
+  app.get(result, async (c) => {
+    const { key, name } = c.req.param();
+    const body = await services.store.getStream(`results/${key}/${name}`);
+    if (!body) throw new DicomwebError(404, `No result file ${key}/${name}`);
+    return c.body(body, 200, { "Content-Type": resultType(name) });
+  });
   return app;
+}
+
+function resultType(name: string): string {
+  if (name.endsWith(".nii.gz") || name.endsWith(".gz")) return "application/gzip";
+  if (name.endsWith(".json")) return "application/json";
+  if (name.endsWith(".xlsx")) {
+    return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+  }
+  return "application/octet-stream";
 }
