@@ -26,6 +26,47 @@ export interface Config {
   dicom: DicomConfig;
   /** How often the change feed polls for committed versions (CHANGE_FEED_INTERVAL_MS, 250). */
   changeFeedIntervalMs: number;
+  inference: InferenceConfig;
+}
+
+export interface InferenceConfig {
+  /** `redis://…` for the Redis Streams queue (REDIS_URL); empty: the in-process queue. */
+  redisUrl: string;
+  /** Folder of installed models, one sub-folder each (MODELS_DIR, default inference/models). */
+  modelsDir: string;
+  /** A delivery not acked or extended for this long goes to another sidecar (JOB_VISIBILITY_MS, 60000). */
+  visibilityMs: number;
+  /** Deliveries before a failing job is dead-lettered (JOB_MAX_ATTEMPTS, 3). */
+  maxAttempts: number;
+  /** Retry backoff base and cap (JOB_BACKOFF_BASE_MS 2000, JOB_BACKOFF_MAX_MS 60000). */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /**
+   * Run the worker inside the API process (INFERENCE_WORKER: `auto` = only with the in-process
+   * queue, `on`, `off`). With Redis, sidecars run as their own processes (`deno task sidecar`).
+   */
+  inProcessWorker: "auto" | "on" | "off";
+  /** Execution providers in order of preference (INFERENCE_PROVIDERS, default cuda,webgpu,cpu). */
+  providers: string[];
+  /** The API the sidecar calls (SIDECAR_API_URL, default PUBLIC_URL). */
+  apiUrl: string;
+  /** The sidecar's system credential, sent as a Bearer token (SIDECAR_TOKEN). */
+  token: string;
+  /** The sidecar's health port (SIDECAR_PORT, default 8090). */
+  sidecarPort: number;
+  /** Rules that start an analysis when a study becomes stable (ANALYSIS_RULES, JSON array). */
+  rules: AnalysisRule[];
+}
+
+export interface AnalysisRule {
+  /** Modality in the study (e.g. CT); absent: any. */
+  modality?: string;
+  /** Body Part Examined of a series (e.g. CHEST); absent: any. */
+  bodyPart?: string;
+  model: string;
+  profile?: "fast" | "standard" | "research";
+  threshold?: number;
+  priority?: "routine" | "stat";
 }
 
 export interface ObjectStoreConfig {
@@ -114,6 +155,25 @@ export function loadConfig(env: Env): Readonly<Config> {
     problems.push(`${name}=${raw}: expected true or false`);
     return fallback;
   };
+  const workerMode = (env.INFERENCE_WORKER || "auto") as InferenceConfig["inProcessWorker"];
+  if (!["auto", "on", "off"].includes(workerMode)) {
+    problems.push(`INFERENCE_WORKER=${env.INFERENCE_WORKER}: expected auto, on or off`);
+  }
+  if (env.REDIS_URL && !/^rediss?:\/\//.test(env.REDIS_URL)) {
+    problems.push(`REDIS_URL: expected redis://…`);
+  }
+  let rules: AnalysisRule[] = [];
+  if (env.ANALYSIS_RULES) {
+    try {
+      const parsed = JSON.parse(env.ANALYSIS_RULES);
+      if (!Array.isArray(parsed) || !parsed.every((r) => r && typeof r.model === "string")) {
+        throw new Error("expected an array of {model, modality?, bodyPart?, …}");
+      }
+      rules = parsed;
+    } catch (e) {
+      problems.push(`ANALYSIS_RULES: ${(e as Error).message}`);
+    }
+  }
   const config: Config = {
     port,
     host,
@@ -134,6 +194,21 @@ export function loadConfig(env: Env): Readonly<Config> {
       folder: env.OBJECT_DIR || "./data/objects",
     },
     changeFeedIntervalMs: int("CHANGE_FEED_INTERVAL_MS", 250, 10, 60_000),
+    inference: {
+      redisUrl: env.REDIS_URL ?? "",
+      modelsDir: env.MODELS_DIR || "inference/models",
+      visibilityMs: int("JOB_VISIBILITY_MS", 60_000, 100, 86_400_000),
+      maxAttempts: int("JOB_MAX_ATTEMPTS", 3, 1, 100),
+      backoffBaseMs: int("JOB_BACKOFF_BASE_MS", 2_000, 1, 3_600_000),
+      backoffMaxMs: int("JOB_BACKOFF_MAX_MS", 60_000, 1, 86_400_000),
+      inProcessWorker: workerMode,
+      providers: (env.INFERENCE_PROVIDERS || "cuda,webgpu,cpu").split(",").map((p) => p.trim())
+        .filter(Boolean),
+      apiUrl: env.SIDECAR_API_URL || publicUrl,
+      token: env.SIDECAR_TOKEN ?? "",
+      sidecarPort: int("SIDECAR_PORT", 8090, 0, 65535),
+      rules,
+    },
     dicom: {
       maxRequestBytes: int("DICOM_MAX_REQUEST_BYTES", 4 * 2 ** 30, 1024, Number.MAX_SAFE_INTEGER),
       maxInstanceBytes: int("DICOM_MAX_INSTANCE_BYTES", 2 ** 30, 1024, 2 ** 31),

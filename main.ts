@@ -28,6 +28,7 @@ if (import.meta.main) {
         database: services.db.kind,
       })),
   }, app.fetch);
+  await services.startWorker((request) => app.fetch(request));
   const shutdown = async () => {
     await server.shutdown();
     await services.close();

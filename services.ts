@@ -13,6 +13,14 @@ import { createS3Store } from "./db/s3_store.ts";
 import { createDicomService, type DicomService } from "./dicom/service.ts";
 import { createStudyStability } from "./dicom/stability.ts";
 import { type ChangeFeed, createChangeFeed } from "./fhir/change_feed.ts";
+import {
+  createSubscriptionService,
+  type SubscriptionOptions,
+  type SubscriptionService,
+} from "./fhir/subscriptions/service.ts";
+import { createLiveEvents, type LiveEvents } from "./fhir/subscriptions/live_events.ts";
+import { type AnalysisService, createAnalysisService } from "./fhir/operations/analysis_service.ts";
+import { type InProcessWorker, startInProcessWorker } from "./inference/in_process.ts";
 
 export interface Services {
   config: Readonly<Config>;
@@ -22,6 +30,17 @@ export interface Services {
   dicom: DicomService;
   /** Every committed resource version, in order (SSE, Subscriptions, analysis rules). */
   changes: ChangeFeed;
+  /** FHIR R4 Subscriptions (rest-hook): activation, matching, notification with retries. */
+  subscriptions: SubscriptionService;
+  /** Live updates for `GET /events` (Server-Sent Events). */
+  events: LiveEvents;
+  /** The AI pipeline's API side: queue, models as Devices, `$analyze`, rules. */
+  analysis: AnalysisService;
+  /**
+   * Starts the in-process analysis worker when the config asks for it (the embedded default);
+   * `appFetch` is the app's own fetch, so the worker calls the API without the network.
+   */
+  startWorker(appFetch: (request: Request) => Response | Promise<Response>): Promise<void>;
   log: Logger;
   close(): Promise<void>;
 }
@@ -29,6 +48,8 @@ export interface Services {
 export interface ServiceOverrides {
   /** A Postgres schema to use (tests use one each). */
   schema?: string;
+  /** Subscription retry policy (defaults: fhir/subscriptions/service.ts). */
+  subscriptions?: Partial<SubscriptionOptions>;
 }
 
 export type Logger = (
@@ -100,6 +121,16 @@ export async function createServices(
     intervalMs: config.changeFeedIntervalMs,
     onError: (e) => log("error", "change feed listener failed", { error: String(e) }),
   });
+  const subscriptions = createSubscriptionService({
+    db,
+    fhir,
+    changes,
+    log,
+    options: overrides.subscriptions,
+  });
+  const events = createLiveEvents({ db, fhir, changes, log });
+  const analysis = await createAnalysisService({ config, fhir, dicom, log });
+  let worker: InProcessWorker | undefined;
   return {
     config,
     db,
@@ -107,8 +138,18 @@ export async function createServices(
     store,
     dicom,
     changes,
+    subscriptions,
+    events,
+    analysis,
+    async startWorker(appFetch) {
+      worker ??= await startInProcessWorker({ config, queue: analysis.queue, log, appFetch });
+    },
     log,
     async close() {
+      await worker?.stop();
+      await analysis.close();
+      events.close();
+      await subscriptions.close();
       changes.close();
       dicom.close();
       await store.close();

@@ -50,6 +50,7 @@ async function start(backend: Backend): Promise<TestContext> {
   if (schema) await dropStaleSchemas(services);
   const app = createApp(services);
   Deno.serve({ port, hostname: "127.0.0.1", onListen: () => {} }, app.fetch);
+  await services.startWorker((request) => app.fetch(request));
   const base = `http://127.0.0.1:${port}/fhir`;
   return {
     backend,

@@ -1,0 +1,265 @@
+/**
+ * @module One job, start to end: read the Task and mark it in progress, load the study's volume
+ * over WADO-RS, run the model slice batch by slice batch, find the components, upload the mask
+ * (NIfTI) and the summary (JSON), and file everything as one transaction. Every step talks to
+ * the API; nothing here holds a database or S3 credential.
+ */
+import type { Task } from "@medplum/fhirtypes";
+import type { ApiClient } from "./api_client.ts";
+import { ApiError, expectOk } from "./api_client.ts";
+import { fatal } from "./errors.ts";
+import { buildFindingsBundle, type ResultFiles } from "./findings_bundle.ts";
+import type { AnalysisJob } from "./jobs.ts";
+import type { Logger } from "./log.ts";
+import { type ModelManifest, resolveSettings, type RunSettings } from "./manifest.ts";
+import { writeNiftiMask } from "./nifti_writer.ts";
+import type { ModelRunner } from "./onnx_runner.ts";
+import { type Finding, type Geometry, segment } from "./postprocess.ts";
+import {
+  flipPlanes,
+  makeBatches,
+  prepareSlices,
+  probabilityPlane,
+  resize2d,
+  strideIndices,
+} from "./preprocess.ts";
+import { markTaskInProgress, readTask, withFreshTask } from "./task_client.ts";
+import { loadStudyVolume, type Volume } from "./volume.ts";
+
+export interface LoadedModel {
+  manifest: ModelManifest;
+  runner: ModelRunner;
+}
+
+export interface AnalysisContext {
+  api: ApiClient;
+  models: ReadonlyMap<string, LoadedModel>;
+  log: Logger;
+}
+
+export type AnalysisOutcome =
+  | { kind: "filed"; reportId: string; findings: number; maxProbability: number; ms: number }
+  | { kind: "skipped"; reason: string };
+
+/**
+ * The model's probability of its first label for every voxel of `volume` (`[z][y][x]`). With a
+ * slice stride, the maps of the slices not run are interpolated linearly between their run
+ * neighbours; with flip TTA, each batch also runs mirrored and the two maps are averaged.
+ */
+export async function predictVolume(
+  volume: Pick<Volume, "data" | "dims">,
+  model: LoadedModel,
+  settings: Pick<RunSettings, "batch" | "flipTta" | "sliceStride">,
+  signal?: AbortSignal,
+): Promise<Float32Array> {
+  const m = model.manifest;
+  const { x: nx, y: ny, z: nz } = volume.dims;
+  const plane = nx * ny;
+  const prepared = prepareSlices(volume.data, volume.dims, m);
+  const probability = new Float32Array(plane * nz);
+  const at = (z: number) => probability.subarray(z * plane, (z + 1) * plane);
+  const channel = m.labels[0].outputChannel;
+  const names = { input: m.input.name, output: m.output.name };
+  const { height, width } = prepared;
+  const indices = strideIndices(nz, settings.sliceStride);
+  for (const batch of makeBatches(prepared, m.input.offsets, settings.batch, indices)) {
+    signal?.throwIfAborted();
+    const out = await model.runner.run(batch.data, batch.dims, names);
+    if (out.dims[0] !== batch.slices.length) {
+      throw new Error(
+        `The model answered ${out.dims[0]} samples for a batch of ${batch.slices.length}`,
+      );
+    }
+    const outH = out.dims[out.dims.length - 2], outW = out.dims[out.dims.length - 1];
+    const mirrored = settings.flipTta
+      ? await model.runner.run(flipPlanes(batch.data, width), batch.dims, names)
+      : undefined;
+    const mirroredBack = mirrored && flipPlanes(mirrored.data, outW);
+    batch.slices.forEach((z, s) => {
+      let p = probabilityPlane(out.data, out.dims, s, m, channel);
+      if (mirroredBack) {
+        const q = probabilityPlane(mirroredBack, out.dims, s, m, channel);
+        for (let i = 0; i < p.length; i++) p[i] = (p[i] + q[i]) / 2;
+      }
+      if (outH !== height || outW !== width) p = resize2d(p, outH, outW, height, width);
+      resize2d(p, height, width, ny, nx, "bilinear", at(z));
+    });
+  }
+  for (let n = 1; n < indices.length; n++) {
+    const a = indices[n - 1], b = indices[n];
+    for (let z = a + 1; z < b; z++) {
+      const t = (z - a) / (b - a), pa = at(a), pb = at(b), pz = at(z);
+      for (let i = 0; i < plane; i++) pz[i] = pa[i] + (pb[i] - pa[i]) * t;
+    }
+  }
+  return probability;
+}
+
+/** Runs `job` to the end and files its results; throws on failure (see `errors.ts`). */
+export async function analyze(
+  ctx: AnalysisContext,
+  job: AnalysisJob,
+  signal?: AbortSignal,
+): Promise<AnalysisOutcome> {
+  const started = performance.now();
+  const model = ctx.models.get(job.model);
+  if (!model) {
+    const installed = [...ctx.models.keys()].join(", ") || "none";
+    throw fatal(`Model "${job.model}" is not installed on this sidecar (installed: ${installed})`);
+  }
+  const m = model.manifest;
+  if (job.modelVersion && job.modelVersion !== m.version) {
+    throw fatal(
+      `Model ${job.model} version ${job.modelVersion} was asked for; this sidecar has ${m.version}`,
+    );
+  }
+  const requestId = job.requestId;
+  const task = await readTask(ctx.api, job);
+  if (
+    task.status === "completed" || task.status === "cancelled" || task.status === "entered-in-error"
+  ) {
+    return { kind: "skipped", reason: `Task/${task.id} is already ${task.status}` };
+  }
+  await markTaskInProgress(ctx.api, job, task);
+
+  const settings = resolveSettings(m, job.profile, job.threshold);
+  let loaded: Volume | undefined = await loadStudyVolume(
+    ctx.api,
+    job.studyInstanceUid,
+    m.modality,
+    {
+      requestId,
+      signal,
+    },
+  );
+  for (const w of loaded.warnings) ctx.log("warn", w, { jobId: job.jobId, requestId });
+  const volume = withoutPixels(loaded);
+  const probability = await predictVolume(loaded, model, settings, signal);
+  loaded = undefined; // the HU volume can go before the components are found
+  signal?.throwIfAborted();
+  const seg = segment(probability, volume, settings);
+
+  const files = await uploadResults(ctx.api, job, {
+    mask: writeNiftiMask(seg.mask, volume, { description: `${m.name} ${m.version} findings` }),
+    summary: new TextEncoder().encode(JSON.stringify(
+      summaryOf(job, m, settings, volume, seg.findings, seg.maxProbability, model.runner.provider),
+      null,
+      2,
+    )),
+  }, signal);
+
+  const response = await withFreshTask(ctx.api, job, async (fresh: Task) => {
+    const bundle = buildFindingsBundle({
+      job,
+      manifest: m,
+      settings,
+      volume,
+      findings: seg.findings,
+      maxProbability: seg.maxProbability,
+      task: fresh,
+      files,
+      issued: new Date().toISOString(),
+      provider: model.runner.provider,
+    });
+    return await ctx.api.fhir<
+      { entry?: { resource?: { id?: string }; response?: { location?: string } }[] }
+    >(
+      "POST",
+      "",
+      bundle,
+      { requestId, signal },
+    );
+  });
+  // Entry 1 is the report: created (a Location) or found by its identifier (the resource).
+  const reportEntry = response.body.entry?.[1];
+  const reportId = reportEntry?.resource?.id ?? reportEntry?.response?.location?.split("/")[1] ??
+    "";
+  return {
+    kind: "filed",
+    reportId,
+    findings: seg.findings.length,
+    maxProbability: seg.maxProbability,
+    ms: Math.round(performance.now() - started),
+  };
+}
+
+function withoutPixels(v: Volume): Omit<Volume, "data"> {
+  const copy: Partial<Volume> = { ...v };
+  delete copy.data;
+  return copy as Omit<Volume, "data">;
+}
+
+/** PUTs the mask and summary under the job's key; answers their URLs. */
+async function uploadResults(
+  api: ApiClient,
+  job: AnalysisJob,
+  bytes: { mask: Uint8Array; summary: Uint8Array },
+  signal?: AbortSignal,
+): Promise<ResultFiles> {
+  const put = async (name: string, body: Uint8Array, type: string) => {
+    const path = `uploads/results/${job.idempotencyKey}/${name}`;
+    const response = await api.request(path, {
+      method: "PUT",
+      headers: { "Content-Type": type },
+      body,
+      requestId: job.requestId,
+      signal,
+    });
+    if (response.status === 404) {
+      await response.body?.cancel();
+      throw new ApiError(404, "PUT", path, "the API has no result upload route");
+    }
+    await expectOk(response.clone(), "PUT", path);
+    const json = await response.json() as { url?: string };
+    return { url: json.url ?? `${api.baseUrl}/${path}`, size: body.length };
+  };
+  return {
+    mask: await put("mask.nii.gz", bytes.mask, "application/gzip"),
+    summary: await put("summary.json", bytes.summary, "application/json"),
+  };
+}
+
+function summaryOf(
+  job: AnalysisJob,
+  m: ModelManifest,
+  settings: RunSettings,
+  volume: Geometry & Pick<Volume, "seriesInstanceUid" | "sopInstanceUids" | "studyInstanceUid">,
+  findings: Finding[],
+  maxProbability: number,
+  provider: string,
+) {
+  const r = (v: number, d = 2) => Math.round(v * 10 ** d) / 10 ** d;
+  return {
+    model: { name: m.name, version: m.version, provider, notice: m.notice },
+    job: {
+      jobId: job.jobId,
+      taskId: job.taskId,
+      idempotencyKey: job.idempotencyKey,
+      profile: job.profile,
+      threshold: settings.threshold,
+    },
+    study: {
+      studyInstanceUid: job.studyInstanceUid,
+      imagingStudy: `ImagingStudy/${job.imagingStudyId}`,
+      seriesInstanceUid: volume.seriesInstanceUid,
+      dims: volume.dims,
+      spacingMm: volume.spacing,
+    },
+    settings,
+    maxProbability: r(maxProbability, 4),
+    positive: findings.length > 0,
+    findings: findings.map((f) => ({
+      number: f.number,
+      voxels: f.voxels,
+      volumeMm3: r(f.volumeMm3, 1),
+      longestDiameterMm: r(f.longestDiameterMm, 1),
+      centreMm: f.centrePatient.map((v) => r(v)),
+      centreVoxel: f.centreVoxel.map((v) => r(v, 1)),
+      boundingBox: f.boundingBox,
+      maxProbability: r(f.maxProbability, 4),
+      meanProbability: r(f.meanProbability, 4),
+      centreSopInstanceUid: volume
+        .sopInstanceUids[Math.min(volume.dims.z - 1, Math.max(0, Math.round(f.centreVoxel[2])))],
+    })),
+  };
+}

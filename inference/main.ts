@@ -1,0 +1,73 @@
+/**
+ * @module The sidecar's entry point (`deno task sidecar`): config → the job queue (Redis
+ * Streams) → the models → the work loop → `GET /health` on SIDECAR_PORT. SIGTERM and SIGINT stop
+ * it gracefully: the current job finishes (or is handed back), then the queue is closed.
+ */
+import { ConfigError, loadConfig } from "../config.ts";
+import { createApiClient } from "./api_client.ts";
+import { createHealthHandler } from "./health.ts";
+import { createLogger } from "./log.ts";
+import { closeModels, loadModels } from "./model_registry.ts";
+import { createJobQueue } from "./queue_factory.ts";
+import { createSidecar } from "./sidecar.ts";
+
+if (import.meta.main) {
+  let config;
+  try {
+    config = loadConfig(Deno.env.toObject());
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      Deno.exit(2);
+    }
+    throw e;
+  }
+  const startedAt = Date.now();
+  const c = config.inference;
+  const log = createLogger(config.logLevel);
+  if (!c.redisUrl) {
+    log(
+      "warn",
+      "REDIS_URL is not set: this sidecar reads an in-process queue that no API can reach",
+    );
+  }
+  const queue = await createJobQueue({
+    redisUrl: c.redisUrl,
+    visibilityMs: c.visibilityMs,
+    maxAttempts: c.maxAttempts,
+    backoffBaseMs: c.backoffBaseMs,
+    backoffMaxMs: c.backoffMaxMs,
+    onError: (e: unknown) => log("error", "queue error", { error: String(e) }),
+  });
+  const models = await loadModels(c.modelsDir, c.providers, log);
+  if (!models.size) {
+    log("error", `no model could be loaded from ${c.modelsDir}`);
+    await queue.close();
+    Deno.exit(1);
+  }
+  const api = createApiClient({ baseUrl: c.apiUrl, token: c.token });
+  const sidecar = createSidecar({ queue, api, models, log, visibilityMs: c.visibilityMs });
+  sidecar.start();
+  const server = Deno.serve({
+    port: c.sidecarPort,
+    hostname: config.host,
+    onListen: ({ hostname, port }) =>
+      log("info", "sidecar listening", {
+        health: `http://${hostname}:${port}/health`,
+        api: c.apiUrl,
+      }),
+  }, createHealthHandler({ queue, models, sidecar, startedAt }));
+  let stopping = false;
+  const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
+    log("info", "stopping");
+    await sidecar.stop();
+    await server.shutdown();
+    await closeModels(models);
+    await queue.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", shutdown);
+  Deno.addSignalListener("SIGTERM", shutdown);
+}

@@ -1,0 +1,197 @@
+/**
+ * @module The model's preprocessing: HU window onto a range, bilinear resize to the model's input
+ * size, neighbouring slices stacked as channels (2.5D), and batches in NCHW order; and the way
+ * back: an output's probability map (activation applied) resized to the image.
+ */
+import type { ModelManifest } from "./manifest.ts";
+
+/** `lo + (hi − lo) · clamp((hu − (center − width/2)) / width, 0, 1)` for every value. */
+export function applyWindow(
+  hu: ArrayLike<number>,
+  window: { center: number; width: number },
+  rescale: readonly [number, number] = [0, 1],
+  out = new Float32Array(hu.length),
+): Float32Array {
+  const low = window.center - window.width / 2;
+  const [lo, hi] = rescale;
+  const scale = (hi - lo) / window.width;
+  for (let i = 0; i < hu.length; i++) {
+    const t = hu[i] - low;
+    out[i] = t <= 0 ? lo : t >= window.width ? hi : lo + t * scale;
+  }
+  return out;
+}
+
+/**
+ * Resizes a `srcH × srcW` image (row-major) to `dstH × dstW`: bilinear with half-pixel centres
+ * (PyTorch `interpolate(align_corners=False)`, OpenCV `INTER_LINEAR`), or nearest neighbour.
+ */
+export function resize2d(
+  src: ArrayLike<number>,
+  srcH: number,
+  srcW: number,
+  dstH: number,
+  dstW: number,
+  interpolation: "bilinear" | "nearest" = "bilinear",
+  out = new Float32Array(dstH * dstW),
+): Float32Array {
+  if (srcH === dstH && srcW === dstW) {
+    for (let i = 0; i < out.length; i++) out[i] = src[i];
+    return out;
+  }
+  const sy = srcH / dstH, sx = srcW / dstW;
+  if (interpolation === "nearest") {
+    for (let y = 0; y < dstH; y++) {
+      const yy = Math.min(srcH - 1, Math.floor((y + 0.5) * sy));
+      for (let x = 0; x < dstW; x++) {
+        out[y * dstW + x] = src[yy * srcW + Math.min(srcW - 1, Math.floor((x + 0.5) * sx))];
+      }
+    }
+    return out;
+  }
+  const x0 = new Int32Array(dstW), x1 = new Int32Array(dstW), fx = new Float32Array(dstW);
+  for (let x = 0; x < dstW; x++) {
+    const p = Math.max(0, (x + 0.5) * sx - 0.5);
+    x0[x] = Math.min(srcW - 1, Math.floor(p));
+    x1[x] = Math.min(srcW - 1, x0[x] + 1);
+    fx[x] = p - Math.floor(p);
+  }
+  for (let y = 0; y < dstH; y++) {
+    const p = Math.max(0, (y + 0.5) * sy - 0.5);
+    const r0 = Math.min(srcH - 1, Math.floor(p)) * srcW;
+    const r1 = Math.min(srcH - 1, Math.floor(p) + 1) * srcW;
+    const fy = p - Math.floor(p);
+    for (let x = 0; x < dstW; x++) {
+      const top = src[r0 + x0[x]] + (src[r0 + x1[x]] - src[r0 + x0[x]]) * fx[x];
+      const bottom = src[r1 + x0[x]] + (src[r1 + x1[x]] - src[r1 + x0[x]]) * fx[x];
+      out[y * dstW + x] = top + (bottom - top) * fy;
+    }
+  }
+  return out;
+}
+
+/** Slices windowed and resized to the model's plane: `depth` planes of `height × width`. */
+export interface PreparedSlices {
+  data: Float32Array;
+  depth: number;
+  height: number;
+  width: number;
+}
+
+/** Windows and resizes every slice of a `[z][y][x]` HU volume for `manifest`. */
+export function prepareSlices(
+  hu: Float32Array,
+  dims: { x: number; y: number; z: number },
+  manifest: ModelManifest,
+): PreparedSlices {
+  const { height, width } = manifest.input;
+  const { window, rescale, resize } = manifest.preprocessing;
+  const plane = dims.x * dims.y;
+  const data = new Float32Array(dims.z * height * width);
+  const scratch = new Float32Array(plane);
+  for (let z = 0; z < dims.z; z++) {
+    applyWindow(hu.subarray(z * plane, (z + 1) * plane), window, rescale, scratch);
+    resize2d(
+      scratch,
+      dims.y,
+      dims.x,
+      height,
+      width,
+      resize?.interpolation ?? "bilinear",
+      data.subarray(z * height * width, (z + 1) * height * width),
+    );
+  }
+  return { data, depth: dims.z, height, width };
+}
+
+/** One model call's input: one sample per slice of `slices`, NCHW. */
+export interface Batch {
+  /** The slice (z) each sample is for. */
+  slices: number[];
+  data: Float32Array;
+  dims: [number, number, number, number];
+}
+
+/**
+ * Batches of up to `batch` samples for the slices `indices` (default: all); the sample for slice
+ * z holds slices z + offsets[c] as its channels (e.g. −1, 0, 1), clamped to the series, so the
+ * first and last slices repeat themselves.
+ */
+export function* makeBatches(
+  prepared: PreparedSlices,
+  offsets: readonly number[],
+  batch: number,
+  indices: readonly number[] = Array.from({ length: prepared.depth }, (_, z) => z),
+): Generator<Batch> {
+  const { data, depth, height, width } = prepared;
+  const plane = height * width;
+  const channels = offsets.length;
+  for (let first = 0; first < indices.length; first += batch) {
+    const slices = indices.slice(first, first + batch);
+    const out = new Float32Array(slices.length * channels * plane);
+    slices.forEach((zc, s) => {
+      for (let c = 0; c < channels; c++) {
+        const z = Math.min(depth - 1, Math.max(0, zc + offsets[c]));
+        const src = data.subarray(z * plane, (z + 1) * plane);
+        out.set(src, (s * channels + c) * plane);
+      }
+    });
+    yield { slices, data: out, dims: [slices.length, channels, height, width] };
+  }
+}
+
+/** The slices a stride runs: 0, stride, 2·stride, … and always the last. */
+export function strideIndices(depth: number, stride: number): number[] {
+  const out: number[] = [];
+  for (let z = 0; z < depth; z += Math.max(1, stride)) out.push(z);
+  if (out[out.length - 1] !== depth - 1) out.push(depth - 1);
+  return out;
+}
+
+/** Mirrors every row of `width` values of `data` left-right (the last axis), into a copy. */
+export function flipPlanes(data: Float32Array, width: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let row = 0; row < data.length; row += width) {
+    for (let x = 0; x < width; x++) out[row + x] = data[row + width - 1 - x];
+  }
+  return out;
+}
+
+/**
+ * The probability plane in output channel `channel` for sample `s` of a model output `[N, C, H,
+ * W]` (or `[N, H, W]`), with the manifest's activation applied: sigmoid per value, or softmax
+ * across channels.
+ */
+export function probabilityPlane(
+  output: Float32Array,
+  dims: readonly number[],
+  s: number,
+  manifest: ModelManifest,
+  channel: number,
+): Float32Array {
+  const channels = dims.length === 4 ? dims[1] : 1;
+  const plane = dims[dims.length - 2] * dims[dims.length - 1];
+  if (channel >= channels) {
+    throw new Error(`The output has ${channels} channel(s); channel ${channel} is not one`);
+  }
+  const at = (c: number) =>
+    output.subarray((s * channels + c) * plane, (s * channels + c + 1) * plane);
+  const out = new Float32Array(plane);
+  const { kind, activation } = manifest.output;
+  const values = at(channel);
+  if (kind === "probability" || activation === "none") {
+    for (let i = 0; i < plane; i++) out[i] = Math.min(1, Math.max(0, values[i]));
+  } else if (activation === "sigmoid" || channels === 1) {
+    for (let i = 0; i < plane; i++) out[i] = 1 / (1 + Math.exp(-values[i]));
+  } else {
+    const all = Array.from({ length: channels }, (_, c) => at(c));
+    for (let i = 0; i < plane; i++) {
+      let max = -Infinity;
+      for (const a of all) max = Math.max(max, a[i]);
+      let sum = 0;
+      for (const a of all) sum += Math.exp(a[i] - max);
+      out[i] = Math.exp(values[i] - max) / sum;
+    }
+  }
+  return out;
+}
