@@ -8,6 +8,8 @@ import { FHIR_JSON, fhirRoutes } from "./routes/fhir.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { dicomwebRoutes } from "./routes/dicomweb.ts";
 import { uploadRoutes } from "./routes/uploads.ts";
+import { reportRoutes } from "./routes/reports.ts";
+import { eventRoutes } from "./routes/events.ts";
 import { DicomwebError } from "./dicom/errors.ts";
 import type { Services } from "./services.ts";
 
@@ -29,6 +31,8 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.route("/fhir", fhirRoutes(services));
   app.route("/dicomweb", dicomwebRoutes(services));
   app.route("/uploads", uploadRoutes(services));
+  app.route("/reports", reportRoutes(services));
+  app.route("/events", eventRoutes(services));
   app.notFound((c) => {
     const err = fhirError(
       404,

@@ -44,6 +44,9 @@ async function start(backend: Backend): Promise<TestContext> {
     OBJECT_DIR: await Deno.makeTempDir({ prefix: "objects-" }),
     S3_BUCKET: "imaging-test",
     DICOM_STABLE_SECONDS: "1",
+    // The in-process worker runs on the CPU here; GPU providers are tried by the sidecar tests.
+    INFERENCE_PROVIDERS: "cpu",
+    LOG_LEVEL: "warn",
     ...s3,
   });
   const services = await createServices(config, { schema });

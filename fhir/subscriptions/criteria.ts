@@ -1,0 +1,124 @@
+/**
+ * @module What makes an R4 Subscription usable: its criteria (`Type?query`, parsed by the server's
+ * own search parser, so every search feature works in criteria) and its rest-hook channel.
+ */
+import type { Subscription } from "@medplum/fhirtypes";
+import { FhirError } from "../outcome.ts";
+import { isSupportedType } from "../resource_types.ts";
+import { parseSearch } from "../search/parse.ts";
+
+/** A Subscription that can be matched and notified. */
+export interface ActiveSubscription {
+  id: string;
+  status: "active" | "error";
+  /** The criteria's resource type. */
+  type: string;
+  /** The criteria's filters, without result parameters (`_count`, `_sort`, `_include`, …). */
+  params: [string, string][];
+  /** `end` as epoch ms; undefined when open-ended. */
+  end?: number;
+  endpoint: string;
+  /** True when `channel.payload` asks for the resource (`application/fhir+json`). */
+  payload: boolean;
+  headers: [string, string][];
+}
+
+/** Why a Subscription cannot be activated, as text for `Subscription.error`. */
+export class SubscriptionProblem extends Error {}
+
+const PAYLOAD_TYPES = new Set(["application/fhir+json", "application/json"]);
+const RESULT_PARAM =
+  /^_(count|sort|total|summary|elements|include|revinclude|cursor|format|pretty)\b/;
+
+/** Parses `Type?query` (or a bare `Type`); throws a SubscriptionProblem naming what is wrong. */
+export function parseCriteria(criteria: string | undefined): {
+  type: string;
+  params: [string, string][];
+} {
+  if (!criteria?.trim()) throw new SubscriptionProblem("Subscription.criteria is missing");
+  const text = criteria.trim();
+  const q = text.indexOf("?");
+  const type = q < 0 ? text : text.slice(0, q);
+  if (!isSupportedType(type)) {
+    throw new SubscriptionProblem(
+      `Subscription.criteria: resource type "${type}" is not supported by this server`,
+    );
+  }
+  const params = [...new URLSearchParams(q < 0 ? "" : text.slice(q + 1))]
+    .filter(([k]) => !RESULT_PARAM.test(k));
+  try {
+    parseSearch(type, params, { lenient: false, defaultCount: 1, maxCount: 1, baseUrl: "" });
+  } catch (e) {
+    if (e instanceof FhirError) {
+      throw new SubscriptionProblem(`Subscription.criteria: ${e.message}`);
+    }
+    throw e;
+  }
+  return { type, params };
+}
+
+/** `Name: value` lines of `channel.header` as header pairs. */
+export function parseHeaders(lines: string[] | undefined): [string, string][] {
+  return (lines ?? []).map((line) => {
+    const colon = line.indexOf(":");
+    const name = colon > 0 ? line.slice(0, colon).trim() : "";
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
+      throw new SubscriptionProblem(
+        `Subscription.channel.header "${line}": expected "Name: value"`,
+      );
+    }
+    return [name, line.slice(colon + 1).trim()];
+  });
+}
+
+/**
+ * Checks a Subscription's criteria and channel; returns it ready to match, or throws a
+ * SubscriptionProblem. Only rest-hook is supported, to an absolute http(s) endpoint.
+ */
+export function checkSubscription(sub: Subscription): ActiveSubscription {
+  const { type, params } = parseCriteria(sub.criteria);
+  const channel = sub.channel;
+  if (channel?.type !== "rest-hook") {
+    throw new SubscriptionProblem(
+      `Subscription.channel.type "${channel?.type}" is not supported; use rest-hook`,
+    );
+  }
+  let endpoint: URL;
+  try {
+    endpoint = new URL(channel.endpoint ?? "");
+  } catch {
+    throw new SubscriptionProblem(
+      `Subscription.channel.endpoint "${channel.endpoint ?? ""}" is not an absolute URL`,
+    );
+  }
+  if (endpoint.protocol !== "http:" && endpoint.protocol !== "https:") {
+    throw new SubscriptionProblem(
+      `Subscription.channel.endpoint must be http: or https:, got ${endpoint.protocol}`,
+    );
+  }
+  const payload = channel.payload?.split(";")[0].trim().toLowerCase();
+  if (payload && !PAYLOAD_TYPES.has(payload)) {
+    throw new SubscriptionProblem(
+      `Subscription.channel.payload "${channel.payload}" is not supported; use application/fhir+json or leave it out`,
+    );
+  }
+  const end = sub.end ? Date.parse(sub.end) : undefined;
+  return {
+    id: sub.id!,
+    status: sub.status === "error" ? "error" : "active",
+    type,
+    params,
+    end: Number.isNaN(end) ? undefined : end,
+    endpoint: endpoint.toString(),
+    payload: Boolean(payload),
+    headers: parseHeaders(channel.header),
+  };
+}
+
+/** Where a notification goes: the endpoint (no payload), or `[endpoint]/Type/id` for a PUT. */
+export function notificationUrl(sub: ActiveSubscription, type: string, id: string): string {
+  if (!sub.payload) return sub.endpoint;
+  const url = new URL(sub.endpoint);
+  url.pathname = `${url.pathname.replace(/\/+$/, "")}/${type}/${encodeURIComponent(id)}`;
+  return url.toString();
+}

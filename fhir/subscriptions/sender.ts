@@ -1,0 +1,204 @@
+/**
+ * @module Sends queued Subscription notifications (R4 rest-hook): without a payload an empty POST
+ * to the endpoint; with `application/fhir+json` an update, `PUT [endpoint]/Type/id` with the
+ * resource version that matched. Failures are retried with exponential backoff; after the last
+ * attempt the delivery fails and the Subscription goes to `error`, and a later success sets it
+ * back to `active`. One loop per process claims due rows, so replicas share the work.
+ */
+import type { Db } from "../../db/db.ts";
+import type { FhirService } from "../service.ts";
+import { FhirError } from "../outcome.ts";
+import { checkSubscription, notificationUrl, SubscriptionProblem } from "./criteria.ts";
+import {
+  claimDue,
+  type Delivery,
+  markCancelled,
+  markDelivered,
+  markFailed,
+  nextDueIn,
+} from "./delivery_repo.ts";
+import { readSubscription, setSubscriptionStatus } from "./lifecycle.ts";
+
+export interface RetryOptions {
+  /** Attempts before a notification is given up (SUBSCRIPTION_MAX_ATTEMPTS). */
+  maxAttempts: number;
+  /** Delay after the first failure, doubled after each further one, capped at `backoffMaxMs`. */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /** How long one POST/PUT may take. */
+  timeoutMs: number;
+  /** How often to look for deliveries other replicas queued or that fell due. */
+  pollMs: number;
+  /** Notifications in flight at once, across Subscriptions (one at a time per Subscription). */
+  concurrency: number;
+}
+
+export interface SenderDeps {
+  db: Db;
+  fhir: FhirService;
+  options: RetryOptions;
+  log(level: "debug" | "info" | "warn" | "error", msg: string, data?: object): void;
+}
+
+const RECHECK_MS = 20;
+
+export function backoffMs(options: RetryOptions, attempts: number): number {
+  return Math.min(options.backoffBaseMs * 2 ** Math.max(0, attempts - 1), options.backoffMaxMs);
+}
+
+export function createSender(deps: SenderDeps) {
+  const { db, fhir, options, log } = deps;
+  const inFlight = new Set<Promise<void>>();
+  const aborts = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let closed = false;
+
+  const fail = async (d: Delivery, error: string, status?: number) => {
+    const last = d.attempts >= options.maxAttempts;
+    await markFailed(db, d.id, {
+      status,
+      error,
+      retryInMs: last ? undefined : backoffMs(options, d.attempts),
+    });
+    log(last ? "warn" : "info", "subscription notification failed", {
+      subscription: d.subscriptionId,
+      resource: `${d.type}/${d.resourceId}/_history/${d.version}`,
+      attempt: d.attempts,
+      error,
+    });
+    if (!last) return;
+    const text = `Notification of ${d.type}/${d.resourceId}/_history/${d.version} failed after ` +
+      `${d.attempts} attempts: ${error}`;
+    await setSubscriptionStatus(fhir, d.subscriptionId, { status: "error", error: text }, [
+      "active",
+      "error",
+    ]);
+  };
+
+  const send = async (d: Delivery) => {
+    const stored = await readSubscription(fhir, d.subscriptionId);
+    if (!stored || (stored.status !== "active" && stored.status !== "error")) {
+      return await markCancelled(db, d.id, `Subscription is ${stored?.status ?? "deleted"}`);
+    }
+    let sub;
+    try {
+      sub = checkSubscription(stored);
+    } catch (e) {
+      if (!(e instanceof SubscriptionProblem)) throw e;
+      return await markCancelled(db, d.id, e.message);
+    }
+    if (sub.end !== undefined && sub.end <= Date.now()) {
+      await setSubscriptionStatus(fhir, sub.id, { status: "off" }, ["active", "error"]);
+      return await markCancelled(db, d.id, "Subscription ended");
+    }
+    const headers = new Headers();
+    let body: string | undefined;
+    if (sub.payload) {
+      try {
+        const path = [d.type, d.resourceId, "_history", String(d.version)];
+        body = JSON.stringify((await fhir.interact({ method: "GET", path, query: [] })).body);
+      } catch (e) {
+        if (!(e instanceof FhirError) || e.status >= 500) throw e;
+        return await markCancelled(db, d.id, e.message);
+      }
+      headers.set("Content-Type", "application/fhir+json; charset=utf-8");
+    }
+    for (const [name, value] of sub.headers) headers.append(name, value);
+    const url = notificationUrl(sub, d.type, d.resourceId);
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method: sub.payload ? "PUT" : "POST",
+        headers,
+        body: body ?? new Uint8Array(0),
+        redirect: "manual",
+        signal: AbortSignal.any([aborts.signal, AbortSignal.timeout(options.timeoutMs)]),
+      });
+      await response.body?.cancel();
+    } catch (e) {
+      if (closed) return; // the lease runs out and the next start sends it again
+      return await fail(d, `${(e as Error).name}: ${(e as Error).message}`);
+    }
+    if (!response.ok) return await fail(d, `HTTP ${response.status}`, response.status);
+    await markDelivered(db, d.id, response.status);
+    if (sub.status === "error") {
+      await setSubscriptionStatus(fhir, sub.id, { status: "active" }, ["error"]);
+    }
+  };
+
+  const track = (d: Delivery) => {
+    const p: Promise<void> = send(d)
+      .catch((e) => log("error", "subscription notification crashed", { error: String(e) }))
+      .finally(() => {
+        inFlight.delete(p);
+        wake();
+      });
+    inFlight.add(p);
+  };
+
+  const pass = async () => {
+    do {
+      again = false;
+      const leaseMs = options.timeoutMs + 30_000;
+      for (const d of await claimDue(db, options.concurrency - inFlight.size, leaseMs)) track(d);
+    } while (again && !closed);
+    if (closed || inFlight.size >= options.concurrency) return; // a finishing send wakes it
+    const due = await nextDueIn(db);
+    // Due but not claimed: another replica is claiming it right now, or the clocks disagree by
+    // a hair; look again soon.
+    const delay = due === undefined
+      ? options.pollMs
+      : Math.min(Math.max(due, RECHECK_MS), options.pollMs);
+    schedule(delay);
+  };
+
+  const schedule = (delay: number) => {
+    clearTimeout(timer);
+    const t = setTimeout(wake, delay);
+    Deno.unrefTimer(t);
+    timer = t;
+  };
+
+  /** Looks for due deliveries now (after new ones were queued, or one finished). */
+  function wake() {
+    if (closed) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = pass()
+      .catch((e) => {
+        if (!closed) log("error", "subscription sender failed", { error: String(e) });
+        if (!closed) schedule(options.pollMs);
+      })
+      .finally(() => running = undefined);
+  }
+
+  return {
+    wake,
+    /** Resolves when nothing is due now and nothing is in flight (for tests). */
+    async idle(): Promise<void> {
+      for (let i = 0; i < 1000 && !closed; i++) {
+        if (running) await running;
+        if (inFlight.size) await Promise.all(inFlight);
+        else {
+          const due = await nextDueIn(db);
+          if (due === undefined || due > 0) return;
+          wake();
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
+    },
+    async close(): Promise<void> {
+      closed = true;
+      clearTimeout(timer);
+      aborts.abort();
+      await running;
+      await Promise.allSettled(inFlight);
+    },
+  };
+}
+
+export type Sender = ReturnType<typeof createSender>;

@@ -1,0 +1,399 @@
+// deno-lint-ignore-file no-explicit-any
+/**
+ * @module FHIR R4 Subscriptions (rest-hook) end to end: a real HTTP receiver, Subscriptions and
+ * resources written over HTTP, notifications followed through the change feed.
+ */
+import assert from "node:assert/strict";
+import { loadConfig } from "../../config.ts";
+import { createServices } from "../../services.ts";
+import { backendTest, fhirJson, type TestContext, uniq } from "../_harness.ts";
+import { create } from "./_util.ts";
+
+interface Received {
+  method: string;
+  path: string;
+  headers: Headers;
+  body: string;
+  at: number;
+}
+
+/** A local endpoint that records every request and answers with `status(n)` (n from 1). */
+function receiver(status: (n: number) => number = () => 200) {
+  const requests: Received[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    requests.push({
+      method: req.method,
+      path: new URL(req.url).pathname,
+      headers: req.headers,
+      body: await req.text(),
+      at: performance.now(),
+    });
+    return new Response(null, { status: status(requests.length) });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    requests,
+    async waitFor(n: number, timeoutMs = 10_000): Promise<void> {
+      const until = Date.now() + timeoutMs;
+      while (requests.length < n) {
+        if (Date.now() > until) {
+          throw new Error(`expected ${n} notifications, got ${requests.length} in ${timeoutMs} ms`);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    close: () => server.shutdown(),
+  };
+}
+
+/** Short retries for tests (the service's options may be changed at run time). */
+function fastRetries(ctx: TestContext, maxAttempts = 3, backoffBaseMs = 300): void {
+  Object.assign(ctx.services.subscriptions.options, {
+    maxAttempts,
+    backoffBaseMs,
+    backoffMaxMs: 10_000,
+    timeoutMs: 3_000,
+    pollMs: 200,
+  });
+}
+
+function subscription(criteria: string, endpoint: string, channel: any = {}): any {
+  return {
+    resourceType: "Subscription",
+    status: "requested",
+    reason: "test",
+    criteria,
+    channel: { type: "rest-hook", endpoint, ...channel },
+  };
+}
+
+async function waitForStatus(
+  ctx: TestContext,
+  id: string,
+  status: string,
+  timeoutMs = 10_000,
+): Promise<any> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fhirJson(ctx, "GET", `Subscription/${id}`);
+    if (res.body?.status === status) return res.body;
+    if (Date.now() > until) {
+      throw new Error(
+        `Subscription/${id} is ${res.body?.status}, not ${status}: ${res.body?.error}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Turns a test's Subscription off so that later tests' resources do not notify it. */
+async function turnOff(ctx: TestContext, id: string): Promise<void> {
+  const current = (await fhirJson(ctx, "GET", `Subscription/${id}`)).body;
+  await fhirJson(ctx, "PUT", `Subscription/${id}`, { ...current, status: "off" });
+}
+
+function report(status: string, extra: any = {}): any {
+  return { resourceType: "DiagnosticReport", status, code: { text: "CT chest AI" }, ...extra };
+}
+
+async function deliveries(ctx: TestContext, subscriptionId: string): Promise<any[]> {
+  return await ctx.services.db.query(
+    `SELECT resource_id, resource_version, state, attempts, last_status, last_error, delivered_at
+     FROM subscription_delivery WHERE subscription_id = $1 ORDER BY id`,
+    [subscriptionId],
+  );
+}
+
+backendTest(
+  "Subscription DiagnosticReport?status=final: active, then one empty POST with its headers per final version; none for preliminary or deletion",
+  async (ctx) => {
+    fastRetries(ctx);
+    const hook = receiver();
+    const sub = await create(
+      ctx,
+      subscription("DiagnosticReport?status=final", `${hook.url}/hook`, {
+        header: ["Authorization: Bearer s3cret", "X-Tenant: radiology"],
+      }),
+    );
+    try {
+      const active = await waitForStatus(ctx, sub.id, "active");
+      assert.equal(active.error, undefined);
+
+      await create(ctx, report("preliminary"));
+      await ctx.services.subscriptions.caughtUp();
+      assert.equal(hook.requests.length, 0, "a preliminary report notifies nobody");
+
+      const final = await create(ctx, report("final"));
+      await hook.waitFor(1);
+      await ctx.services.subscriptions.caughtUp();
+      assert.equal(hook.requests.length, 1, "exactly one notification");
+      const [n] = hook.requests;
+      assert.equal(n.method, "POST");
+      assert.equal(n.path, "/hook");
+      assert.equal(n.body, "", "no payload: an empty POST (R4 rest-hook)");
+      assert.equal(n.headers.get("authorization"), "Bearer s3cret");
+      assert.equal(n.headers.get("x-tenant"), "radiology");
+      const [d] = await deliveries(ctx, sub.id);
+      assert.equal(d.resource_id, final.id);
+      assert.equal(d.state, "delivered");
+      assert.equal(Number(d.attempts), 1);
+      assert.equal(Number(d.last_status), 200);
+      assert.ok(d.delivered_at);
+
+      // A new final version notifies again; a deletion does not.
+      await fhirJson(ctx, "PUT", `DiagnosticReport/${final.id}`, { ...final, conclusion: "ok" });
+      await hook.waitFor(2);
+      await fhirJson(ctx, "DELETE", `DiagnosticReport/${final.id}`);
+      await ctx.services.subscriptions.caughtUp();
+      assert.equal(hook.requests.length, 2);
+    } finally {
+      await turnOff(ctx, sub.id);
+      await hook.close();
+    }
+  },
+);
+
+backendTest(
+  "Subscription with payload application/fhir+json: PUT [endpoint]/DiagnosticReport/{id} with the resource (R4 rest-hook)",
+  async (ctx) => {
+    fastRetries(ctx);
+    const hook = receiver();
+    const u = uniq();
+    const sub = await create(
+      ctx,
+      subscription(`DiagnosticReport?status=final&identifier=urn:test|${u}`, `${hook.url}/ehr/`, {
+        payload: "application/fhir+json",
+        header: ["X-Token: abc"],
+      }),
+    );
+    try {
+      await waitForStatus(ctx, sub.id, "active");
+      const dr = await create(
+        ctx,
+        report("final", { identifier: [{ system: "urn:test", value: u }] }),
+      );
+      await hook.waitFor(1);
+      await ctx.services.subscriptions.caughtUp();
+      assert.equal(hook.requests.length, 1);
+      const [n] = hook.requests;
+      assert.equal(n.method, "PUT");
+      assert.equal(n.path, `/ehr/DiagnosticReport/${dr.id}`);
+      assert.match(n.headers.get("content-type") ?? "", /^application\/fhir\+json/);
+      assert.equal(n.headers.get("x-token"), "abc");
+      const body = JSON.parse(n.body);
+      assert.equal(body.resourceType, "DiagnosticReport");
+      assert.equal(body.id, dr.id);
+      assert.equal(body.status, "final");
+      assert.equal(body.meta.versionId, "1");
+    } finally {
+      await turnOff(ctx, sub.id);
+      await hook.close();
+    }
+  },
+);
+
+backendTest(
+  "Subscription with bad criteria, an unsupported type or channel, or an end in the past: error or off",
+  async (ctx) => {
+    const endpoint = "http://127.0.0.1:9/hook";
+    const bad = await create(ctx, subscription("DiagnosticReport?nonsense=1", endpoint));
+    const badType = await create(ctx, subscription("Medication?code=x", endpoint));
+    const badChannel = await create(
+      ctx,
+      subscription("DiagnosticReport?status=final", "ws://127.0.0.1:9/", { type: "websocket" }),
+    );
+    const badModifier = await create(
+      ctx,
+      subscription("DiagnosticReport?status:contains=fin", endpoint),
+    );
+    const ended = await create(ctx, {
+      ...subscription("DiagnosticReport?status=final", endpoint),
+      end: "2020-01-01T00:00:00Z",
+    });
+    const e1 = await waitForStatus(ctx, bad.id, "error");
+    assert.match(e1.error, /nonsense/);
+    const e2 = await waitForStatus(ctx, badType.id, "error");
+    assert.match(e2.error, /Medication/);
+    const e3 = await waitForStatus(ctx, badChannel.id, "error");
+    assert.match(e3.error, /websocket/);
+    const e4 = await waitForStatus(ctx, badModifier.id, "error");
+    assert.match(e4.error, /contains/);
+    await waitForStatus(ctx, ended.id, "off");
+
+    // Fixed by the client (status requested again): active.
+    await fhirJson(ctx, "PUT", `Subscription/${bad.id}`, {
+      ...e1,
+      status: "requested",
+      criteria: "DiagnosticReport?status=final&identifier=urn:test|none",
+    });
+    await waitForStatus(ctx, bad.id, "active");
+    await turnOff(ctx, bad.id);
+  },
+);
+
+backendTest(
+  "a receiver that fails twice is notified on the 3rd attempt, after backoffs of ~1× and ~2× the base",
+  async (ctx) => {
+    const base = 300;
+    fastRetries(ctx, 4, base);
+    const hook = receiver((n) => n <= 2 ? 503 : 204);
+    const u = uniq();
+    const sub = await create(
+      ctx,
+      subscription(`DiagnosticReport?identifier=urn:test|${u}`, `${hook.url}/flaky`),
+    );
+    try {
+      await waitForStatus(ctx, sub.id, "active");
+      await create(ctx, report("final", { identifier: [{ system: "urn:test", value: u }] }));
+      await hook.waitFor(3);
+      await ctx.services.subscriptions.caughtUp();
+      assert.equal(hook.requests.length, 3);
+      const [a, b, c] = hook.requests.map((r) => r.at);
+      const gap1 = b - a, gap2 = c - b;
+      assert.ok(gap1 >= base * 0.9 && gap1 < base + 1500, `1st backoff ${gap1.toFixed(0)} ms`);
+      assert.ok(gap2 >= 2 * base * 0.9 && gap2 < 2 * base + 1500, `2nd ${gap2.toFixed(0)} ms`);
+      const [d] = await deliveries(ctx, sub.id);
+      assert.equal(d.state, "delivered");
+      assert.equal(Number(d.attempts), 3);
+      assert.equal(Number(d.last_status), 204);
+      assert.equal((await fhirJson(ctx, "GET", `Subscription/${sub.id}`)).body.status, "active");
+    } finally {
+      await turnOff(ctx, sub.id);
+      await hook.close();
+    }
+  },
+);
+
+backendTest(
+  "a receiver that always fails: Subscription error after N attempts; a later success sets it active",
+  async (ctx) => {
+    fastRetries(ctx, 3, 100);
+    let up = false;
+    const hook = receiver(() => up ? 200 : 500);
+    const u = uniq();
+    const sub = await create(
+      ctx,
+      subscription(`DiagnosticReport?identifier=urn:test|${u}`, `${hook.url}/down`),
+    );
+    try {
+      await waitForStatus(ctx, sub.id, "active");
+      const dr = await create(
+        ctx,
+        report("final", { identifier: [{ system: "urn:test", value: u }] }),
+      );
+      const failed = await waitForStatus(ctx, sub.id, "error");
+      assert.equal(hook.requests.length, 3, "3 attempts, then given up");
+      assert.match(failed.error, /failed after 3 attempts: HTTP 500/);
+      assert.match(failed.error, new RegExp(`DiagnosticReport/${dr.id}`));
+      const [d] = await deliveries(ctx, sub.id);
+      assert.equal(d.state, "failed");
+      assert.equal(Number(d.attempts), 3);
+      assert.equal(d.last_error, "HTTP 500");
+
+      // The server keeps notifying a Subscription in error; the first success makes it active.
+      up = true;
+      await create(ctx, report("amended", { identifier: [{ system: "urn:test", value: u }] }));
+      await waitForStatus(ctx, sub.id, "active");
+      assert.equal(hook.requests.length, 4);
+    } finally {
+      await turnOff(ctx, sub.id);
+      await hook.close();
+    }
+  },
+);
+
+backendTest(
+  "criteria with a chained reference and a system|code token: only matching reports notify",
+  async (ctx) => {
+    fastRetries(ctx);
+    const hook = receiver();
+    const u = uniq();
+    const patient = await create(ctx, {
+      resourceType: "Patient",
+      identifier: [{ system: "urn:mrn", value: u }],
+    });
+    const other = await create(ctx, { resourceType: "Patient", name: [{ family: u }] });
+    const code = { coding: [{ system: "http://loinc.org", code: "24627-2" }] };
+    const sub = await create(
+      ctx,
+      subscription(
+        `DiagnosticReport?subject:Patient.identifier=urn:mrn|${u}&code=http://loinc.org|24627-2`,
+        `${hook.url}/chain`,
+      ),
+    );
+    try {
+      await waitForStatus(ctx, sub.id, "active");
+      await create(ctx, report("final", { code, subject: { reference: `Patient/${other.id}` } }));
+      await create(ctx, report("final", { subject: { reference: `Patient/${patient.id}` } }));
+      const hit = await create(
+        ctx,
+        report("final", { code, subject: { reference: `Patient/${patient.id}` } }),
+      );
+      await hook.waitFor(1);
+      await ctx.services.subscriptions.caughtUp();
+      assert.equal(hook.requests.length, 1);
+      const rows = await deliveries(ctx, sub.id);
+      assert.deepEqual(rows.map((r) => r.resource_id), [hit.id]);
+    } finally {
+      await turnOff(ctx, sub.id);
+      await hook.close();
+    }
+  },
+);
+
+Deno.test({
+  name:
+    "a pending retry and changes made while no matcher ran are delivered after a restart [pglite]",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    let up = false;
+    const hook = receiver(() => up ? 200 : 500);
+    const config = loadConfig({
+      PGLITE_DIR: await Deno.makeTempDir({ prefix: "pglite-sub-" }),
+      OBJECT_DIR: await Deno.makeTempDir({ prefix: "objects-" }),
+      CHANGE_FEED_INTERVAL_MS: "50",
+      LOG_LEVEL: "error",
+    });
+    const overrides = { subscriptions: { backoffBaseMs: 500, pollMs: 100, maxAttempts: 5 } };
+    const write = (services: any, resource: any) =>
+      services.fhir.interact({
+        method: "POST",
+        path: [resource.resourceType],
+        query: [],
+        body: resource,
+      })
+        .then((r: any) => r.body);
+    const first = await createServices(config, overrides);
+    let second;
+    try {
+      const sub = await write(first, subscription("DiagnosticReport?status=final", hook.url));
+      await first.subscriptions.caughtUp();
+      const active = await first.fhir.interact({
+        method: "GET",
+        path: ["Subscription", sub.id],
+        query: [],
+      });
+      assert.equal((active.body as any).status, "active");
+      const r1 = await write(first, report("final"));
+      await first.subscriptions.caughtUp();
+      assert.equal(hook.requests.length, 1, "the first attempt failed");
+      await first.subscriptions.close(); // no matcher runs from here on
+      const r2 = await write(first, report("final"));
+      await first.close();
+
+      up = true;
+      second = await createServices(config, overrides);
+      await hook.waitFor(3);
+      await second.subscriptions.caughtUp();
+      const rows = await deliveries({ services: second } as TestContext, sub.id);
+      assert.deepEqual(
+        rows.map((r) => [r.resource_id, r.state, Number(r.attempts)]),
+        [[r1.id, "delivered", 2], [r2.id, "delivered", 1]],
+      );
+    } finally {
+      await second?.close();
+      await hook.close();
+    }
+  },
+});
