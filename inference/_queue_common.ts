@@ -31,6 +31,19 @@ export function timeoutReason(options: QueueOptions): string {
     `on each of ${options.maxAttempts} attempts`;
 }
 
+/** Tells `options.onExpired` (if any) of a job dead-lettered by timeout; never throws. */
+export function reportExpired(options: QueueOptions, job: AnalysisJob | string): void {
+  if (!options.onExpired) return;
+  try {
+    options.onExpired(
+      typeof job === "string" ? JSON.parse(job) : copyJob(job),
+      timeoutReason(options),
+    );
+  } catch {
+    // a listener's failure is its own business; the job is dead-lettered either way
+  }
+}
+
 /** A copy that has been through JSON, as a job read back from Redis would be. */
 export function copyJob(job: AnalysisJob): AnalysisJob {
   return JSON.parse(JSON.stringify(job));

@@ -9,13 +9,16 @@ import type { RedisLink } from "./_queue_redis_link.ts";
  * KEYS: stat stream, routine stream, delayed zset, dead stream.
  * ARGV: group, consumer, now (ms), visibility (ms), max attempts, now (ISO), timeout reason,
  * dead-letter cap.
- * Returns {stream, id, job, attempt} or {false, stat last id, routine last id, next due (ms)}.
+ * Returns {stream, id, job, attempt, expired} or {false, stat last id, routine last id, next due
+ * (ms), expired}, where expired lists the job JSON of deliveries dead-lettered here because their
+ * last allowed attempt timed out (the caller marks their Tasks failed).
  * A delayed member is "<priority> <attempt> <job JSON>".
  */
 const TAKE = `
 local group, consumer = ARGV[1], ARGV[2]
 local now, min_idle, max_attempts = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local streams = { stat = KEYS[1], routine = KEYS[2] }
+local expired = {}
 
 for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 100)) do
   local priority, attempt, job = string.match(member, '^(%a+) (%d+) (.*)$')
@@ -42,6 +45,7 @@ local function take_over(key)
       if attempt <= max_attempts then return { key, id, f.job, attempt } end
       redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'job', f.job, 'error', ARGV[7],
         'attempts', attempt - 1, 'failedAt', ARGV[6])
+      table.insert(expired, f.job)
       redis.call('XACK', key, group, id)
       redis.call('XDEL', key, id)
     elseif cursor == '0-0' then
@@ -61,7 +65,10 @@ end
 
 for _, key in ipairs({ KEYS[1], KEYS[2] }) do
   local found = take_over(key) or read_new(key)
-  if found then return found end
+  if found then
+    table.insert(found, expired)
+    return found
+  end
 end
 
 local function last_id(key)
@@ -72,7 +79,7 @@ local function last_id(key)
   return '0-0'
 end
 local due = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')[2] or ''
-return { false, last_id(KEYS[1]), last_id(KEYS[2]), due }
+return { false, last_id(KEYS[1]), last_id(KEYS[2]), due, expired }
 `;
 
 /** KEYS: stream. ARGV: group, consumer, id. Returns 1 when extended, 0 when no longer owned. */

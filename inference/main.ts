@@ -10,6 +10,7 @@ import { createLogger } from "./log.ts";
 import { closeModels, loadModels } from "./model_registry.ts";
 import { createJobQueue } from "./queue_factory.ts";
 import { createSidecar } from "./sidecar.ts";
+import { markTaskFailed } from "./task_client.ts";
 
 if (import.meta.main) {
   let config;
@@ -31,6 +32,7 @@ if (import.meta.main) {
       "REDIS_URL is not set: this sidecar reads an in-process queue that no API can reach",
     );
   }
+  const api = createApiClient({ baseUrl: c.apiUrl, token: c.token });
   const queue = await createJobQueue({
     redisUrl: c.redisUrl,
     visibilityMs: c.visibilityMs,
@@ -38,6 +40,14 @@ if (import.meta.main) {
     backoffBaseMs: c.backoffBaseMs,
     backoffMaxMs: c.backoffMaxMs,
     onError: (e: unknown) => log("error", "queue error", { error: String(e) }),
+    // A job whose every delivery timed out (its sidecars died) ends here: its Task fails.
+    onExpired: (job, reason) => {
+      const ctx = { jobId: job.jobId, taskId: job.taskId, requestId: job.requestId };
+      log("error", "job dead-lettered: no delivery was acknowledged", { ...ctx, reason });
+      markTaskFailed(api, job, reason).catch((e) =>
+        log("error", "could not mark the Task failed", { ...ctx, error: String(e) })
+      );
+    },
   });
   const models = await loadModels(c.modelsDir, c.providers, log);
   if (!models.size) {
@@ -45,7 +55,6 @@ if (import.meta.main) {
     await queue.close();
     Deno.exit(1);
   }
-  const api = createApiClient({ baseUrl: c.apiUrl, token: c.token });
   const sidecar = createSidecar({ queue, api, models, log, visibilityMs: c.visibilityMs });
   sidecar.start();
   const server = Deno.serve({

@@ -12,6 +12,7 @@ import {
   DEAD_LETTER_CAP,
   DEAD_LETTER_DEFAULT_LIMIT,
   isFinalFailure,
+  reportExpired,
   timeoutReason,
 } from "./_queue_common.ts";
 
@@ -71,6 +72,7 @@ export function createMemoryQueue(options: QueueOptions): JobQueue {
       if (attempt > options.maxAttempts) {
         pending.delete(id);
         addDead(entry.job, timeoutReason(options), attempt - 1);
+        reportExpired(options, entry.job);
         continue;
       }
       // Re-inserted so the map stays in (re)delivery order.

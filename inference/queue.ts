@@ -42,6 +42,12 @@ export interface QueueOptions {
   /** Backoff before retry n is baseMs × 2^(n−1), capped at maxMs. */
   backoffBaseMs: number;
   backoffMaxMs: number;
+  /**
+   * Told of each job dead-lettered because its last allowed delivery was never acked (every
+   * consumer that took it died or hung), by the consumer whose `next` found it expired: no one
+   * else is left to mark its Task failed.
+   */
+  onExpired?: (job: AnalysisJob, error: string) => void;
 }
 
 export interface JobQueue {

@@ -12,6 +12,7 @@ import {
   DEAD_LETTER_CAP,
   DEAD_LETTER_DEFAULT_LIMIT,
   isFinalFailure,
+  reportExpired,
   takeoverPollMs,
   timeoutReason,
 } from "./_queue_common.ts";
@@ -47,7 +48,9 @@ export function redisQueueKeys(prefix: string) {
   };
 }
 
-type TakeReply = [string, string, string, number] | [null, string, string, string];
+type TakeReply =
+  | [string, string, string, number, string[]]
+  | [null, string, string, string, string[]];
 
 /**
  * Opens the queue. It resolves even while Redis is down (each call then fails within about
@@ -139,6 +142,7 @@ export async function createRedisQueue(
     const pollMs = takeoverPollMs(options);
     while (!closed) {
       const reply = await take(consumer);
+      for (const expired of reply[4] ?? []) reportExpired(options, expired);
       if (reply[0] !== null) return { id: reply[1], job: JSON.parse(reply[2]), attempt: reply[3] };
       const now = Date.now();
       if (now >= deadline) return null;

@@ -259,12 +259,17 @@ export async function chooseSeries(
   return { seriesInstanceUid: fitting[0].uid, instances: fitting[0].instances };
 }
 
-/** Streams the series with WADO-RS into a VolumeBuilder and assembles the volume. */
+/**
+ * Streams the series with WADO-RS into a VolumeBuilder and assembles the volume. With
+ * `expectedInstances` (the count QIDO-RS reported), fewer parts than that is a fatal error: the
+ * API leaves out an instance whose bytes are missing from the object store, and a volume with a
+ * slice missing must not be analysed as if it were whole.
+ */
 export async function loadSeriesVolume(
   api: ApiClient,
   studyUid: string,
   seriesUid: string,
-  options: { requestId?: string; signal?: AbortSignal } = {},
+  options: { requestId?: string; signal?: AbortSignal; expectedInstances?: number } = {},
 ): Promise<Volume> {
   const path = `dicomweb/studies/${encodeURIComponent(studyUid)}/series/${
     encodeURIComponent(seriesUid)
@@ -286,6 +291,7 @@ export async function loadSeriesVolume(
   const { params } = parseMediaType(response.headers.get("content-type") ?? "");
   if (!params.boundary) throw new Error(`WADO-RS answered without a multipart boundary`);
   const builder = createVolumeBuilder({ seriesInstanceUid: seriesUid });
+  let parts = 0;
   for await (
     const part of readMultipart(response.body, params.boundary, {
       maxPartBytes: 2 ** 31,
@@ -294,6 +300,14 @@ export async function loadSeriesVolume(
   ) {
     options.signal?.throwIfAborted();
     builder.add(part.body);
+    parts++;
+  }
+  const expected = options.expectedInstances;
+  if (expected !== undefined && parts < expected) {
+    throw fatal(
+      `WADO-RS returned ${parts} of the ${expected} instances of series ${seriesUid}: ` +
+        `the bytes of ${expected - parts} are missing from the store`,
+    );
   }
   return builder.finish();
 }
@@ -305,8 +319,16 @@ export async function loadStudyVolume(
   modality: string,
   options: { requestId?: string; signal?: AbortSignal } = {},
 ): Promise<Volume> {
-  const { seriesInstanceUid } = await chooseSeries(api, studyUid, modality, options.requestId);
-  return await loadSeriesVolume(api, studyUid, seriesInstanceUid, options);
+  const { seriesInstanceUid, instances } = await chooseSeries(
+    api,
+    studyUid,
+    modality,
+    options.requestId,
+  );
+  return await loadSeriesVolume(api, studyUid, seriesInstanceUid, {
+    ...options,
+    expectedInstances: instances,
+  });
 }
 
 function text(ds: DataSet, tag: string): string | undefined {

@@ -3,6 +3,7 @@
  * installed models registered as FHIR Devices, the `$analyze` operation and the rules that start
  * an analysis when a study becomes stable.
  */
+import type { Task } from "@medplum/fhirtypes";
 import type { Config } from "../../config.ts";
 import type { DicomService } from "../../dicom/service.ts";
 import {
@@ -14,8 +15,10 @@ import {
 } from "../../inference/devices.ts";
 import type { JobQueue } from "../../inference/queue.ts";
 import { createJobQueue } from "../../inference/queue_factory.ts";
+import type { FhirContext } from "../context.ts";
 import type { FhirService } from "../service.ts";
 import { interact } from "../interaction.ts";
+import { FhirError } from "../outcome.ts";
 import { type AnalyzeDeps, analyzeOperation } from "./analyze.ts";
 import { applyRules } from "./analysis_rules.ts";
 
@@ -39,6 +42,20 @@ export async function createAnalysisService(deps: {
     backoffBaseMs: c.backoffBaseMs,
     backoffMaxMs: c.backoffMaxMs,
     onError: (e: unknown) => deps.log("warn", "job queue", { error: String(e) }),
+    // The in-process worker's queue: a job whose every delivery timed out ends here.
+    onExpired: (job, reason) => {
+      deps.log("error", "job dead-lettered: no delivery was acknowledged", {
+        jobId: job.jobId,
+        taskId: job.taskId,
+        reason,
+      });
+      failTask(deps.fhir.context, job.taskId, reason).catch((e) =>
+        deps.log("error", "could not mark the Task failed", {
+          taskId: job.taskId,
+          error: String(e),
+        })
+      );
+    },
   });
   const models = await readModelSummaries(c.modelsDir);
   for (const m of models) {
@@ -65,4 +82,33 @@ export async function createAnalysisService(deps: {
       await queue.close();
     },
   };
+}
+
+/** Marks a Task failed with the reason, unless it has already ended; retried on a 412. */
+async function failTask(ctx: FhirContext, taskId: string, reason: string): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    const task = (await interact(ctx, { method: "GET", path: ["Task", taskId], query: [] }))
+      .body as Task;
+    if (["completed", "failed", "cancelled", "entered-in-error"].includes(task.status)) return;
+    const { meta, ...rest } = task;
+    const now = new Date().toISOString();
+    try {
+      await interact(ctx, {
+        method: "PUT",
+        path: ["Task", taskId],
+        query: [],
+        body: {
+          ...rest,
+          status: "failed",
+          statusReason: { text: reason.slice(0, 1000) },
+          lastModified: now,
+          executionPeriod: { ...task.executionPeriod, end: now },
+        },
+        ifMatch: meta?.versionId,
+      });
+      return;
+    } catch (e) {
+      if (!(e instanceof FhirError && e.status === 412) || attempt >= 3) throw e;
+    }
+  }
 }
