@@ -47,6 +47,11 @@ from common import (
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 DATA = os.environ.get("DATA", os.path.join(HERE, ".data"))
+SPLIT_SEEDS = {
+    "test": "9001-9020 (seeded 1-3 lesions)",
+    "test5": "9101-9110 (5 lesions each)",
+    "test0": "9201-9210 (no lesion)",
+}
 
 
 def dice(a, b):
@@ -102,14 +107,17 @@ def score_study(probs, hu_shape, spacing, truth, masks, threshold, min_volume):
 
 def summarise(results):
     lesions = [l for r in results for l in r["lesions"]]
+    with_lesions = [r for r in results if r["lesions"]]
+    mean = lambda v: round(float(np.mean(v)), 4) if len(v) else None
     out = {
         "heldOutStudies": len(results),
         "lesions": len(lesions),
-        "sensitivity": round(np.mean([l["detected"] for l in lesions]), 4),
-        "falsePositivesPerStudy": round(np.mean([r["falsePositives"] for r in results]), 3),
-        "dice": round(float(np.mean([r["dice"] for r in results])), 4),
-        "diceMin": round(float(np.min([r["dice"] for r in results])), 4),
-        "lesionDice": round(float(np.mean([l["dice"] for l in lesions])), 4),
+        "sensitivity": mean([l["detected"] for l in lesions]),
+        "falsePositivesPerStudy": round(float(np.mean([r["falsePositives"] for r in results])), 3),
+        "studiesWithFalsePositives": sum(1 for r in results if r["falsePositives"]),
+        "dice": mean([r["dice"] for r in with_lesions]),
+        "diceMin": round(float(np.min([r["dice"] for r in with_lesions])), 4) if with_lesions else None,
+        "lesionDice": mean([l["dice"] for l in lesions]),
         "bySize": {},
     }
     det = [l for l in lesions if l["detected"]]
@@ -121,8 +129,8 @@ def summarise(results):
         if group:
             out["bySize"][name] = {
                 "lesions": len(group),
-                "sensitivity": round(np.mean([l["detected"] for l in group]), 4),
-                "lesionDice": round(float(np.mean([l["dice"] for l in group])), 4),
+                "sensitivity": mean([l["detected"] for l in group]),
+                "lesionDice": mean([l["dice"] for l in group]),
             }
     return out
 
@@ -201,9 +209,9 @@ def main():
     for p in profiles:
         s = summary[p]
         print(
-            f"\n{p}: sensitivity {s['sensitivity']:.3f} ({s['lesions']} lesions), "
-            f"FP/study {s['falsePositivesPerStudy']:.2f}, dice {s['dice']:.3f}, "
-            f"lesion dice {s['lesionDice']:.3f}, {s['secondsPerStudy']} s/study"
+            f"\n{p}: sensitivity {s['sensitivity']} ({s['lesions']} lesions), "
+            f"FP/study {s['falsePositivesPerStudy']}, dice {s['dice']}, "
+            f"lesion dice {s['lesionDice']}, {s['secondsPerStudy']} s/study"
         )
         print("| radius | lesions | sensitivity | lesion Dice |\n|---|---|---|---|")
         for name, b in s["bySize"].items():
@@ -211,16 +219,24 @@ def main():
     fp_volumes = sorted(v for r in results[profiles[0]] for v in r["falsePositiveVolumesMm3"])
     print(f"\nfalse-positive volumes ({profiles[0]}), mm3: {fp_volumes}")
 
-    if args.no_manifest or args.split != "test" or args.limit:
+    if args.no_manifest or args.limit:
+        return
+    manifest = json.load(open(MANIFEST))
+    if args.split != "test":
+        extra = manifest.setdefault("metrics", {}).setdefault("otherHeldOutSets", {})
+        extra[args.split] = {"seeds": SPLIT_SEEDS.get(args.split, ""), **summary}
+        with open(MANIFEST, "w") as f:
+            json.dump(manifest, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+        print(f"metrics of {args.split} written to {MANIFEST}")
         return
     main_profile = "standard" if "standard" in summary else profiles[0]
-    manifest = json.load(open(MANIFEST))
     metrics = {
         "profile": main_profile,
         **summary[main_profile],
         "threshold": args.threshold,
         "minVolumeMm3": args.min_volume,
-        "testSeeds": "9001-9020",
+        "testSeeds": SPLIT_SEEDS["test"],
         "matching": "a detection is a 3D component (26-connected, >= minVolumeMm3); it detects a "
         "lesion when its centroid lies within the lesion's radius of the lesion centre or its IoU "
         "with the lesion exceeds 0.1; unmatched components are false positives",
@@ -230,6 +246,7 @@ def main():
         "profiles": {p: summary[p] for p in profiles if p != main_profile},
         "secondsMeasuredOn": "2 CPU threads, PyTorch, inference only (no DICOM I/O)",
         "onnxParity": parity,
+        "otherHeldOutSets": manifest.get("metrics", {}).get("otherHeldOutSets", {}),
     }
     manifest["metrics"] = metrics
     with open(MANIFEST, "w") as f:

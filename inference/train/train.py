@@ -1,7 +1,7 @@
 """Trains the lung-nodule demo model on the cached synthetic studies (see make_data.sh) and exports
 inference/models/lung-nodule-demo/model.onnx.
 
-    /usr/bin/python3 inference/train/train.py [--epochs 12] [--steps 80] [--seed 1234]
+    /usr/bin/python3 inference/train/train.py [--epochs 14] [--steps 100] [--seed 1234]
 
 2.5D: input = 3 neighbouring preprocessed slices, target = the middle slice's lesion mask (the
 fraction of each model pixel inside a lesion). Each step draws `--batch` random 128x128 crops:
@@ -122,8 +122,8 @@ def export_onnx(model, path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--steps", type=int, default=80, help="optimizer steps per epoch")
+    ap.add_argument("--epochs", type=int, default=14)
+    ap.add_argument("--steps", type=int, default=100, help="optimizer steps per epoch")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--positive", type=float, default=0.5)
