@@ -8,7 +8,7 @@ import { createApiClient } from "./api_client.ts";
 import { createHealthHandler } from "./health.ts";
 import { createLogger } from "./log.ts";
 import { closeModels, loadModels } from "./model_registry.ts";
-import { createJobQueue } from "./queue_factory.ts";
+import { createJobQueue, queueSettings } from "./queue_factory.ts";
 import { createSidecar } from "./sidecar.ts";
 import { markTaskFailed } from "./task_client.ts";
 
@@ -34,11 +34,7 @@ if (import.meta.main) {
   }
   const api = createApiClient({ baseUrl: c.apiUrl, token: c.token });
   const queue = await createJobQueue({
-    redisUrl: c.redisUrl,
-    visibilityMs: c.visibilityMs,
-    maxAttempts: c.maxAttempts,
-    backoffBaseMs: c.backoffBaseMs,
-    backoffMaxMs: c.backoffMaxMs,
+    ...queueSettings(c),
     onError: (e: unknown) => log("error", "queue error", { error: String(e) }),
     // A job whose every delivery timed out (its sidecars died) ends here: its Task fails.
     onExpired: (job, reason) => {

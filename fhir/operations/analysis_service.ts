@@ -14,7 +14,7 @@ import {
   readModelSummaries,
 } from "../../inference/devices.ts";
 import type { JobQueue } from "../../inference/queue.ts";
-import { createJobQueue } from "../../inference/queue_factory.ts";
+import { createJobQueue, queueSettings } from "../../inference/queue_factory.ts";
 import type { FhirContext } from "../context.ts";
 import type { FhirService } from "../service.ts";
 import { interact } from "../interaction.ts";
@@ -36,11 +36,7 @@ export async function createAnalysisService(deps: {
 }): Promise<AnalysisService> {
   const c = deps.config.inference;
   const queue = await createJobQueue({
-    redisUrl: c.redisUrl,
-    visibilityMs: c.visibilityMs,
-    maxAttempts: c.maxAttempts,
-    backoffBaseMs: c.backoffBaseMs,
-    backoffMaxMs: c.backoffMaxMs,
+    ...queueSettings(c),
     onError: (e: unknown) => deps.log("warn", "job queue", { error: String(e) }),
     // The in-process worker's queue: a job whose every delivery timed out ends here.
     onExpired: (job, reason) => {
