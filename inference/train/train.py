@@ -180,8 +180,9 @@ def main():
 
     manifest = json.load(open(MANIFEST))
     manifest["training"] = {
-        "command": "inference/train/make_data.sh && /usr/bin/python3 inference/train/train.py "
-        + " ".join(sys.argv[1:]),
+        "command": " ".join(
+            ["inference/train/make_data.sh && /usr/bin/python3 inference/train/train.py", *sys.argv[1:]]
+        ),
         "seed": args.seed,
         "epochs": args.epochs,
         "stepsPerEpoch": args.steps,
@@ -200,7 +201,7 @@ def main():
             "trainStudies": len(train),
             "trainLesions": len(lesions),
             "validationSeeds": "501-506",
-            "testSeeds": "9001-9020",
+            "testSeeds": "9001-9020 (1-3 lesions), 9101-9110 (5 lesions), 9201-9210 (none)",
         },
         "parameters": params,
         "seconds": round(seconds),
