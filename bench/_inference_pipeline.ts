@@ -88,6 +88,8 @@ export interface LatencyResult {
   decodeMs: number;
   /** The API's and sidecar's CPU seconds during this one job. */
   cpu: { api: number; sidecars: number };
+  /** Other processes that used the most CPU during it. */
+  others: { pid: number; cmd: string; cpu: number }[];
 }
 
 /** Generates the seeded studies of a phase (not timed). */
@@ -236,6 +238,7 @@ async function measureLatency(
   await stowStudy(dicomweb, opts.latency.instances, opts.stowBatch);
   const stowed = Date.now();
   const uploadSeconds = (performance.now() - t) / 1000;
+  const procs0 = await processCpu();
   const cpu0 = await cpuOf(pids);
   const id = (await imagingStudies(base)).get(opts.latency.uid);
   if (!id) throw new Error(`No ImagingStudy for study ${opts.latency.uid}`);
@@ -248,6 +251,7 @@ async function measureLatency(
     seen,
   });
   const cpu1 = await cpuOf(pids);
+  const others = topProcesses(procs0, await processCpu(), [pids.api, ...pids.sidecars, Deno.pid]);
   const times = await jobTimes(base, ended.get(task.id!)!);
   const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
   const { fetchMs, decodeMs } = await fetchAndDecode(origin, opts.latency.uid);
@@ -261,6 +265,7 @@ async function measureLatency(
     fetchMs,
     decodeMs,
     cpu: { api: cpu1.api - cpu0.api, sidecars: sum(cpu1.sidecars) - sum(cpu0.sidecars) },
+    others,
   };
 }
 

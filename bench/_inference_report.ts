@@ -20,13 +20,14 @@ export function printRaw({ raw, stages: s }: InProcessResult): void {
   );
   console.log("");
   console.log(
-    "| Model | Provider | Batch (input) | Batches | Seconds | Slices/s | ms/batch mean | p50 | " +
-      "p95 |",
+    "| Model | Provider | Batch (input) | Batches | Seconds | Slices/s | Slices/s at p50 | " +
+      "ms/batch mean | p50 | p95 |",
   );
-  console.log("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+  console.log("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   console.log(
     `| ${raw.model} ${raw.version} | ${raw.provider} | ${raw.batch} (${raw.inputDims.join("×")}) ` +
       `| ${raw.batches} | ${fmt(raw.seconds, 2)} | ${fmt(raw.slicesPerSecond)} | ` +
+      `${fmt(raw.slicesPerSecondP50)} | ` +
       `${fmt(raw.msPerBatchMean)} | ${fmt(raw.msPerBatchP50)} | ${fmt(raw.msPerBatchP95)} |`,
   );
   console.log("");
@@ -84,22 +85,26 @@ export function printPhases(
   console.log("");
   console.log(
     "| Sidecars | Studies | Slices | Seconds | Studies/min | Slices/s | Ratio to raw | " +
-      "Target ≥ " + target + " | Host idle before |",
+      "Ratio to raw at p50 | Target ≥ " + target + " | Host idle before |",
   );
-  console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |");
+  console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |");
   for (const p of phases) {
     const n = p.jobs.length;
     const sps = (n * slices) / p.seconds;
     const ratio = sps / raw.slicesPerSecond;
+    const ratioP50 = sps / raw.slicesPerSecondP50;
     console.log(
       `| ${p.sidecars} | ${n} | ${n * slices} | ${fmt(p.seconds, 2)} | ` +
-        `${fmt((n * 60) / p.seconds, 2)} | ${fmt(sps)} | ${fmt(ratio, 2)} | ` +
-        `${ratio >= target ? "met" : "NOT met"} | ${fmt(p.idleBefore, 0)}% |`,
+        `${fmt((n * 60) / p.seconds, 2)} | ${fmt(sps)} | ${fmt(ratio, 2)} | ${
+          fmt(ratioP50, 2)
+        } | ` +
+        `${Math.min(ratio, ratioP50) >= target ? "met" : "NOT met"} | ${fmt(p.idleBefore, 0)}% |`,
     );
   }
   console.log("");
   console.log(
-    `Raw: ${fmt(raw.slicesPerSecond)} slices/s (${raw.provider}). Pipeline slices are DICOM ` +
+    `Raw: ${fmt(raw.slicesPerSecond)} slices/s, ${fmt(raw.slicesPerSecondP50)} at the median ` +
+      `batch (${raw.provider}). Pipeline slices are DICOM ` +
       "instances; the standard profile runs the model once per instance, so the ratio compares " +
       "like with like.",
   );
@@ -185,6 +190,12 @@ export function printPhases(
         } ` +
         `| **${fmt(l.toFiledMs / 1000, 2)}** | ${fmt(l.toObservedMs / 1000, 2)} | ` +
         `${fmt(l.cpu.api)} | ${fmt(l.cpu.sidecars)} | ${fmt(l.idleBefore, 0)}% |`,
+    );
+  }
+  console.log("");
+  for (const p of phases) {
+    console.log(
+      `Other processes during the ${p.sidecars}-sidecar latency run: ${others(p.latency.others)}`,
     );
   }
   console.log("");
