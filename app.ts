@@ -49,7 +49,10 @@ export function createApp(services: Services): Hono<AppEnv> {
     if (error instanceof DicomwebError) {
       for (const [k, v] of Object.entries(error.headers)) c.header(k, v);
     }
-    if (err.status >= 500) {
+    if (err.status === 503) {
+      // A dependency is down (the queue, say): expected, answered, not a bug to trace.
+      console.error(JSON.stringify({ level: "warn", requestId, msg: String(error) }));
+    } else if (err.status >= 500) {
       console.error(
         JSON.stringify({
           level: "error",
