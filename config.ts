@@ -219,3 +219,16 @@ export function loadConfig(env: Env): Readonly<Config> {
   if (problems.length) throw new ConfigError(problems);
   return Object.freeze(config);
 }
+
+/** `loadConfig` for an entry point: prints every problem and exits with code 2 on a bad config. */
+export function loadConfigOrExit(env: Env): Readonly<Config> {
+  try {
+    return loadConfig(env);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      Deno.exit(2);
+    }
+    throw e;
+  }
+}

@@ -1,19 +1,10 @@
 /** @module Composition root: loadConfig() → createServices() → createApp() → Deno.serve. */
 import { createApp } from "./app.ts";
-import { ConfigError, loadConfig } from "./config.ts";
+import { loadConfigOrExit } from "./config.ts";
 import { createServices } from "./services.ts";
 
 if (import.meta.main) {
-  let config;
-  try {
-    config = loadConfig(Deno.env.toObject());
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(e.message);
-      Deno.exit(2);
-    }
-    throw e;
-  }
+  const config = loadConfigOrExit(Deno.env.toObject());
   const services = await createServices(config);
   const app = createApp(services);
   const server = Deno.serve({

@@ -21,6 +21,7 @@ import {
 import { createLiveEvents, type LiveEvents } from "./fhir/subscriptions/live_events.ts";
 import { type AnalysisService, createAnalysisService } from "./fhir/operations/analysis_service.ts";
 import { type InProcessWorker, startInProcessWorker } from "./inference/in_process.ts";
+import { createLogger, type Logger } from "./inference/log.ts";
 
 export interface Services {
   config: Readonly<Config>;
@@ -52,21 +53,8 @@ export interface ServiceOverrides {
   subscriptions?: Partial<SubscriptionOptions>;
 }
 
-export type Logger = (
-  level: "debug" | "info" | "warn" | "error",
-  message: string,
-  data?: Record<string, unknown>,
-) => void;
-
-const LEVELS = { debug: 0, info: 1, warn: 2, error: 3 } as const;
-
-/** JSON lines on stderr at or above the configured level. */
-export function createLogger(min: Config["logLevel"]): Logger {
-  return (level, msg, data) => {
-    if (LEVELS[level] < LEVELS[min]) return;
-    console.error(JSON.stringify({ level, time: new Date().toISOString(), msg, ...data }));
-  };
-}
+/** The one logger of the service and the sidecar (JSON lines on stderr). */
+export type { Logger } from "./inference/log.ts";
 
 export function createObjectStore(config: Readonly<Config>): ObjectStore {
   const o = config.objectStore;
@@ -100,7 +88,7 @@ export async function createServices(
     defaultCount: config.searchDefaultCount,
     maxCount: config.searchMaxCount,
   });
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, "api");
   const store = createObjectStore(config);
   await store.init();
   const stability = createStudyStability(

@@ -6,7 +6,7 @@
  * CPU counters for a phase.
  */
 import { createClient } from "redis";
-import { freePort, recreateDatabase, type Server, startServer, tail } from "./_server.ts";
+import { freePort, recreateDatabase, type Server, spawnService, startServer } from "./_server.ts";
 
 export const BENCH_DATABASE = "fhir_bench_inference";
 
@@ -110,11 +110,9 @@ export interface SidecarHealth {
 /** Starts `inference/main.ts` against `apiOrigin` and waits (up to 120 s) for its /health. */
 export async function startSidecar(apiOrigin: string, env: PipelineEnv): Promise<SidecarProcess> {
   const port = freePort();
-  const logFile = await Deno.makeTempFile({ prefix: "bench-inference-sidecar-", suffix: ".log" });
-  const log = await Deno.open(logFile, { write: true, truncate: true });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "inference/main.ts"],
-    cwd: new URL("../", import.meta.url),
+  const service = await spawnService({
+    name: "sidecar",
+    script: "inference/main.ts",
     env: {
       HOST: "127.0.0.1",
       SIDECAR_PORT: String(port),
@@ -124,52 +122,18 @@ export async function startSidecar(apiOrigin: string, env: PipelineEnv): Promise
       INFERENCE_PROVIDERS: env.providers.join(","),
       LOG_LEVEL: "info",
     },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) await log.write(chunk);
-  };
-  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]).finally(() => log.close());
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
+    healthUrl: `http://127.0.0.1:${port}/health`,
   });
   const health = async (): Promise<SidecarHealth> => {
     const res = await fetch(`http://127.0.0.1:${port}/health`);
     return await res.json();
   };
-  const deadline = Date.now() + 120_000;
-  while (true) {
-    if (exited) {
-      await pumps;
-      throw new Error(`The sidecar exited (${(await status).code}):\n${await tail(logFile)}`);
-    }
-    try {
-      if ((await health()).status === "ok") break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`The sidecar did not become healthy in 120 s:\n${await tail(logFile)}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
   return {
-    pid: child.pid,
+    pid: service.pid,
     port,
-    logFile,
+    logFile: service.logFile,
     health,
-    async stop() {
-      if (!exited) child.kill("SIGTERM");
-      const timer = setTimeout(() => !exited && child.kill("SIGKILL"), 40_000);
-      const s = await status;
-      clearTimeout(timer);
-      await pumps;
-      return s.code;
-    },
+    stop: () => service.stop(40_000),
   };
 }
 

@@ -85,33 +85,31 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** Starts `main.ts` on a free port; `extraEnv` adds to (or overrides) the child's environment. */
-export async function startServer(
-  databaseUrl: string,
-  extraEnv: Record<string, string> = {},
-): Promise<Server> {
-  const port = freePort();
-  const origin = `http://127.0.0.1:${port}`;
-  const logFile = await Deno.makeTempFile({ prefix: "fhir-bench-server-", suffix: ".log" });
+/** A child Deno process whose output goes to a log file, started once its /health says ok. */
+export interface ChildService {
+  pid: number;
+  logFile: string;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code. */
+  stop(graceMs?: number): Promise<number>;
+}
+
+/**
+ * Runs `deno run <flags> -A <script>` from the repository root with `env`, copies stdout and stderr
+ * to a temp log file, and waits (up to 120 s) until `healthUrl` answers `{"status":"ok"}`.
+ */
+export async function spawnService(opts: {
+  name: string;
+  script: string;
+  env: Record<string, string>;
+  healthUrl: string;
+  flags?: string[];
+}): Promise<ChildService> {
+  const logFile = await Deno.makeTempFile({ prefix: `bench-${opts.name}-`, suffix: ".log" });
   const log = await Deno.open(logFile, { write: true, truncate: true });
-  const root = new URL("../", import.meta.url);
   const child = new Deno.Command(Deno.execPath(), {
-    // BENCH_SERVER_FLAGS adds Deno flags to the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-    args: [
-      "run",
-      ...(Deno.env.get("BENCH_SERVER_FLAGS")?.split(" ").filter(Boolean) ?? []),
-      "-A",
-      "main.ts",
-    ],
-    cwd: root,
-    env: {
-      DATABASE_URL: databaseUrl,
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      PUBLIC_URL: origin,
-      LOG_LEVEL: "warn",
-      ...extraEnv,
-    },
+    args: ["run", ...(opts.flags ?? []), "-A", opts.script],
+    cwd: new URL("../", import.meta.url),
+    env: opts.env,
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -129,10 +127,10 @@ export async function startServer(
   while (true) {
     if (exited) {
       await pumps;
-      throw new Error(`The server exited (${(await status).code}):\n${await tail(logFile)}`);
+      throw new Error(`The ${opts.name} exited (${(await status).code}):\n${await tail(logFile)}`);
     }
     try {
-      const res = await fetch(`${origin}/health`);
+      const res = await fetch(opts.healthUrl);
       const body = await res.json();
       if (res.ok && body.status === "ok") break;
     } catch {
@@ -140,20 +138,52 @@ export async function startServer(
     }
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
-      throw new Error(`The server did not become healthy in 120 s:\n${await tail(logFile)}`);
+      throw new Error(`The ${opts.name} did not become healthy in 120 s:\n${await tail(logFile)}`);
     }
     await new Promise((r) => setTimeout(r, 250));
   }
   return {
-    base: `${origin}/fhir`,
-    logFile,
     pid: child.pid,
-    async stop() {
+    logFile,
+    async stop(graceMs = 10_000) {
       if (!exited) child.kill("SIGTERM");
-      const timer = setTimeout(() => !exited && child.kill("SIGKILL"), 10_000);
-      await status;
+      const timer = setTimeout(() => !exited && child.kill("SIGKILL"), graceMs);
+      const s = await status;
       clearTimeout(timer);
       await pumps;
+      return s.code;
+    },
+  };
+}
+
+/** Starts `main.ts` on a free port; `extraEnv` adds to (or overrides) the child's environment. */
+export async function startServer(
+  databaseUrl: string,
+  extraEnv: Record<string, string> = {},
+): Promise<Server> {
+  const port = freePort();
+  const origin = `http://127.0.0.1:${port}`;
+  const service = await spawnService({
+    name: "server",
+    script: "main.ts",
+    // BENCH_SERVER_FLAGS adds Deno flags to the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    flags: Deno.env.get("BENCH_SERVER_FLAGS")?.split(" ").filter(Boolean),
+    env: {
+      DATABASE_URL: databaseUrl,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      PUBLIC_URL: origin,
+      LOG_LEVEL: "warn",
+      ...extraEnv,
+    },
+    healthUrl: `${origin}/health`,
+  });
+  return {
+    base: `${origin}/fhir`,
+    logFile: service.logFile,
+    pid: service.pid,
+    async stop() {
+      await service.stop();
     },
   };
 }

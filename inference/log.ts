@@ -1,6 +1,6 @@
 /**
- * @module The sidecar's logger: JSON lines on stderr at or above a level, the same shape as the
- * API's (`services.ts`), which the sidecar does not import (it would pull in `db/`).
+ * @module The logger of the API and the sidecar: JSON lines on stderr at or above a level, with
+ * the component (`api`, `sidecar`). Pure, so the sidecar takes it without pulling in `db/`.
  */
 
 export type Logger = (

@@ -3,7 +3,7 @@
  * Streams) → the models → the work loop → `GET /health` on SIDECAR_PORT. SIGTERM and SIGINT stop
  * it gracefully: the current job finishes (or is handed back), then the queue is closed.
  */
-import { ConfigError, loadConfig } from "../config.ts";
+import { loadConfigOrExit } from "../config.ts";
 import { createApiClient } from "./api_client.ts";
 import { createHealthHandler } from "./health.ts";
 import { createLogger } from "./log.ts";
@@ -13,16 +13,7 @@ import { createSidecar } from "./sidecar.ts";
 import { markTaskFailed } from "./task_client.ts";
 
 if (import.meta.main) {
-  let config;
-  try {
-    config = loadConfig(Deno.env.toObject());
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(e.message);
-      Deno.exit(2);
-    }
-    throw e;
-  }
+  const config = loadConfigOrExit(Deno.env.toObject());
   const startedAt = Date.now();
   const c = config.inference;
   const log = createLogger(config.logLevel);
