@@ -2,6 +2,7 @@
  * @module The one place environment variables are read: `loadConfig(env)` returns one frozen,
  * typed Config and reports every bad variable at once.
  */
+import { type EndpointPattern, parseEndpointPatterns } from "./fhir/subscriptions/endpoints.ts";
 
 export interface Config {
   /** HTTP port (PORT, default 8080). */
@@ -26,12 +27,27 @@ export interface Config {
   dicom: DicomConfig;
   /** How often the change feed polls for committed versions (CHANGE_FEED_INTERVAL_MS, 250). */
   changeFeedIntervalMs: number;
+  /**
+   * Where Subscriptions may send notifications (SUBSCRIPTION_ENDPOINTS, comma-separated): URL
+   * prefixes (`https://ehr.example.org/fhir/`: that origin, that path or below it at a `/`) and
+   * host patterns (`ehr.hospital.org`, `*.hospital.org`, `host:port`; http or https). A create or
+   * update of a requested or active Subscription to another endpoint is refused (400), and
+   * deliveries to one are failed, not sent. Empty (the default): any http(s) endpoint.
+   */
+  subscriptionEndpoints: EndpointPattern[];
   inference: InferenceConfig;
 }
 
 export interface InferenceConfig {
   /** `redis://…` for the Redis Streams queue (REDIS_URL); empty: the in-process queue. */
   redisUrl: string;
+  /**
+   * The first part of every Redis key this service makes (REDIS_KEY_PREFIX, default `imaging`):
+   * the queue is `<prefix>:jobs:stat`, `:routine`, `:delayed`, `:dead`. The API and its sidecars
+   * must agree; deployments with different prefixes share one Redis without seeing each other's
+   * jobs. Segments of letters, digits, `_ - . { }` separated by `:` (`{…}` for a Cluster hash tag).
+   */
+  redisKeyPrefix: string;
   /** Folder of installed models, one sub-folder each (MODELS_DIR, default inference/models). */
   modelsDir: string;
   /** A delivery not acked or extended for this long goes to another sidecar (JOB_VISIBILITY_MS, 60000). */
@@ -48,6 +64,11 @@ export interface InferenceConfig {
   inProcessWorker: "auto" | "on" | "off";
   /** Execution providers in order of preference (INFERENCE_PROVIDERS, default cuda,webgpu,cpu). */
   providers: string[];
+  /**
+   * ONNX Runtime intra-op threads per model session (INFERENCE_THREADS, default 0: one per core).
+   * With several sidecars on one host, cores ÷ sidecars keeps them from oversubscribing the CPU.
+   */
+  threads: number;
   /** The API the sidecar calls (SIDECAR_API_URL, default PUBLIC_URL). */
   apiUrl: string;
   /** The sidecar's system credential, sent as a Bearer token (SIDECAR_TOKEN). */
@@ -162,6 +183,18 @@ export function loadConfig(env: Env): Readonly<Config> {
   if (env.REDIS_URL && !/^rediss?:\/\//.test(env.REDIS_URL)) {
     problems.push(`REDIS_URL: expected redis://…`);
   }
+  const redisKeyPrefix = env.REDIS_KEY_PREFIX || "imaging";
+  if (!/^[A-Za-z0-9_.{}-]+(:[A-Za-z0-9_.{}-]+)*$/.test(redisKeyPrefix)) {
+    problems.push(
+      `REDIS_KEY_PREFIX=${redisKeyPrefix}: expected segments of letters, digits, _ - . { } separated by ":" (e.g. imaging or site-a:imaging)`,
+    );
+  }
+  let subscriptionEndpoints: EndpointPattern[] = [];
+  try {
+    subscriptionEndpoints = parseEndpointPatterns(env.SUBSCRIPTION_ENDPOINTS ?? "");
+  } catch (e) {
+    problems.push(`SUBSCRIPTION_ENDPOINTS: ${(e as Error).message}`);
+  }
   let rules: AnalysisRule[] = [];
   if (env.ANALYSIS_RULES) {
     try {
@@ -194,8 +227,10 @@ export function loadConfig(env: Env): Readonly<Config> {
       folder: env.OBJECT_DIR || "./data/objects",
     },
     changeFeedIntervalMs: int("CHANGE_FEED_INTERVAL_MS", 250, 10, 60_000),
+    subscriptionEndpoints,
     inference: {
       redisUrl: env.REDIS_URL ?? "",
+      redisKeyPrefix,
       modelsDir: env.MODELS_DIR || "inference/models",
       visibilityMs: int("JOB_VISIBILITY_MS", 60_000, 100, 86_400_000),
       maxAttempts: int("JOB_MAX_ATTEMPTS", 3, 1, 100),
@@ -204,6 +239,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       inProcessWorker: workerMode,
       providers: (env.INFERENCE_PROVIDERS || "cuda,webgpu,cpu").split(",").map((p) => p.trim())
         .filter(Boolean),
+      threads: int("INFERENCE_THREADS", 0, 0, 1024),
       apiUrl: env.SIDECAR_API_URL || publicUrl,
       token: env.SIDECAR_TOKEN ?? "",
       sidecarPort: int("SIDECAR_PORT", 8090, 0, 65535),

@@ -87,6 +87,7 @@ export async function createServices(
     baseUrl: `${config.publicUrl}/fhir`,
     defaultCount: config.searchDefaultCount,
     maxCount: config.searchMaxCount,
+    subscriptionEndpoints: [...config.subscriptionEndpoints],
   });
   const log = createLogger(config.logLevel, "api");
   const store = createObjectStore(config);

@@ -138,7 +138,9 @@ export async function runPhase(env: PipelineEnv, opts: PhaseOptions): Promise<Ph
         `${uploadSeconds.toFixed(1)} s`,
     );
     for (let i = 0; i < opts.sidecars; i++) {
-      const s = await startSidecar(api.origin, env);
+      const threads = env.threads ||
+        Math.max(1, Math.floor(navigator.hardwareConcurrency / opts.sidecars));
+      const s = await startSidecar(api.origin, env, threads);
       sidecars.push(s);
       const h = await s.health();
       console.log(

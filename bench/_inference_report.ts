@@ -44,13 +44,15 @@ export function printRaw({ raw, stages: s }: InProcessResult): void {
       `called in the bench process after the raw run; per stage the faster of two passes):`,
   );
   console.log("");
-  const batching = s.predictMs - s.inferenceMs - s.preprocessMs;
+  const batching = s.predictMs - s.inferenceMs;
   const rows: [string, number][] = [
-    ["decode (Part 10 parse, pixels → HU; volume.ts)", s.decodeMs],
-    ["preprocess (window, resize to the model's plane; prepareSlices)", s.preprocessMs],
+    [
+      "decode + window + resize to the model's plane, one pass (volume.ts + modelSampler)",
+      s.decodeMs,
+    ],
     ["model calls (runner.run)", s.inferenceMs],
-    ["batching + probability maps resized back to the image (predictVolume rest)", batching],
-    ["components (segment: threshold, 3D labelling, measures)", s.segmentMs],
+    ["batching + probability planes on the model's grid (predictVolume rest)", batching],
+    ["components (segment: boxes mapped to the image, 3D labelling, measures)", s.segmentMs],
     [`mask (NIfTI + gzip, ${s.maskBytes} bytes)`, s.maskMs],
   ];
   const total = rows.reduce((a, [, ms]) => a + ms, 0);

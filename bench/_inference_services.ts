@@ -16,6 +16,8 @@ export interface PipelineEnv {
   modelsDir: string;
   providers: string[];
   stableSeconds: number;
+  /** INFERENCE_THREADS of each sidecar; 0: cores ÷ sidecars of the phase. */
+  threads: number;
 }
 
 export interface Api {
@@ -108,7 +110,11 @@ export interface SidecarHealth {
 }
 
 /** Starts `inference/main.ts` against `apiOrigin` and waits (up to 120 s) for its /health. */
-export async function startSidecar(apiOrigin: string, env: PipelineEnv): Promise<SidecarProcess> {
+export async function startSidecar(
+  apiOrigin: string,
+  env: PipelineEnv,
+  threads: number,
+): Promise<SidecarProcess> {
   const port = freePort();
   const service = await spawnService({
     name: "sidecar",
@@ -120,6 +126,7 @@ export async function startSidecar(apiOrigin: string, env: PipelineEnv): Promise
       REDIS_URL: env.redisUrl,
       MODELS_DIR: env.modelsDir,
       INFERENCE_PROVIDERS: env.providers.join(","),
+      INFERENCE_THREADS: String(threads),
       LOG_LEVEL: "info",
     },
     healthUrl: `http://127.0.0.1:${port}/health`,

@@ -7,7 +7,7 @@
  *     [--providers cpu] [--seconds 15] [--warmup 3] [--model lung-nodule-demo]
  *     [--models-dir inference/models] [--database-url postgres://…]
  *     [--redis-url redis://127.0.0.1:6379/6] [--stow-batch 10] [--timeout 1800]
- *     [--train-wait 900] [--raw-only] [--no-wait]
+ *     [--train-wait 900] [--threads 0] [--raw-only] [--no-wait]
  *
  * 1. Raw, in this process: the model loaded by the sidecar's own `loadModels` (same runner, same
  *    providers), fed full batches of the manifest's size (standard profile) built from one
@@ -53,6 +53,8 @@ export interface Options {
   timeout: number;
   trainWait: number;
   rawOnly: boolean;
+  /** INFERENCE_THREADS per sidecar; 0: cores ÷ sidecars (at least 1). */
+  threads: number;
   /** Skip the waits for training and a quiet host (smoke runs; the idle % is still shown). */
   noWait: boolean;
 }
@@ -61,7 +63,7 @@ const USAGE = "deno run -A bench/inference.ts [--studies 4] [--slices 100] [--si
   "[--sidecars 1,2] [--providers cpu] [--seconds 15] [--warmup 3] [--model lung-nodule-demo] " +
   "[--models-dir inference/models] [--database-url postgres://…] " +
   "[--redis-url redis://127.0.0.1:6379/6] [--stow-batch 10] [--timeout 1800] [--train-wait 900] " +
-  "[--raw-only] [--no-wait]";
+  "[--threads 0] [--raw-only] [--no-wait]";
 
 function parseArgs(args: string[]): Options {
   const opts: Options = {
@@ -80,6 +82,7 @@ function parseArgs(args: string[]): Options {
     timeout: 1800,
     trainWait: 900,
     rawOnly: false,
+    threads: 0,
     noWait: false,
   };
   const positive = (name: string, v: string | undefined): number => {
@@ -133,6 +136,9 @@ function parseArgs(args: string[]): Options {
         break;
       case "--redis-url":
         opts.redisUrl = value();
+        break;
+      case "--threads":
+        opts.threads = nonNegative(flag, value());
         break;
       case "--raw-only":
         opts.rawOnly = true;
@@ -211,6 +217,7 @@ async function main() {
       modelsDir: opts.modelsDir,
       providers: opts.providers,
       stableSeconds: 1,
+      threads: opts.threads,
     };
     console.log(
       `Generating ${opts.studies} + 1 studies × ${opts.slices} slices of ${opts.size}², and ` +
@@ -245,7 +252,9 @@ async function main() {
   console.log(`Command: ${command}`);
   console.log(
     `Configuration: model ${opts.model} (${opts.modelsDir}), INFERENCE_PROVIDERS=` +
-      `${opts.providers.join(",")}, profile standard (every slice once, no flip TTA); ` +
+      `${opts.providers.join(",")}, INFERENCE_THREADS per sidecar ${
+        opts.threads || `cores ÷ sidecars (${navigator.hardwareConcurrency} cores)`
+      }, profile standard (every slice once, no flip TTA); ` +
       `data: dicom/synth CT, ${opts.slices} slices of ${opts.size}×${opts.size} per study, ` +
       `${opts.studies} studies per throughput run; API: database ${BENCH_DATABASE} on ` +
       `${new URL(opts.databaseUrl).host} (recreated per run), objects in a temp folder, ` +

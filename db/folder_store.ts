@@ -1,6 +1,11 @@
 /** @module The object store in a local folder: the embedded default (one file per key, atomic puts). */
 import { dirname, join, resolve } from "node:path";
-import type { ObjectInfo, ObjectStore } from "./object_store.ts";
+import {
+  EXISTS_CONCURRENCY,
+  forEachLimit,
+  type ObjectInfo,
+  type ObjectStore,
+} from "./object_store.ts";
 
 /**
  * Names of files being written start with this; `put` renames them onto the key when complete,
@@ -92,6 +97,16 @@ export function createFolderStore(dir: string): ObjectStore {
     }
   }
 
+  const head = async (key: string): Promise<ObjectInfo | null> => {
+    try {
+      const info = await Deno.stat(pathOf(key));
+      return info.isFile ? { key, size: info.size } : null;
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  };
+
   return {
     description: `folder ${root}`,
 
@@ -165,14 +180,14 @@ export function createFolderStore(dir: string): ObjectStore {
       }
     },
 
-    async head(key) {
-      try {
-        const info = await Deno.stat(pathOf(key));
-        return info.isFile ? { key, size: info.size } : null;
-      } catch (err) {
-        if (isNotFound(err)) return null;
-        throw err;
-      }
+    head,
+
+    async existing(keys) {
+      const found = new Set<string>();
+      await forEachLimit([...new Set(keys)], EXISTS_CONCURRENCY, async (key) => {
+        if (await head(key)) found.add(key);
+      });
+      return found;
     },
 
     async delete(key) {

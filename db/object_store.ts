@@ -32,10 +32,41 @@ export interface ObjectStore {
   /** Every key under `prefix` (for sweeping orphans and tests). */
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /**
+   * Which of `keys` exist (checking a whole series before answering with it), cheaply: S3 lists
+   * the keys' common prefix (one request per 1000 keys) and HEADs a few at a time only where the
+   * keys share no folder; the folder store stats a few at a time.
+   */
+  existing(keys: readonly string[]): Promise<Set<string>>;
+  /**
    * A URL that fetches the object without credentials for `seconds`, or null where the store
    * cannot make one (the local folder).
    */
   presignGet(key: string, seconds: number): Promise<string | null>;
   /** Releases connections. */
   close(): Promise<void>;
+}
+
+/** Requests in flight at once when `existing` checks keys one by one. */
+export const EXISTS_CONCURRENCY = 16;
+
+/** Runs `fn` on every item, at most `limit` at a time; rejects with the first failure. */
+export async function forEachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const item = items[next++];
+      try {
+        await fn(item);
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

@@ -10,7 +10,12 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import type { ObjectStore } from "./object_store.ts";
+import {
+  EXISTS_CONCURRENCY,
+  forEachLimit,
+  type ObjectInfo,
+  type ObjectStore,
+} from "./object_store.ts";
 
 export interface S3StoreOptions {
   /** `http(s)://host:port` of the server. */
@@ -43,6 +48,57 @@ function isMissing(err: unknown): boolean {
   return e.name === "NoSuchKey" || e.name === "NotFound" || e.$metadata?.httpStatusCode === 404;
 }
 
+/**
+ * Compares keys as S3 sorts them (UTF-8 bytes, i.e. code points): UTF-16 code units order the
+ * same except surrogates, which stand for code points above every unit from U+E000.
+ */
+export function compareKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    const fix = (u: number) => u >= 0xe000 ? u - 0x800 : u >= 0xd800 ? u + 0x2000 : u;
+    return fix(x) - fix(y);
+  }
+  return a.length - b.length;
+}
+
+/** How `existing` lists a set of keys: under their common prefix, from just before the first. */
+export interface ListPlan {
+  prefix: string;
+  startAfter: string;
+  /** The greatest key: a listing past it has seen every key it could. */
+  last: string;
+  /** Pages to read before the rest is checked by HEAD (the prefix holds far more than asked). */
+  maxPages: number;
+}
+
+/**
+ * The listing that finds which of `keys` (distinct) exist, or null where HEADs are as cheap:
+ * one key, or keys that share no folder (no `/` in their common prefix), such as keys of several
+ * studies, whose listing could walk the whole bucket.
+ */
+export function listPlan(keys: readonly string[], pageSize: number): ListPlan | null {
+  if (keys.length < 2) return null;
+  const sorted = [...keys].sort(compareKeys);
+  const first = sorted[0];
+  const last = sorted[sorted.length - 1];
+  let n = 0;
+  while (n < first.length && first.charCodeAt(n) === last.charCodeAt(n)) n++;
+  // A cut inside a surrogate pair would make a prefix S3 cannot encode.
+  if (n > 0 && n < first.length && /[\ud800-\udbff]/.test(first[n - 1])) n--;
+  const prefix = first.slice(0, n);
+  if (!prefix.includes("/")) return null;
+  return {
+    prefix,
+    // A proper prefix of the first key sorts before it, and after nearly all that precede it.
+    startAfter: first.slice(0, /[\udc00-\udfff]$/.test(first) ? -2 : -1),
+    last,
+    maxPages: Math.ceil(keys.length / pageSize) + 1,
+  };
+}
+
 /** An ObjectStore in one bucket of an S3-compatible server (the bucket is created by `init`). */
 export function createS3Store(opts: S3StoreOptions): ObjectStore {
   const endpoint = opts.endpoint.replace(/\/+$/, "");
@@ -58,6 +114,51 @@ export function createS3Store(opts: S3StoreOptions): ObjectStore {
     responseChecksumValidation: "WHEN_REQUIRED",
   });
   const pageSize = opts.listPageSize ?? 1000;
+
+  const head = async (key: string): Promise<ObjectInfo | null> => {
+    try {
+      const res = await client.send(new HeadObjectCommand({ Bucket, Key: key }));
+      return { key, size: res.ContentLength ?? 0 };
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+  };
+
+  /**
+   * Lists the plan's range and takes `wanted` out of it as they appear; answers the keys still
+   * unsure (listing gave up before passing them), after the listing proved the others missing.
+   */
+  const listExisting = async (
+    plan: ListPlan,
+    wanted: Set<string>,
+    found: Set<string>,
+  ): Promise<string[]> => {
+    let token: string | undefined;
+    let seen: string | undefined;
+    for (let page = 0; page < plan.maxPages; page++) {
+      const res = await client.send(
+        new ListObjectsV2Command({
+          Bucket,
+          Prefix: plan.prefix,
+          MaxKeys: pageSize,
+          ...(token ? { ContinuationToken: token } : { StartAfter: plan.startAfter }),
+        }),
+      );
+      for (const object of res.Contents ?? []) {
+        if (object.Key === undefined) continue;
+        seen = object.Key;
+        if (wanted.delete(object.Key)) found.add(object.Key);
+      }
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+      // Done: every wanted key turned up, the listing ended, or it went past the last one.
+      if (!wanted.size || !token || (seen !== undefined && compareKeys(seen, plan.last) >= 0)) {
+        return [];
+      }
+    }
+    // Out of pages: keys before the last one listed are missing; the rest are unsure.
+    return [...wanted].filter((key) => seen === undefined || compareKeys(key, seen) > 0);
+  };
 
   return {
     description: `s3 ${endpoint}/${Bucket}`,
@@ -139,14 +240,17 @@ export function createS3Store(opts: S3StoreOptions): ObjectStore {
       }
     },
 
-    async head(key) {
-      try {
-        const res = await client.send(new HeadObjectCommand({ Bucket, Key: key }));
-        return { key, size: res.ContentLength ?? 0 };
-      } catch (err) {
-        if (isMissing(err)) return null;
-        throw err;
-      }
+    head,
+
+    async existing(keys) {
+      const wanted = [...new Set(keys)];
+      const found = new Set<string>();
+      const plan = listPlan(wanted, pageSize);
+      const unsure = plan ? await listExisting(plan, new Set(wanted), found) : wanted;
+      await forEachLimit(unsure, EXISTS_CONCURRENCY, async (key) => {
+        if (await head(key)) found.add(key);
+      });
+      return found;
     },
 
     async delete(key) {

@@ -2,7 +2,9 @@
  * @module `readMultipart`: a streaming multipart/related reader (RFC 2046 §5.1, RFC 2387). It reads
  * the body a chunk at a time, only when the consumer asks for the next part, and holds the current
  * part and at most one chunk. Delimiters are found with Boyer–Moore–Horspool (`BytePattern`) and
- * each search resumes where the last one stopped, so small chunks cost no re-scanning.
+ * each search resumes where the last one stopped, so small chunks cost no re-scanning. A part
+ * with a `Content-Length` header (our WADO-RS responses send one) is not searched: exactly that
+ * many bytes are copied and the delimiter must follow them, or the body is `malformed`.
  */
 import { assertBoundary } from "./_multipart_boundary.ts";
 import { MultipartError } from "./_multipart_error.ts";
@@ -60,12 +62,35 @@ export async function* readMultipart(
         );
       }
       const headers = await readHeaders(src, maxHeaderBytes, index);
-      const collector = new BodyCollector(limits.maxPartBytes, index);
-      end = await nextDelimiter(src, needle, (bytes) => collector.push(bytes));
+      const declared = contentLength(headers, index);
+      let partBody: Uint8Array;
+      if (declared === undefined) {
+        const collector = new BodyCollector(limits.maxPartBytes, index);
+        end = await nextDelimiter(src, needle, (bytes) => collector.push(bytes));
+        partBody = collector.take();
+      } else {
+        if (declared > limits.maxPartBytes) {
+          throw new MultipartError(
+            "part-too-large",
+            `part ${index} over ${limits.maxPartBytes} bytes`,
+            index,
+          );
+        }
+        partBody = await readExactly(src, declared, index);
+        end = await nextDelimiter(src, needle, (bytes) => {
+          if (bytes.length) {
+            throw new MultipartError(
+              "malformed",
+              `part ${index} does not end where its Content-Length (${declared}) says`,
+              index,
+            );
+          }
+        });
+      }
       if (end === "eof") {
         throw new MultipartError("truncated", `body truncated inside part ${index}`, index);
       }
-      yield { headers, body: collector.take(), index };
+      yield { headers, body: partBody, index };
     }
   } finally {
     src.close();
@@ -183,6 +208,32 @@ function partialDelimiterStart(buf: Uint8Array, pos: number, needle: BytePattern
   const k = needle.partialAtEnd(buf, pos);
   if (k < len) return k > pos && buf[k - 1] === CR ? k - 1 : k;
   return len > pos && buf[len - 1] === CR ? len - 1 : len;
+}
+
+/** A part's Content-Length, when it has one; a value that is not a byte count is `malformed`. */
+function contentLength(headers: Headers, index: number): number | undefined {
+  const value = headers.get("content-length");
+  if (value === null) return undefined;
+  if (!/^\d{1,15}$/.test(value)) {
+    throw new MultipartError("malformed", `bad Content-Length in part ${index}: ${value}`, index);
+  }
+  return Number(value);
+}
+
+/** Copies the next `n` bytes of `src` into one new array. */
+async function readExactly(src: Source, n: number, index: number): Promise<Uint8Array> {
+  const out = new Uint8Array(n);
+  let filled = 0;
+  while (filled < n) {
+    if (src.pos === src.buf.length && !(await src.more())) {
+      throw new MultipartError("truncated", `body truncated inside part ${index}`, index);
+    }
+    const take = Math.min(n - filled, src.buf.length - src.pos);
+    out.set(src.buf.subarray(src.pos, src.pos + take), filled);
+    filled += take;
+    src.pos += take;
+  }
+  return out;
 }
 
 /** Reads a part's header block, `src.pos` being on the LF that ended its delimiter line. */

@@ -88,10 +88,11 @@ export function pixelInfo(ds: DataSet): PixelInfo {
 }
 
 /**
- * One frame (0-based) as values in the modality's units (HU for CT) for greyscale, or RGB samples
- * (interleaved, 0–255 or 0–65535) for colour images.
+ * The stored sample values of one frame, before the sign of `BitsStored` < `BitsAllocated` is
+ * fixed and before rescale: a typed array of at least rows × cols × samples values (native
+ * little-endian 8/16-bit data is a view on the instance's bytes, not a copy).
  */
-export function decodeFrame(ds: DataSet, info: PixelInfo, frame: number): Float32Array {
+export function decodeStored(ds: DataSet, info: PixelInfo, frame: number): ArrayLike<number> {
   const ts = info.transferSyntax;
   const pixel = ds.elements.x7fe00010;
   const count = info.rows * info.cols * info.samples;
@@ -134,6 +135,16 @@ export function decodeFrame(ds: DataSet, info: PixelInfo, frame: number): Float3
       `Frame ${frame + 1} holds ${stored.length} samples, expected ${count}`,
     );
   }
+  return stored;
+}
+
+/**
+ * One frame (0-based) as values in the modality's units (HU for CT) for greyscale, or RGB samples
+ * (interleaved, 0–255 or 0–65535) for colour images.
+ */
+export function decodeFrame(ds: DataSet, info: PixelInfo, frame: number): Float32Array {
+  const stored = decodeStored(ds, info, frame);
+  const count = info.rows * info.cols * info.samples;
   const out = new Float32Array(count);
   const mono = info.samples === 1;
   const { slope, intercept } = info;
@@ -176,8 +187,11 @@ function nativeFrame(ds: DataSet, info: PixelInfo, frame: number): ArrayLike<num
   if (end > ds.byteArray.length || end > pixel.dataOffset + pixel.length) {
     throw new PixelDecodeError(`Frame ${frame + 1} lies beyond the pixel data`);
   }
-  const view = new DataView(ds.byteArray.buffer, ds.byteArray.byteOffset + start, count * bytesPer);
   const little = info.transferSyntax !== "1.2.840.10008.1.2.2";
+  if (!subsampled && (bytesPer === 1 || (bytesPer === 2 && little))) {
+    return nativeView(ds.byteArray, start, count, bytesPer, info.signed);
+  }
+  const view = new DataView(ds.byteArray.buffer, ds.byteArray.byteOffset + start, count * bytesPer);
   const out = info.bitsAllocated === 32 ? new Float64Array(count) : new Int32Array(count);
   for (let i = 0; i < count; i++) {
     if (bytesPer === 1) out[i] = info.signed ? view.getInt8(i) : view.getUint8(i);
@@ -186,6 +200,26 @@ function nativeFrame(ds: DataSet, info: PixelInfo, frame: number): ArrayLike<num
     } else out[i] = info.signed ? view.getInt32(i * 4, little) : view.getUint32(i * 4, little);
   }
   return subsampled ? expand422(out) : out;
+}
+
+/** Little-endian 8/16-bit samples as a typed array on the bytes (copied only when misaligned). */
+function nativeView(
+  bytes: Uint8Array,
+  start: number,
+  count: number,
+  bytesPer: 1 | 2,
+  signed: boolean,
+): ArrayLike<number> {
+  let buffer = bytes.buffer as ArrayBuffer;
+  let offset = bytes.byteOffset + start;
+  if (offset % bytesPer !== 0) {
+    buffer = bytes.slice(start, start + count * bytesPer).buffer;
+    offset = 0;
+  }
+  if (bytesPer === 1) {
+    return signed ? new Int8Array(buffer, offset, count) : new Uint8Array(buffer, offset, count);
+  }
+  return signed ? new Int16Array(buffer, offset, count) : new Uint16Array(buffer, offset, count);
 }
 
 /** Y0 Y1 Cb Cr → Y0 Cb Cr Y1 Cb Cr. */

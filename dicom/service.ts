@@ -27,6 +27,11 @@ export interface DicomService {
   rendered(target: Required<wado.Target>, frame: number, params: RenderParams): Promise<Uint8Array>;
   qido(req: Omit<QidoRequest, "base">): Promise<QidoResult>;
   instances(target: wado.Target): ReturnType<typeof wado.instancesOf>;
+  /** Splits the rows by whether their objects exist; 404 when none does. */
+  storedInstances(
+    target: wado.Target,
+    rows: Awaited<ReturnType<typeof wado.instancesOf>>,
+  ): Promise<wado.StoredInstances>;
   instanceParts: (
     rows: Awaited<ReturnType<typeof wado.instancesOf>>,
   ) => ReturnType<typeof wado.instanceParts>;
@@ -55,6 +60,7 @@ export async function createDicomService(deps: DicomDeps): Promise<DicomService>
     },
     qido: (req) => qido(deps.db, { ...req, base: deps.dicomwebBase }),
     instances: (t) => wado.instancesOf(deps, t),
+    storedInstances: (t, rows) => wado.storedInstances(deps, t, rows),
     instanceParts: (rows) => wado.instanceParts(deps, rows),
     metadata: async (t) => wado.metadataJson(deps, await wado.instancesOf(deps, t, true)),
     frames: async (t, numbers) => wado.frameParts(deps, await one(t), numbers),

@@ -36,24 +36,78 @@ export async function instancesOf(
   return rows;
 }
 
-/** The stored instances as multipart parts, fetched lazily one by one. */
+/** The rows of a retrieve split by whether their bytes are in the object store. */
+export interface StoredInstances {
+  present: InstanceRow[];
+  missing: InstanceRow[];
+}
+
+/**
+ * Checks at once (one listing per series on S3) that the rows' objects exist, before a retrieve
+ * answers: none missing is the whole answer, some missing a partial one (206, PS3.18 10.4.3), all
+ * missing a 404 saying the bytes are gone (the index knows the instances).
+ */
+export async function storedInstances(
+  deps: DicomDeps,
+  t: Target,
+  rows: InstanceRow[],
+): Promise<StoredInstances> {
+  const existing = await deps.store.existing(rows.map((r) => r.object_key));
+  const present: InstanceRow[] = [];
+  const missing: InstanceRow[] = [];
+  for (const row of rows) (existing.has(row.object_key) ? present : missing).push(row);
+  if (missing.length) {
+    deps.log("error", "DICOM objects missing from the store", {
+      missing: missing.length,
+      of: rows.length,
+      keys: missing.slice(0, 20).map((r) => r.object_key),
+    });
+  }
+  if (!present.length) {
+    const what = t.sopUid
+      ? `instance ${t.sopUid}`
+      : `all ${rows.length} instances of ${
+        t.seriesUid ? `series ${t.seriesUid}` : `study ${t.studyUid}`
+      }`;
+    throw new DicomwebError(404, `The bytes of ${what} are missing from the object store`);
+  }
+  return { present, missing };
+}
+
+/**
+ * The stored instances as multipart parts, fetched lazily one by one. An object that vanished
+ * after `storedInstances` checked it errors the stream (the client sees a truncated multipart, never
+ * a complete-looking one with an instance left out).
+ */
 export async function* instanceParts(
   deps: DicomDeps,
   rows: InstanceRow[],
 ): AsyncGenerator<OutgoingPart> {
   for (const row of rows) {
-    const body = await deps.store.getStream(row.object_key);
+    // Small objects in one read (one chunk down the response); large ones streamed.
+    const body = Number(row.size) <= WHOLE_OBJECT_BYTES
+      ? await deps.store.get(row.object_key)
+      : await deps.store.getStream(row.object_key);
     if (!body) {
-      deps.log("error", "DICOM object missing from the store", { key: row.object_key });
-      continue;
+      deps.log("error", "DICOM object vanished from the store during a retrieve; aborting it", {
+        key: row.object_key,
+        sopInstanceUid: row.sop_uid,
+      });
+      throw new Error(
+        `The bytes of instance ${row.sop_uid} vanished from the object store during the retrieve`,
+      );
     }
     yield {
       contentType: `application/dicom; transfer-syntax=${row.transfer_syntax}`,
       body,
-      headers: { "Content-Location": instanceUrl(deps, row) },
+      // The length lets a reader copy the part instead of searching it for the boundary.
+      headers: { "Content-Location": instanceUrl(deps, row), "Content-Length": String(row.size) },
     };
   }
 }
+
+/** Objects up to this size are read whole rather than streamed into a WADO-RS response. */
+const WHOLE_OBJECT_BYTES = 4 * 1024 * 1024;
 
 export function instanceUrl(deps: DicomDeps, row: InstanceRow): string {
   return `${deps.dicomwebBase}/studies/${row.study_uid}/series/${row.series_uid}/instances/${row.sop_uid}`;

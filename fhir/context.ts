@@ -1,6 +1,7 @@
 /** @module What FHIR operations need from their caller: the database and the server's settings. */
 import type { Db } from "../db/db.ts";
 import type { FhirResult } from "./interaction.ts";
+import type { EndpointPattern } from "./subscriptions/endpoints.ts";
 
 /** An instance-level `$operation` (`POST [base]/Type/{id}/$name`), one file each in operations/. */
 export type OperationHandler = (
@@ -16,6 +17,11 @@ export interface FhirContext {
   maxCount: number;
   /** Operations by `Type/$name` (e.g. `ImagingStudy/$analyze`). */
   operations?: Map<string, OperationHandler>;
+  /**
+   * SUBSCRIPTION_ENDPOINTS: where Subscriptions may notify (empty or absent: any http(s) URL).
+   * Read on every write and delivery, so a change at run time applies at once (tests tighten it).
+   */
+  subscriptionEndpoints?: EndpointPattern[];
 }
 
 /** `W/"3"` or `"3"` or `3` → `3`; undefined when absent. */

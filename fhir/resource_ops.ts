@@ -3,7 +3,7 @@
  * update (also create-on-update and conditional), JSON Patch and delete. Every function takes the
  * connection or transaction it runs on, so a transaction Bundle can run many of them atomically.
  */
-import type { Resource } from "@medplum/fhirtypes";
+import type { Resource, Subscription } from "@medplum/fhirtypes";
 import jsonpatch from "fast-json-patch";
 import type { Sql } from "../db/db.ts";
 import * as repo from "../db/resource_repo.ts";
@@ -12,6 +12,7 @@ import { indexResource } from "./indexer.ts";
 import { badRequest, gone, multipleMatches, notFound, preconditionFailed } from "./outcome.ts";
 import { isSupportedType } from "./resource_types.ts";
 import { findMatches } from "./search/execute.ts";
+import { assertEndpointAllowed } from "./subscriptions/criteria.ts";
 import { ID_PATTERN, validate } from "./validate.ts";
 
 export interface WriteResult {
@@ -297,6 +298,9 @@ async function write(
   };
   let content = stamp(1, nextTimestamp());
   validate(content);
+  if (type === "Subscription") {
+    assertEndpointAllowed(content as Subscription, ctx.subscriptionEndpoints);
+  }
   const rows = indexResource(content, ctx.baseUrl);
   const first: repo.NewVersion = {
     type,

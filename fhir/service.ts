@@ -14,6 +14,7 @@ export interface FhirServiceOptions {
   baseUrl: string;
   defaultCount: number;
   maxCount: number;
+  subscriptionEndpoints?: FhirContext["subscriptionEndpoints"];
 }
 
 export function createFhirService(options: FhirServiceOptions): FhirService {

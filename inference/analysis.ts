@@ -14,17 +14,35 @@ import type { Logger } from "./log.ts";
 import { type ModelManifest, resolveSettings, type RunSettings } from "./manifest.ts";
 import { writeNiftiMask } from "./nifti_writer.ts";
 import type { ModelRunner } from "./onnx_runner.ts";
-import { type Finding, type Geometry, segment } from "./postprocess.ts";
+import { type Finding, type Geometry, type ProbabilityGrid, segment } from "./postprocess.ts";
 import {
   flipPlanes,
   makeBatches,
+  modelSampler,
+  type PreparedSlices,
   prepareSlices,
   probabilityPlane,
-  resize2d,
   strideIndices,
 } from "./preprocess.ts";
 import { markTaskInProgress, readTask, withFreshTask } from "./task_client.ts";
 import { loadStudyVolume, type Volume } from "./volume.ts";
+
+/** Where a job's time went, in ms: a slow step shows in the sidecar's log. */
+export interface StageTimes {
+  /** Task read and marked in progress. */
+  task: number;
+  /** QIDO-RS + WADO-RS + decode and sampling of every slice. */
+  load: number;
+  /** Batches through the model. */
+  model: number;
+  /** Components and their measures. */
+  segment: number;
+  /** NIfTI mask (gzip) and JSON summary made and uploaded. */
+  results: number;
+  /** The transaction that files the report and closes the Task. */
+  file: number;
+  slices: number;
+}
 
 export interface LoadedModel {
   manifest: ModelManifest;
@@ -38,30 +56,38 @@ export interface AnalysisContext {
 }
 
 export type AnalysisOutcome =
-  | { kind: "filed"; reportId: string; findings: number; maxProbability: number; ms: number }
+  | {
+    kind: "filed";
+    reportId: string;
+    findings: number;
+    maxProbability: number;
+    ms: number;
+    /** Milliseconds per step (the sidecar logs them with "job done"). */
+    stages: StageTimes;
+  }
   | { kind: "skipped"; reason: string };
 
 /**
- * The model's probability of its first label for every voxel of `volume` (`[z][y][x]`). With a
- * slice stride, the maps of the slices not run are interpolated linearly between their run
- * neighbours; with flip TTA, each batch also runs mirrored and the two maps are averaged.
+ * The model's probability of its first label for every slice of `volume`, on the model's output
+ * grid (`segment` maps it onto the series' grid only where it matters). `volume.data` holds either
+ * the model's input planes already (a volume built with `modelSampler`) or modality values, which
+ * are windowed and resized here. With a slice stride, the planes of the slices not run are
+ * interpolated linearly between their run neighbours; with flip TTA, each batch also runs
+ * mirrored and the two maps are averaged.
  */
 export async function predictVolume(
-  volume: Pick<Volume, "data" | "dims">,
+  volume: Pick<Volume, "data" | "dims" | "values" | "plane">,
   model: LoadedModel,
   settings: Pick<RunSettings, "batch" | "flipTta" | "sliceStride">,
   signal?: AbortSignal,
-): Promise<Float32Array> {
+): Promise<ProbabilityGrid> {
   const m = model.manifest;
-  const { x: nx, y: ny, z: nz } = volume.dims;
-  const plane = nx * ny;
-  const prepared = prepareSlices(volume.data, volume.dims, m);
-  const probability = new Float32Array(plane * nz);
-  const at = (z: number) => probability.subarray(z * plane, (z + 1) * plane);
+  const nz = volume.dims.z;
+  const prepared = preparedSlices(volume, m);
   const channel = m.labels[0].outputChannel;
   const names = { input: m.input.name, output: m.output.name };
-  const { height, width } = prepared;
   const indices = strideIndices(nz, settings.sliceStride);
+  let grid: ProbabilityGrid | undefined;
   for (const batch of makeBatches(prepared, m.input.offsets, settings.batch, indices)) {
     signal?.throwIfAborted();
     const out = await model.runner.run(batch.data, batch.dims, names);
@@ -71,28 +97,50 @@ export async function predictVolume(
       );
     }
     const outH = out.dims[out.dims.length - 2], outW = out.dims[out.dims.length - 1];
+    grid ??= { data: new Float32Array(nz * outH * outW), height: outH, width: outW, depth: nz };
+    if (grid.height !== outH || grid.width !== outW) {
+      throw new Error(`The model's output changed size from batch to batch`);
+    }
     const mirrored = settings.flipTta
-      ? await model.runner.run(flipPlanes(batch.data, width), batch.dims, names)
+      ? await model.runner.run(flipPlanes(batch.data, prepared.width), batch.dims, names)
       : undefined;
     const mirroredBack = mirrored && flipPlanes(mirrored.data, outW);
+    const size = outH * outW;
     batch.slices.forEach((z, s) => {
-      let p = probabilityPlane(out.data, out.dims, s, m, channel);
+      const p = probabilityPlane(out.data, out.dims, s, m, channel);
       if (mirroredBack) {
         const q = probabilityPlane(mirroredBack, out.dims, s, m, channel);
         for (let i = 0; i < p.length; i++) p[i] = (p[i] + q[i]) / 2;
       }
-      if (outH !== height || outW !== width) p = resize2d(p, outH, outW, height, width);
-      resize2d(p, height, width, ny, nx, "bilinear", at(z));
+      grid!.data.set(p, z * size);
     });
   }
+  if (!grid) throw new Error("The series has no slices to run");
+  const size = grid.height * grid.width;
+  const at = (z: number) => grid!.data.subarray(z * size, (z + 1) * size);
   for (let n = 1; n < indices.length; n++) {
     const a = indices[n - 1], b = indices[n];
     for (let z = a + 1; z < b; z++) {
       const t = (z - a) / (b - a), pa = at(a), pb = at(b), pz = at(z);
-      for (let i = 0; i < plane; i++) pz[i] = pa[i] + (pb[i] - pa[i]) * t;
+      for (let i = 0; i < size; i++) pz[i] = pa[i] + (pb[i] - pa[i]) * t;
     }
   }
-  return probability;
+  return grid;
+}
+
+/** The volume's planes as the model's input: as they are when sampled, else prepared here. */
+function preparedSlices(
+  volume: Pick<Volume, "data" | "dims" | "values" | "plane">,
+  m: ModelManifest,
+): PreparedSlices {
+  if (volume.values === "modality") return prepareSlices(volume.data, volume.dims, m);
+  if (volume.plane.height !== m.input.height || volume.plane.width !== m.input.width) {
+    throw new Error(
+      `The volume was sampled to ${volume.plane.height}×${volume.plane.width}; the model reads ` +
+        `${m.input.height}×${m.input.width}`,
+    );
+  }
+  return { data: volume.data, depth: volume.dims.z, ...volume.plane };
 }
 
 /** Runs `job` to the end and files its results; throws on failure (see `errors.ts`). */
@@ -114,6 +162,12 @@ export async function analyze(
     );
   }
   const requestId = job.requestId;
+  let mark = started;
+  const lap = () => {
+    const now = performance.now(), ms = Math.round(now - mark);
+    mark = now;
+    return ms;
+  };
   const task = await readTask(ctx.api, job);
   if (
     task.status === "completed" || task.status === "cancelled" || task.status === "entered-in-error"
@@ -121,32 +175,37 @@ export async function analyze(
     return { kind: "skipped", reason: `Task/${task.id} is already ${task.status}` };
   }
   await markTaskInProgress(ctx.api, job, task);
+  const stages: Partial<StageTimes> = { task: lap() };
 
   const settings = resolveSettings(m, job.profile, job.threshold);
   let loaded: Volume | undefined = await loadStudyVolume(
     ctx.api,
     job.studyInstanceUid,
     m.modality,
-    {
-      requestId,
-      signal,
-    },
+    { requestId, signal, sampler: samplerOf(model) },
   );
   for (const w of loaded.warnings) ctx.log("warn", w, { jobId: job.jobId, requestId });
   const volume = withoutPixels(loaded);
+  stages.load = lap();
   const probability = await predictVolume(loaded, model, settings, signal);
-  loaded = undefined; // the HU volume can go before the components are found
+  loaded = undefined; // the input planes can go before the components are found
+  stages.model = lap();
   signal?.throwIfAborted();
   const seg = segment(probability, volume, settings);
+  stages.segment = lap();
 
   const files = await uploadResults(ctx.api, job, {
-    mask: writeNiftiMask(seg.mask, volume, { description: `${m.name} ${m.version} findings` }),
+    mask: await writeNiftiMask(seg, volume, {
+      description: `${m.name} ${m.version} findings`,
+      maxLabel: Math.min(255, seg.findings.length),
+    }),
     summary: new TextEncoder().encode(JSON.stringify(
       summaryOf(job, m, settings, volume, seg.findings, seg.maxProbability, model.runner.provider),
       null,
       2,
     )),
   }, signal);
+  stages.results = lap();
 
   const response = await withFreshTask(ctx.api, job, async (fresh: Task) => {
     const bundle = buildFindingsBundle({
@@ -180,7 +239,16 @@ export async function analyze(
     findings: seg.findings.length,
     maxProbability: seg.maxProbability,
     ms: Math.round(performance.now() - started),
+    stages: { ...stages, file: lap(), slices: volume.dims.z } as StageTimes,
   };
+}
+
+const samplers = new WeakMap<ModelManifest, ReturnType<typeof modelSampler>>();
+/** One sampler per model (it caches its window tables). */
+function samplerOf(model: LoadedModel) {
+  let s = samplers.get(model.manifest);
+  if (!s) samplers.set(model.manifest, s = modelSampler(model.manifest));
+  return s;
 }
 
 function withoutPixels(v: Volume): Omit<Volume, "data"> {

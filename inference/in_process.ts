@@ -26,7 +26,7 @@ export async function startInProcessWorker(deps: {
   const c = deps.config.inference;
   const wanted = c.inProcessWorker === "on" || (c.inProcessWorker === "auto" && !c.redisUrl);
   if (!wanted) return undefined;
-  const models = await loadModels(c.modelsDir, c.providers, deps.log);
+  const models = await loadModels(c.modelsDir, c.providers, deps.log, { threads: c.threads });
   const api = createApiClient({
     baseUrl: deps.config.publicUrl,
     token: c.token,

@@ -8,7 +8,7 @@ import { createApiClient } from "./api_client.ts";
 import { createHealthHandler } from "./health.ts";
 import { createLogger } from "./log.ts";
 import { closeModels, loadModels } from "./model_registry.ts";
-import { createJobQueue, queueSettings } from "./queue_factory.ts";
+import { createJobQueue, queuePrefix, queueSettings } from "./queue_factory.ts";
 import { createSidecar } from "./sidecar.ts";
 import { markTaskFailed } from "./task_client.ts";
 
@@ -36,7 +36,7 @@ if (import.meta.main) {
       );
     },
   });
-  const models = await loadModels(c.modelsDir, c.providers, log);
+  const models = await loadModels(c.modelsDir, c.providers, log, { threads: c.threads });
   if (!models.size) {
     log("error", `no model could be loaded from ${c.modelsDir}`);
     await queue.close();
@@ -51,6 +51,7 @@ if (import.meta.main) {
       log("info", "sidecar listening", {
         health: `http://${hostname}:${port}/health`,
         api: c.apiUrl,
+        queue: c.redisUrl ? `${queuePrefix(c)}:*` : "in-process",
       }),
   }, createHealthHandler({ queue, models, sidecar, startedAt }));
   let stopping = false;

@@ -44,7 +44,12 @@ const PROVIDER_NAMES: Record<string, string> = {
 export async function createRunner(
   modelPath: string,
   providers: readonly string[],
-  options: { log?: Logger; model?: string } = {},
+  options: {
+    log?: Logger;
+    model?: string;
+    /** ONNX Runtime's intra-op threads; 0 or absent: its default (one per core). */
+    threads?: number;
+  } = {},
 ): Promise<ModelRunner> {
   const log = options.log ?? (() => {});
   const order = providers.length ? providers : ["cpu"];
@@ -64,6 +69,7 @@ export async function createRunner(
       const session = await ort.InferenceSession.create(modelPath, {
         executionProviders: [provider],
         graphOptimizationLevel: "all",
+        ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
       });
       return wrap(session, provider);
     } catch (e) {

@@ -49,13 +49,7 @@ export function resize2d(
     }
     return out;
   }
-  const x0 = new Int32Array(dstW), x1 = new Int32Array(dstW), fx = new Float32Array(dstW);
-  for (let x = 0; x < dstW; x++) {
-    const p = Math.max(0, (x + 0.5) * sx - 0.5);
-    x0[x] = Math.min(srcW - 1, Math.floor(p));
-    x1[x] = Math.min(srcW - 1, x0[x] + 1);
-    fx[x] = p - Math.floor(p);
-  }
+  const { x0, x1, fx } = bilinearTaps(srcW, dstW);
   for (let y = 0; y < dstH; y++) {
     const p = Math.max(0, (y + 0.5) * sy - 0.5);
     const r0 = Math.min(srcH - 1, Math.floor(p)) * srcW;
@@ -68,6 +62,160 @@ export function resize2d(
     }
   }
   return out;
+}
+
+/** How stored sample values become modality values (the pixel module's attributes). */
+export interface StoredValues {
+  signed: boolean;
+  bitsStored: number;
+  bitsAllocated: number;
+  slope: number;
+  intercept: number;
+}
+
+/**
+ * A table from every 16-bit stored value (indexed by `value & 0xffff`) to the windowed value the
+ * model reads: sign of `BitsStored` fixed, rescale slope and intercept applied (as float32, as
+ * `decodeFrame` does), then `applyWindow`. Looking a value up is the whole per-pixel cost.
+ */
+export function windowTable(
+  px: StoredValues,
+  window: { center: number; width: number },
+  rescale: readonly [number, number] = [0, 1],
+): Float32Array {
+  const shift = 32 - px.bitsStored;
+  const fix = px.signed && px.bitsStored < px.bitsAllocated;
+  const hu = new Float32Array(65536);
+  for (let u = 0; u < 65536; u++) {
+    let v = px.signed && px.bitsAllocated > 8 ? (u << 16) >> 16 : u;
+    if (px.signed && px.bitsAllocated <= 8) v = (u << 24) >> 24;
+    if (fix) v = (v << shift) >> shift;
+    hu[u] = v * px.slope + px.intercept;
+  }
+  return applyWindow(hu, window, rescale, hu);
+}
+
+/**
+ * Windows stored values through `table` and resizes them from `rows × cols` to `height × width`
+ * in one pass, with the same arithmetic as `applyWindow` + `resize2d` (so the same float32
+ * result), but without a full-size intermediate: each source row is windowed once, when the
+ * first output row that needs it is made.
+ */
+export function sampleStoredPlane(
+  stored: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  table: Float32Array,
+  height: number,
+  width: number,
+  interpolation: "bilinear" | "nearest",
+  out: Float32Array,
+): Float32Array {
+  if (interpolation === "nearest" || (rows === height && cols === width)) {
+    const sy = rows / height, sx = cols / width;
+    for (let y = 0; y < height; y++) {
+      const r = Math.min(rows - 1, Math.floor((y + 0.5) * sy)) * cols;
+      for (let x = 0; x < width; x++) {
+        out[y * width + x] =
+          table[stored[r + Math.min(cols - 1, Math.floor((x + 0.5) * sx))] & 0xffff];
+      }
+    }
+    return out;
+  }
+  const { x0, x1, fx } = bilinearTaps(cols, width);
+  const sy = rows / height;
+  const windowed = [new Float32Array(cols), new Float32Array(cols)];
+  const held = [-1, -1];
+  const row = (r: number): Float32Array => {
+    if (held[0] === r) return windowed[0];
+    if (held[1] === r) return windowed[1];
+    // Replace the row that is not the other one needed (rows only move forward).
+    const slot = held[0] < held[1] ? 0 : 1;
+    const dst = windowed[slot];
+    const base = r * cols;
+    for (let x = 0; x < cols; x++) dst[x] = table[stored[base + x] & 0xffff];
+    held[slot] = r;
+    return dst;
+  };
+  for (let y = 0; y < height; y++) {
+    const p = Math.max(0, (y + 0.5) * sy - 0.5);
+    const r0 = Math.min(rows - 1, Math.floor(p));
+    const r1 = Math.min(rows - 1, Math.floor(p) + 1);
+    const fy = p - Math.floor(p);
+    const a = row(r0);
+    const b = r1 === r0 ? a : row(r1);
+    const o = y * width;
+    for (let x = 0; x < width; x++) {
+      const top = a[x0[x]] + (a[x1[x]] - a[x0[x]]) * fx[x];
+      const bottom = b[x0[x]] + (b[x1[x]] - b[x0[x]]) * fx[x];
+      out[o + x] = top + (bottom - top) * fy;
+    }
+  }
+  return out;
+}
+
+/** The source columns and weights of a bilinear resize from `src` to `dst` (half-pixel centres). */
+export function bilinearTaps(
+  src: number,
+  dst: number,
+): { x0: Int32Array; x1: Int32Array; fx: Float32Array } {
+  const s = src / dst;
+  const x0 = new Int32Array(dst), x1 = new Int32Array(dst), fx = new Float32Array(dst);
+  for (let x = 0; x < dst; x++) {
+    const p = Math.max(0, (x + 0.5) * s - 0.5);
+    x0[x] = Math.min(src - 1, Math.floor(p));
+    x1[x] = Math.min(src - 1, x0[x] + 1);
+    fx[x] = p - Math.floor(p);
+  }
+  return { x0, x1, fx };
+}
+
+/**
+ * Maps one decoded greyscale frame straight to the model's input plane (window, then resize),
+ * for the volume builder: slices are kept at the model's size, never as full-size HU planes.
+ */
+export interface SliceSampler {
+  height: number;
+  width: number;
+  sample(
+    stored: ArrayLike<number>,
+    px: StoredValues & { rows: number; cols: number },
+  ): Float32Array;
+}
+
+/** The sampler of a model's preprocessing; window tables are cached per pixel encoding. */
+export function modelSampler(manifest: ModelManifest): SliceSampler {
+  const { height, width } = manifest.input;
+  const { window, rescale, resize } = manifest.preprocessing;
+  const interpolation = resize?.interpolation ?? "bilinear";
+  const tables = new Map<string, Float32Array>();
+  return {
+    height,
+    width,
+    sample(stored, px) {
+      const out = new Float32Array(height * width);
+      if (px.bitsAllocated > 16) {
+        // Not a 16-bit domain: modality values, then the two steps apart.
+        const hu = new Float32Array(px.rows * px.cols);
+        const shift = 32 - px.bitsStored;
+        const fix = px.signed && px.bitsStored < px.bitsAllocated;
+        for (let i = 0; i < hu.length; i++) {
+          const v = fix ? (stored[i] << shift) >> shift : stored[i];
+          hu[i] = v * px.slope + px.intercept;
+        }
+        applyWindow(hu, window, rescale, hu);
+        return resize2d(hu, px.rows, px.cols, height, width, interpolation, out);
+      }
+      const key = `${px.signed}:${px.bitsStored}:${px.bitsAllocated}:${px.slope}:${px.intercept}`;
+      let table = tables.get(key);
+      if (!table) {
+        table = windowTable(px, window, rescale);
+        if (tables.size > 16) tables.clear();
+        tables.set(key, table);
+      }
+      return sampleStoredPlane(stored, px.rows, px.cols, table, height, width, interpolation, out);
+    },
+  };
 }
 
 /** Slices windowed and resized to the model's plane: `depth` planes of `height × width`. */

@@ -12,10 +12,18 @@ export type JobQueueConfig =
   & QueueOptions
   & Pick<RedisQueueOptions, "prefix" | "group" | "connectTimeoutMs" | "onError">;
 
-/** The queue settings of the configuration (`REDIS_URL`, `JOB_*`). */
-export function queueSettings(c: InferenceConfig): { redisUrl: string } & QueueOptions {
+/** The queue's key prefix under the configured Redis key prefix: `<REDIS_KEY_PREFIX>:jobs`. */
+export function queuePrefix(c: Pick<InferenceConfig, "redisKeyPrefix">): string {
+  return `${c.redisKeyPrefix}:jobs`;
+}
+
+/** The queue settings of the configuration (`REDIS_URL`, `REDIS_KEY_PREFIX`, `JOB_*`). */
+export function queueSettings(
+  c: InferenceConfig,
+): { redisUrl: string; prefix: string } & QueueOptions {
   return {
     redisUrl: c.redisUrl,
+    prefix: queuePrefix(c),
     visibilityMs: c.visibilityMs,
     maxAttempts: c.maxAttempts,
     backoffBaseMs: c.backoffBaseMs,

@@ -26,7 +26,7 @@ import {
 import { createQueueScripts } from "./_queue_redis_scripts.ts";
 
 export interface RedisQueueOptions extends QueueOptions {
-  /** Key prefix; default "imaging:jobs". */
+  /** Key prefix; default "imaging:jobs" (the service passes `<REDIS_KEY_PREFIX>:jobs`). */
   prefix?: string;
   /** Consumer group; default "sidecars". */
   group?: string;

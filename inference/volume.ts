@@ -8,15 +8,24 @@
 import type { DataSet } from "dicom-parser";
 import { parseDataSet } from "../dicom/dataset.ts";
 import { parseMediaType, readMultipart } from "../dicom/multipart.ts";
-import { decodeFrame, PixelDecodeError, pixelInfo } from "../dicom/pixels.ts";
+import { decodeFrame, decodeStored, PixelDecodeError, pixelInfo } from "../dicom/pixels.ts";
 import { type ApiClient, ApiError } from "./api_client.ts";
 import { fatal } from "./errors.ts";
+import type { SliceSampler } from "./preprocess.ts";
 
 export type Vec3 = [number, number, number];
 
 export interface Volume {
-  /** Modality values (HU for CT), `[z][y][x]`, x fastest. */
+  /**
+   * One plane per slice, `[z][row][column]`: modality values (HU for CT) at the series' size
+   * (`values` "modality"), or, when the builder had a sampler, the model's input planes
+   * (`values` "model-input", windowed and resized to `plane`).
+   */
   data: Float32Array;
+  values: "modality" | "model-input";
+  /** The size of each plane of `data`: the series' rows × columns unless sampled. */
+  plane: { height: number; width: number };
+  /** The series' voxel grid (columns, rows, slices), whatever `data` holds. */
   dims: { x: number; y: number; z: number };
   /** mm: x between columns, y between rows, z between slices. */
   spacing: { x: number; y: number; z: number };
@@ -49,7 +58,8 @@ interface Slice {
   rows: number;
   cols: number;
   pixelSpacing?: [number, number];
-  hu: Float32Array;
+  /** Modality values, or the sampler's plane. */
+  plane: Float32Array;
 }
 
 /** Collects instances (Part 10 bytes) of one series and assembles them into a Volume. */
@@ -60,7 +70,14 @@ export interface VolumeBuilder {
   finish(): Volume;
 }
 
-export function createVolumeBuilder(expect?: { seriesInstanceUid?: string }): VolumeBuilder {
+/**
+ * `seriesInstanceUid`: instances of other series are skipped. `sampler`: each slice is mapped to
+ * the model's plane as it arrives (window + resize in one pass over the stored values), so the
+ * full-size modality volume is never held.
+ */
+export function createVolumeBuilder(
+  expect?: { seriesInstanceUid?: string; sampler?: SliceSampler },
+): VolumeBuilder {
   const slices: Slice[] = [];
   const warnings: string[] = [];
   let first: DataSet | undefined;
@@ -82,10 +99,8 @@ export function createVolumeBuilder(expect?: { seriesInstanceUid?: string }): Vo
       if (!ds.elements.x7fe00010) return; // not an image (a report, a presentation state)
       const sop = text(ds, "x00080018") ?? `instance ${n + 1}`;
       let info: ReturnType<typeof pixelInfo>;
-      let hu: Float32Array;
       try {
         info = pixelInfo(ds);
-        hu = decodeFrame(ds, info, 0);
       } catch (e) {
         if (e instanceof PixelDecodeError) throw fatal(`Instance ${sop}: ${e.message}`);
         throw e;
@@ -104,6 +119,15 @@ export function createVolumeBuilder(expect?: { seriesInstanceUid?: string }): Vo
           } has ${info.frames} frames; multi-frame series are not supported yet`,
         );
       }
+      let plane: Float32Array;
+      try {
+        plane = expect?.sampler
+          ? expect.sampler.sample(decodeStored(ds, info, 0), info)
+          : decodeFrame(ds, info, 0);
+      } catch (e) {
+        if (e instanceof PixelDecodeError) throw fatal(`Instance ${sop}: ${e.message}`);
+        throw e;
+      }
       first ??= ds;
       const spacing = numbers(ds, "x00280030");
       slices.push({
@@ -116,17 +140,23 @@ export function createVolumeBuilder(expect?: { seriesInstanceUid?: string }): Vo
         pixelSpacing: spacing?.length === 2 && spacing.every((v) => v > 0)
           ? [spacing[0], spacing[1]]
           : undefined,
-        hu,
+        plane,
       });
     },
     finish() {
       if (!first || !slices.length) throw fatal("The series holds no images");
-      return assemble(slices, first, warnings);
+      const sampler = expect?.sampler;
+      return assemble(slices, first, warnings, sampler && { ...sampler });
     },
   };
 }
 
-function assemble(all: Slice[], ds: DataSet, warnings: string[]): Volume {
+function assemble(
+  all: Slice[],
+  ds: DataSet,
+  warnings: string[],
+  sampled?: { height: number; width: number },
+): Volume {
   // Keep the largest group of one size and orientation (drops localizers and odd images).
   const key = (s: Slice) =>
     `${s.rows}x${s.cols}:${s.orientation?.map((v) => v.toFixed(3)).join(",") ?? "-"}`;
@@ -187,12 +217,17 @@ function assemble(all: Slice[], ds: DataSet, warnings: string[]): Volume {
     sliceStep = [normal[0] * zSpacing, normal[1] * zSpacing, normal[2] * zSpacing];
   }
 
-  const plane = s0.rows * s0.cols;
-  const data = new Float32Array(plane * slices.length);
-  slices.forEach((s, z) => data.set(s.hu, z * plane));
+  const plane = sampled
+    ? { height: sampled.height, width: sampled.width }
+    : { height: s0.rows, width: s0.cols };
+  const size = plane.height * plane.width;
+  const data = new Float32Array(size * slices.length);
+  slices.forEach((s, z) => data.set(s.plane, z * size));
   const date = text(ds, "x00080020");
   return {
     data,
+    values: sampled ? "model-input" : "modality",
+    plane,
     dims: { x: s0.cols, y: s0.rows, z: slices.length },
     spacing: { x: colSpacing, y: rowSpacing, z: zSpacing },
     origin: slices[0].position ?? [0, 0, 0],
@@ -269,7 +304,12 @@ export async function loadSeriesVolume(
   api: ApiClient,
   studyUid: string,
   seriesUid: string,
-  options: { requestId?: string; signal?: AbortSignal; expectedInstances?: number } = {},
+  options: {
+    requestId?: string;
+    signal?: AbortSignal;
+    expectedInstances?: number;
+    sampler?: SliceSampler;
+  } = {},
 ): Promise<Volume> {
   const path = `dicomweb/studies/${encodeURIComponent(studyUid)}/series/${
     encodeURIComponent(seriesUid)
@@ -288,9 +328,18 @@ export async function loadSeriesVolume(
   if (!response.ok || !response.body) {
     throw new ApiError(response.status, "GET", path, await response.text());
   }
+  if (response.status === 206) {
+    // Some instances' bytes are missing from the store; the Warning header names them.
+    await response.body.cancel();
+    throw fatal(
+      `WADO-RS returned only part of series ${seriesUid} (206 Partial Content): ${
+        response.headers.get("warning") ?? "no Warning header"
+      }`,
+    );
+  }
   const { params } = parseMediaType(response.headers.get("content-type") ?? "");
   if (!params.boundary) throw new Error(`WADO-RS answered without a multipart boundary`);
-  const builder = createVolumeBuilder({ seriesInstanceUid: seriesUid });
+  const builder = createVolumeBuilder({ seriesInstanceUid: seriesUid, sampler: options.sampler });
   let parts = 0;
   for await (
     const part of readMultipart(response.body, params.boundary, {
@@ -317,7 +366,7 @@ export async function loadStudyVolume(
   api: ApiClient,
   studyUid: string,
   modality: string,
-  options: { requestId?: string; signal?: AbortSignal } = {},
+  options: { requestId?: string; signal?: AbortSignal; sampler?: SliceSampler } = {},
 ): Promise<Volume> {
   const { seriesInstanceUid, instances } = await chooseSeries(
     api,

@@ -155,7 +155,17 @@ export function dicomwebRoutes(services: Services): Hono<AppEnv> {
         "Content-Type": `application/dicom; transfer-syntax=${rows[0].transfer_syntax}`,
       });
     }
-    return multipart(c, dicom.instanceParts(rows), "application/dicom");
+    // Every object is checked before the status is sent: some missing is a 206 of the others,
+    // with the missing SOP Instance UIDs in Warning headers; all missing is a 404.
+    const { present, missing } = await dicom.storedInstances(t, rows);
+    if (!missing.length) return multipart(c, dicom.instanceParts(rows), "application/dicom");
+    const warning = warningHeader([
+      `${missing.length} of ${rows.length} instances are missing from the object store and not in this response`,
+      ...missing.map((r) => `Instance ${r.sop_uid} is missing from the object store`),
+    ]);
+    return multipart(c, dicom.instanceParts(present), "application/dicom", 206, {
+      Warning: warning!,
+    });
   };
   const metadata = async (c: Context<AppEnv>) => {
     acceptJson(c);
@@ -215,9 +225,16 @@ async function* iterate(parts: OutgoingPart[]): AsyncGenerator<OutgoingPart> {
   yield* parts;
 }
 
-function multipart(c: Context<AppEnv>, parts: AsyncIterable<OutgoingPart>, type: string): Response {
+function multipart(
+  c: Context<AppEnv>,
+  parts: AsyncIterable<OutgoingPart>,
+  type: string,
+  status: 200 | 206 = 200,
+  headers: Record<string, string> = {},
+): Response {
   const boundary = newBoundary();
-  return c.body(writeMultipart(parts, boundary), 200, {
+  return c.body(writeMultipart(parts, boundary), status, {
+    ...headers,
     "Content-Type": `multipart/related; type="${type}"; boundary=${boundary}`,
   });
 }

@@ -3,9 +3,10 @@
  * own search parser, so every search feature works in criteria) and its rest-hook channel.
  */
 import type { Subscription } from "@medplum/fhirtypes";
-import { FhirError } from "../outcome.ts";
+import { FhirError, fhirError } from "../outcome.ts";
 import { isSupportedType } from "../resource_types.ts";
 import { parseSearch } from "../search/parse.ts";
+import { endpointAllowed, type EndpointPattern } from "./endpoints.ts";
 
 /** A Subscription that can be matched and notified. */
 export interface ActiveSubscription {
@@ -25,6 +26,9 @@ export interface ActiveSubscription {
 
 /** Why a Subscription cannot be activated, as text for `Subscription.error`. */
 export class SubscriptionProblem extends Error {}
+
+/** The endpoint is outside SUBSCRIPTION_ENDPOINTS: nothing may be sent there. */
+export class EndpointNotAllowed extends SubscriptionProblem {}
 
 const PAYLOAD_TYPES = new Set(["application/fhir+json", "application/json"]);
 const RESULT_PARAM =
@@ -72,23 +76,19 @@ export function parseHeaders(lines: string[] | undefined): [string, string][] {
 }
 
 /**
- * Checks a Subscription's criteria and channel; returns it ready to match, or throws a
- * SubscriptionProblem. Only rest-hook is supported, to an absolute http(s) endpoint.
+ * The rest-hook endpoint as an absolute http(s) URL that `allowed` (SUBSCRIPTION_ENDPOINTS; empty:
+ * any) lets the server send to; throws a SubscriptionProblem, EndpointNotAllowed for the list.
  */
-export function checkSubscription(sub: Subscription): ActiveSubscription {
-  const { type, params } = parseCriteria(sub.criteria);
-  const channel = sub.channel;
-  if (channel?.type !== "rest-hook") {
-    throw new SubscriptionProblem(
-      `Subscription.channel.type "${channel?.type}" is not supported; use rest-hook`,
-    );
-  }
+export function checkEndpoint(
+  raw: string | undefined,
+  allowed: readonly EndpointPattern[] = [],
+): URL {
   let endpoint: URL;
   try {
-    endpoint = new URL(channel.endpoint ?? "");
+    endpoint = new URL(raw ?? "");
   } catch {
     throw new SubscriptionProblem(
-      `Subscription.channel.endpoint "${channel.endpoint ?? ""}" is not an absolute URL`,
+      `Subscription.channel.endpoint "${raw ?? ""}" is not an absolute URL`,
     );
   }
   if (endpoint.protocol !== "http:" && endpoint.protocol !== "https:") {
@@ -96,6 +96,51 @@ export function checkSubscription(sub: Subscription): ActiveSubscription {
       `Subscription.channel.endpoint must be http: or https:, got ${endpoint.protocol}`,
     );
   }
+  if (!endpointAllowed(allowed, endpoint.toString())) {
+    throw new EndpointNotAllowed(
+      `Subscription.channel.endpoint "${raw}" is not in SUBSCRIPTION_ENDPOINTS, the endpoints this server may notify`,
+    );
+  }
+  return endpoint;
+}
+
+/**
+ * On every write of a Subscription (create, update, patch, in a Bundle too): a requested or active
+ * rest-hook Subscription whose endpoint is outside SUBSCRIPTION_ENDPOINTS is a 400, like a channel
+ * the validator refuses. Other problems are left to activation, which sets the status `error`; a
+ * Subscription set `off` or `error` passes, so it can always be turned off.
+ */
+export function assertEndpointAllowed(
+  sub: Subscription,
+  allowed: readonly EndpointPattern[] | undefined,
+): void {
+  if (!allowed?.length || sub.channel?.type !== "rest-hook") return;
+  if (sub.status !== "requested" && sub.status !== "active") return;
+  try {
+    checkEndpoint(sub.channel.endpoint, allowed);
+  } catch (e) {
+    if (!(e instanceof EndpointNotAllowed)) return;
+    throw fhirError(400, "value", e.message, "Subscription.channel.endpoint");
+  }
+}
+
+/**
+ * Checks a Subscription's criteria and channel; returns it ready to match, or throws a
+ * SubscriptionProblem. Only rest-hook is supported, to an absolute http(s) endpoint that
+ * `allowed` (SUBSCRIPTION_ENDPOINTS) lets through.
+ */
+export function checkSubscription(
+  sub: Subscription,
+  allowed: readonly EndpointPattern[] = [],
+): ActiveSubscription {
+  const { type, params } = parseCriteria(sub.criteria);
+  const channel = sub.channel;
+  if (channel?.type !== "rest-hook") {
+    throw new SubscriptionProblem(
+      `Subscription.channel.type "${channel?.type}" is not supported; use rest-hook`,
+    );
+  }
+  const endpoint = checkEndpoint(channel.endpoint, allowed);
   const payload = channel.payload?.split(";")[0].trim().toLowerCase();
   if (payload && !PAYLOAD_TYPES.has(payload)) {
     throw new SubscriptionProblem(

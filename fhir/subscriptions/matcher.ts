@@ -34,7 +34,7 @@ export function createMatcher(deps: MatcherDeps) {
     for (const sub of await notifiedSubscriptions(deps.db)) {
       let checked: ActiveSubscription;
       try {
-        checked = checkSubscription(sub);
+        checked = checkSubscription(sub, fhir.context.subscriptionEndpoints);
       } catch (e) {
         if (!(e instanceof SubscriptionProblem)) throw e;
         continue;
@@ -55,7 +55,7 @@ export function createMatcher(deps: MatcherDeps) {
     if (sub.status !== "requested" && sub.status !== "active") return;
     const from: Subscription["status"][] = ["requested", "active"];
     try {
-      const checked = checkSubscription(sub);
+      const checked = checkSubscription(sub, fhir.context.subscriptionEndpoints);
       if (checked.end !== undefined && checked.end <= Date.now()) {
         await setSubscriptionStatus(fhir, sub.id!, { status: "off" }, from);
       } else if (sub.status === "requested") {

@@ -8,7 +8,12 @@
 import type { Db } from "../../db/db.ts";
 import type { FhirService } from "../service.ts";
 import { FhirError } from "../outcome.ts";
-import { checkSubscription, notificationUrl, SubscriptionProblem } from "./criteria.ts";
+import {
+  checkSubscription,
+  EndpointNotAllowed,
+  notificationUrl,
+  SubscriptionProblem,
+} from "./criteria.ts";
 import {
   claimDue,
   type Delivery,
@@ -84,8 +89,22 @@ export function createSender(deps: SenderDeps) {
     }
     let sub;
     try {
-      sub = checkSubscription(stored);
+      sub = checkSubscription(stored, fhir.context.subscriptionEndpoints);
     } catch (e) {
+      if (e instanceof EndpointNotAllowed) {
+        // SUBSCRIPTION_ENDPOINTS was tightened after the Subscription was made: never send there.
+        await markFailed(db, d.id, { error: e.message });
+        log("warn", "subscription notification refused", {
+          subscription: d.subscriptionId,
+          resource: `${d.type}/${d.resourceId}/_history/${d.version}`,
+          error: e.message,
+        });
+        await setSubscriptionStatus(fhir, d.subscriptionId, { status: "error", error: e.message }, [
+          "active",
+          "error",
+        ]);
+        return;
+      }
       if (!(e instanceof SubscriptionProblem)) throw e;
       return await markCancelled(db, d.id, e.message);
     }

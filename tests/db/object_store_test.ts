@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createFolderStore } from "../../db/folder_store.ts";
 import type { ObjectInfo, ObjectStore } from "../../db/object_store.ts";
-import { createS3Store } from "../../db/s3_store.ts";
+import { compareKeys, createS3Store, listPlan } from "../../db/s3_store.ts";
 
 type Kind = "folder" | "s3";
 
@@ -287,6 +287,78 @@ storeTest("16 concurrent puts of different keys all land", async ({ store, p }) 
   const got = await Promise.all(keys.map((key) => store.get(key)));
   got.forEach((bytes, i) => assert.deepEqual(bytes, bytesOf(50_000 + i, 100 + i), keys[i]));
   assert.equal((await collect(store.list(`${p}concurrent/`))).length, 16);
+});
+
+storeTest(
+  "existing() tells which keys exist: one series across list pages, keys sharing no folder, duplicates",
+  async ({ store, p }) => {
+    // A series as STOW stores it, plus objects beside it that were not asked about.
+    const series = `${p}dicom/1.2.3/1.2.3.4/`;
+    const keys = Array.from({ length: 30 }, (_, i) => `${series}1.2.3.4.${100 + i}.abc-r.dcm`);
+    await Promise.all([
+      ...keys.map((key, i) => store.put(key, bytesOf(10, i))),
+      store.put(`${p}dicom/1.2.3/1.2.3.5/other.dcm`, bytesOf(5)),
+      store.put(`${series}1.2.3.4.099.before.dcm`, bytesOf(5)),
+    ]);
+    assert.deepEqual(await store.existing([]), new Set());
+    // Every one there (the listing spans several pages of the S3 test's page size, 7).
+    assert.deepEqual(await store.existing(keys), new Set(keys));
+    // Some gone: the first, one in the middle, the last; one never stored, after the last.
+    const gone = [keys[0], keys[13], keys[29]];
+    await Promise.all(gone.map((key) => store.delete(key)));
+    const asked = [...keys, `${series}1.2.3.4.999.never.dcm`, keys[5]];
+    assert.deepEqual(await store.existing(asked), new Set(keys.filter((k) => !gone.includes(k))));
+    // A few keys of a folder holding many more (the listing gives up, then HEADs the rest).
+    assert.deepEqual(
+      await store.existing([keys[1], keys[13], keys[28], `${series}1.2.3.4.200.never.dcm`]),
+      new Set([keys[1], keys[28]]),
+    );
+    assert.deepEqual(await store.existing([keys[2]]), new Set([keys[2]]));
+    assert.deepEqual(await store.existing([keys[0]]), new Set());
+    // Keys that share no folder: checked one by one.
+    const elsewhere = `u-${crypto.randomUUID()}/x.dcm`;
+    await store.put(elsewhere, bytesOf(3));
+    try {
+      assert.deepEqual(
+        await store.existing([keys[3], elsewhere, `v-${crypto.randomUUID()}/missing`]),
+        new Set([keys[3], elsewhere]),
+      );
+    } finally {
+      await store.delete(elsewhere);
+    }
+  },
+);
+
+Deno.test("S3 existing() plans one listing per folder and HEADs where keys share none", () => {
+  const series = "dicom/1.2.3/1.2.3.4/";
+  const keys = [
+    `${series}1.2.3.4.7.b.dcm`,
+    `${series}1.2.3.4.10.a.dcm`,
+    `${series}1.2.3.4.9.c.dcm`,
+  ];
+  assert.deepEqual(listPlan(keys, 1000), {
+    prefix: `${series}1.2.3.4.`,
+    startAfter: `${series}1.2.3.4.10.a.dc`,
+    last: `${series}1.2.3.4.9.c.dcm`,
+    maxPages: 2,
+  });
+  assert.equal(listPlan(keys, 2)!.maxPages, 3);
+  // A study: its series share the study's folder.
+  assert.equal(
+    listPlan(["dicom/1.2.3/1.2.3.4/a.dcm", "dicom/1.2.3/1.2.3.5/b.dcm"], 1000)!.prefix,
+    "dicom/1.2.3/1.2.3.",
+  );
+  assert.equal(listPlan([`${series}a.dcm`], 1000), null, "one key: one HEAD");
+  assert.equal(listPlan(["a/x", "b/y"], 1000), null, "no shared folder");
+  assert.equal(listPlan(["dicom-a", "dicom-b"], 1000), null, "a shared prefix, but no folder");
+  // S3 orders keys by UTF-8 bytes: U+10000 (a surrogate pair) after U+FFFD.
+  assert.ok(compareKeys("a/\u{10000}", "a/\ufffd") > 0);
+  assert.ok(compareKeys("a/b", "a/ba") < 0);
+  assert.ok(compareKeys("a/B", "a/b") < 0);
+  assert.equal(compareKeys("a/b", "a/b"), 0);
+  const pair = listPlan(["a/\u{10000}x", "a/\u{10001}y"], 1000)!;
+  assert.equal(pair.prefix, "a/", "never cuts a surrogate pair");
+  assert.equal(listPlan(["a/x\u{10000}", "a/y"], 1000)!.startAfter, "a/x");
 });
 
 Deno.test("folder store refuses keys that could leave its folder or are malformed", async () => {

@@ -463,3 +463,48 @@ Deno.test("readMultipart() parses 200 parts of 512 KB in 64 KB chunks fast", asy
   assert.equal(count, 200);
   assert.ok(mbPerSecond > 50, `${mbPerSecond.toFixed(1)} MB/s`);
 });
+
+Deno.test("readMultipart() copies a part with Content-Length without searching it, in any chunking", async () => {
+  const boundary = "cl-boundary";
+  const bodies = trickyBodies(boundary).map((b) => b.subarray(0, 3000));
+  const written = await readAll(
+    writeMultipart(
+      iterate(bodies.map((body) => ({
+        contentType: "a/b",
+        body,
+        headers: { "Content-Length": String(body.length) },
+      }))),
+      boundary,
+    ),
+  );
+  const expected = bodies.map((b) => new TextDecoder("latin1").decode(b));
+  for (const size of [1, 2, 5, 64, 4096, written.length]) {
+    const got = await parse(chunked(written, () => size), boundary);
+    assert.equal(got.error, undefined, `chunks of ${size}`);
+    assert.deepEqual(got.parts.map((p) => p.body), expected, `chunks of ${size}`);
+  }
+});
+
+Deno.test("readMultipart() refuses a Content-Length that does not end at a delimiter", async () => {
+  const part = (cl: string, body: string) => `--b\r\nContent-Length: ${cl}\r\n\r\n${body}\r\n`;
+  const ok = part("4", "zero");
+  const cases: [string, string, string][] = [
+    ["too short", ok + part("2", "one") + "--b--", "malformed"],
+    ["too long", ok + part("9", "one") + "--b--", "malformed"],
+    ["not a number", ok + part("3x", "one") + "--b--", "malformed"],
+    ["over the part limit", ok + part("99", "x".repeat(99)) + "--b--", "part-too-large"],
+    ["beyond the body", ok + part("30", "one"), "truncated"],
+  ];
+  for (const [what, text, kind] of cases) {
+    for (const size of [1, 1000]) {
+      const { parts, error } = await parse(chunked(utf8(text), () => size), "b", {
+        maxPartBytes: 50,
+        maxTotalBytes: 1 << 20,
+      });
+      assert.equal(error?.kind, kind, `${what}, chunks of ${size}`);
+      assert.deepEqual(parts.map((p) => p.body), ["zero"], what);
+    }
+  }
+  const good = await parse(utf8(ok + part("3", "one") + "--b--"), "b");
+  assert.deepEqual(good.parts.map((p) => p.body), ["zero", "one"]);
+});

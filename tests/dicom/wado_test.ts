@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import dicomParser from "dicom-parser";
-import { backendTest } from "../_harness.ts";
+import { createApp } from "../../app.ts";
+import { backendTest, type TestContext } from "../_harness.ts";
 import {
   assertSameBytes,
   CT_SMALL,
@@ -44,6 +45,8 @@ backendTest(
       const seen = parts.map((p) => p.headers.get("content-location")!.split("/").pop()!);
       assert.deepEqual([...seen].sort(), [...sops].sort());
       parts.forEach((p, i) => assertSameBytes(p.body, bySop.get(seen[i])!, seen[i]));
+      // Each part says its length, so a client can copy it instead of searching for the boundary.
+      parts.forEach((p) => assert.equal(p.headers.get("content-length"), String(p.body.length)));
     };
     const multi = 'multipart/related; type="application/dicom"';
     check(await partsOf(await retrieve(`studies/${study}`, multi)), instances.map((i) => i.sop));
@@ -258,5 +261,101 @@ backendTest(
       assert.equal(body.resourceType, "OperationOutcome", path);
       assert.equal(body.issue[0].code, "not-found");
     }
+  },
+);
+
+/** Deletes the stored object of each SOP Instance UID (as if the store lost it). */
+async function loseObjects(ctx: TestContext, sops: string[]): Promise<void> {
+  for (const sop of sops) {
+    const [row] = await ctx.services.db.query<{ object_key: string }>(
+      `SELECT object_key FROM dicom_instance WHERE sop_uid = $1`,
+      [sop],
+    );
+    await ctx.services.store.delete(row.object_key);
+  }
+}
+
+backendTest(
+  "WADO-RS with objects missing from the store: 206 with the others and a Warning naming them; all missing is a 404",
+  async (ctx) => {
+    const { study, series, instances } = await seedStudy(ctx);
+    const [a, b, c, d] = instances; // a, b in series[0]; c, d in series[1]
+    await loseObjects(ctx, [b.sop]);
+    const get = (path: string, accept?: string) =>
+      fetch(`${ctx.origin}/dicomweb/${path}`, { headers: accept ? { accept } : {} });
+    const sopsOf = (parts: { headers: Headers }[]) =>
+      parts.map((p) => p.headers.get("content-location")!.split("/").pop()!).sort();
+
+    // The study: 206, the three present instances, exact bytes, a Warning naming the missing one.
+    const partial = await get(`studies/${study}`);
+    assert.equal(partial.status, 206);
+    const warning = partial.headers.get("warning") ?? "";
+    assert.match(warning, /^299 - "1 of 4 instances are missing from the object store/);
+    assert.ok(warning.includes(`"Instance ${b.sop} is missing from the object store"`), warning);
+    const { parts } = await multipartParts(partial);
+    assert.deepEqual(sopsOf(parts), [a.sop, c.sop, d.sop].sort());
+    for (const part of parts) {
+      const sop = part.headers.get("content-location")!.split("/").pop()!;
+      assertSameBytes(part.body, instances.find((i) => i.sop === sop)!.bytes, sop);
+    }
+    // Its series: 206 with the other instance; the other series is whole: 200, no Warning.
+    const seriesPartial = await get(`studies/${study}/series/${series[0]}`);
+    assert.equal(seriesPartial.status, 206);
+    assert.match(seriesPartial.headers.get("warning")!, /1 of 2 instances/);
+    assert.deepEqual(sopsOf((await multipartParts(seriesPartial)).parts), [a.sop]);
+    const whole = await get(`studies/${study}/series/${series[1]}`);
+    assert.equal(whole.status, 200);
+    assert.equal(whole.headers.get("warning"), null);
+    assert.equal((await multipartParts(whole)).parts.length, 2);
+
+    // The missing instance itself: 404 with an OperationOutcome, multipart or bare.
+    for (const accept of [undefined, "application/dicom"]) {
+      const res = await get(`studies/${study}/series/${series[0]}/instances/${b.sop}`, accept);
+      assert.equal(res.status, 404, accept);
+      const outcome = await res.json();
+      assert.equal(outcome.resourceType, "OperationOutcome");
+      assert.equal(outcome.issue[0].code, "not-found");
+      assert.match(outcome.issue[0].diagnostics, new RegExp(`${b.sop}.* missing`));
+    }
+    // Every instance of a series missing: 404 saying so; the study is a 206 of the other series.
+    await loseObjects(ctx, [a.sop]);
+    const gone = await get(`studies/${study}/series/${series[0]}`);
+    assert.equal(gone.status, 404);
+    assert.equal(
+      (await gone.json()).issue[0].diagnostics,
+      `The bytes of all 2 instances of series ${series[0]} are missing from the object store`,
+    );
+    const half = await get(`studies/${study}`);
+    assert.equal(half.status, 206);
+    assert.match(half.headers.get("warning")!, /^299 - "2 of 4 instances/);
+    assert.deepEqual(sopsOf((await multipartParts(half)).parts), [c.sop, d.sop].sort());
+    // Metadata comes from the index, bytes or not.
+    assert.equal((await dicomJson(ctx, `studies/${study}/metadata`)).body.length, 4);
+  },
+);
+
+backendTest(
+  "WADO-RS: an object that vanishes after the check aborts the multipart instead of skipping it",
+  async (ctx) => {
+    const { study, series, instances } = await seedStudy(ctx);
+    // In process, so that nothing reads the body ahead of the test.
+    const app = createApp(ctx.services);
+    const res = await app.request(`${ctx.origin}/dicomweb/studies/${study}/series/${series[1]}`);
+    assert.equal(res.status, 200, "both objects were there when the status was sent");
+    await loseObjects(ctx, [instances[3].sop]);
+    const reader = res.body!.getReader();
+    const received: Uint8Array[] = [];
+    await assert.rejects(async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        received.push(value);
+      }
+    }, new RegExp(`${instances[3].sop} vanished from the object store`));
+    const text = new TextDecoder().decode(
+      new Uint8Array(await new Blob(received as BlobPart[]).arrayBuffer()),
+    );
+    assert.ok(text.includes(instances[2].sop), "the first instance was sent");
+    assert.ok(!/--\S+--\r\n$/.test(text), "no closing delimiter");
   },
 );

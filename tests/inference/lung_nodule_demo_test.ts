@@ -39,8 +39,11 @@ Deno.test({
       const volume = builder.finish();
       const settings = resolveSettings(model.manifest, "fast", undefined);
       const probability = await predictVolume(volume, model, settings);
-      assert.equal(probability.length, 256 * 256 * 8);
-      assert.ok(probability.every((p) => p >= 0 && p <= 1));
+      assert.deepEqual(
+        [probability.depth, probability.height, probability.width],
+        [8, 256, 256],
+      );
+      assert.ok(probability.data.every((p) => p >= 0 && p <= 1));
       const seg = segment(probability, volume, settings);
       assert.ok(seg.maxProbability > 0);
     } finally {

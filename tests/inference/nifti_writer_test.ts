@@ -14,9 +14,9 @@ const G: Geometry = {
   sliceStep: [0, 0, -2.5],
 };
 
-Deno.test("writeNiftiMask() writes a gzipped NIfTI-1 uint8 volume in RAS space", () => {
+Deno.test("writeNiftiMask() writes a gzipped NIfTI-1 uint8 volume in RAS space", async () => {
   const mask = new Uint8Array(24).map((_, i) => (i === 5 ? 2 : i === 20 ? 1 : 0));
-  const gz = writeNiftiMask(mask, G, { description: "test" });
+  const gz = await writeNiftiMask(mask, G, { description: "test" });
   assert.deepEqual([gz[0], gz[1]], [0x1f, 0x8b]);
   const h = parseNiftiHeader(gz);
   assert.equal(h.version, 1);
@@ -39,13 +39,25 @@ Deno.test("writeNiftiMask() writes a gzipped NIfTI-1 uint8 volume in RAS space",
   assert.equal(view.getFloat32(76, true), -1);
   assert.equal(view.getInt16(252, true), 1);
   assert.deepEqual([256, 260, 264].map((o) => Math.abs(view.getFloat32(o, true))), [0, 0, 1]);
+  assert.equal(view.getFloat32(124, true), 2, "cal_max is the highest label");
+  // Slice by slice (null: an empty slice) gives the same file.
+  const sliced = await writeNiftiMask(
+    {
+      maskSlice: (z) => z === 1 ? mask.subarray(12, 24) : z === 0 ? mask.subarray(0, 12) : null,
+    },
+    G,
+    { description: "test" },
+  );
+  assert.deepEqual(gunzipSync(sliced), file);
+  const empty = await writeNiftiMask({ maskSlice: () => null }, G, { maxLabel: 0 });
+  assert.deepEqual(gunzipSync(empty).subarray(352), new Uint8Array(24));
 });
 
-Deno.test("rasAffine() maps voxel centres to RAS millimetres", () => {
+Deno.test("rasAffine() maps voxel centres to RAS millimetres", async () => {
   const a = rasAffine(G);
   const ras = (i: number, j: number, k: number) =>
     a.map((r) => r[0] * i + r[1] * j + r[2] * k + r[3]);
   // Voxel (1, 2, 1) is LPS (−10 + 0.7, 20 + 1.6, 30 − 2.5).
   assert.deepEqual(ras(1, 2, 1).map((v) => Math.round(v * 1000) / 1000), [9.3, -21.6, 27.5]);
-  assert.throws(() => writeNiftiMask(new Uint8Array(3), G), /expected 24/);
+  await assert.rejects(() => writeNiftiMask(new Uint8Array(3), G), /expected 24/);
 });

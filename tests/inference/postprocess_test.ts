@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { type Geometry, segment } from "../../inference/postprocess.ts";
+import { resize2d } from "../../inference/preprocess.ts";
 
 function grid(x: number, y: number, z: number, spacing = { x: 1, y: 1, z: 1 }): Geometry {
   return {
@@ -106,4 +107,56 @@ Deno.test("segment() measures a large sphere's diameter approximately (many surf
   assert.ok(Math.abs(f.longestDiameterMm - 2 * r - 1) < 1.5, String(f.longestDiameterMm));
   assert.ok(Math.abs(f.volumeMm3 - (4 / 3) * Math.PI * r ** 3) / f.volumeMm3 < 0.02);
   assert.deepEqual(f.centreVoxel, [24, 24, 24]);
+});
+
+Deno.test("segment() on the model's grid equals segment() on every plane resized to the series", () => {
+  // Smooth blobs on a 16×16×6 grid, seen on a 40×36 series grid (uneven factors).
+  const gh = 16, gw = 16, nz = 6;
+  const data = new Float32Array(gh * gw * nz);
+  const blobs = [[4, 5, 2, 2.2], [11, 10, 3, 3], [12, 3, 5, 1.4]];
+  for (let z = 0; z < nz; z++) {
+    for (let r = 0; r < gh; r++) {
+      for (let c = 0; c < gw; c++) {
+        let v = 0;
+        for (const [bc, br, bz, s] of blobs) {
+          v = Math.max(
+            v,
+            Math.exp(-((c - bc) ** 2 + (r - br) ** 2 + 4 * (z - bz) ** 2) / (2 * s * s)),
+          );
+        }
+        data[z * gh * gw + r * gw + c] = v;
+      }
+    }
+  }
+  const g = grid(40, 36, nz, { x: 0.8, y: 0.9, z: 2 });
+  const dense = new Float32Array(40 * 36 * nz);
+  for (let z = 0; z < nz; z++) {
+    resize2d(
+      data.subarray(z * gh * gw, (z + 1) * gh * gw),
+      gh,
+      gw,
+      36,
+      40,
+      "bilinear",
+      dense.subarray(z * 40 * 36, (z + 1) * 40 * 36),
+    );
+  }
+  for (const threshold of [0.3, 0.5, 0.9]) {
+    const options = { threshold, connectivity: 26 as const };
+    const a = segment(dense, g, options);
+    const b = segment({ data, height: gh, width: gw, depth: nz }, g, options);
+    assert.ok(a.findings.length > 0, `threshold ${threshold}`);
+    assert.deepEqual(b.findings, a.findings, `threshold ${threshold}`);
+    assert.deepEqual(b.mask, a.mask);
+    // The grid's own maximum: an interpolated value never exceeds it.
+    assert.ok(b.maxProbability >= a.maxProbability && b.maxProbability <= 1);
+  }
+  assert.throws(
+    () =>
+      segment({ data, height: gh, width: gw, depth: nz - 1 }, g, {
+        threshold: 0.5,
+        connectivity: 6,
+      }),
+    /5 planes/,
+  );
 });

@@ -4,11 +4,15 @@ import {
   applyWindow,
   flipPlanes,
   makeBatches,
+  modelSampler,
   prepareSlices,
   probabilityPlane,
   resize2d,
   strideIndices,
+  windowTable,
 } from "../../inference/preprocess.ts";
+import { generateStudy } from "../../dicom/synth/ct.ts";
+import { createVolumeBuilder } from "../../inference/volume.ts";
 import { parseManifest } from "../../inference/manifest.ts";
 
 const MANIFEST = JSON.parse(
@@ -98,4 +102,49 @@ Deno.test("probabilityPlane() applies sigmoid to logits and softmax across chann
     Array.from(probabilityPlane(new Float32Array([1.2, 0.3]), [1, 1, 1, 2], 0, base, 0)),
     [1, 0.30000001192092896],
   );
+});
+
+Deno.test("modelSampler() maps stored values to exactly the planes of decodeFrame + prepareSlices", () => {
+  const m = parseManifest(MANIFEST, "threshold-demo");
+  // 45×50 images onto the 32×32 plane (uneven factors), and 64×64 (exactly 2×).
+  for (const [rows, cols] of [[45, 50], [64, 64], [32, 32]]) {
+    const study = generateStudy({ seed: 11, rows, cols, slices: 5, lesions: 0 });
+    const full = createVolumeBuilder(), sampled = createVolumeBuilder({ sampler: modelSampler(m) });
+    for (const bytes of study.instances) {
+      full.add(bytes);
+      sampled.add(bytes);
+    }
+    const a = full.finish(), b = sampled.finish();
+    assert.equal(a.values, "modality");
+    assert.equal(b.values, "model-input");
+    assert.deepEqual(b.plane, { height: 32, width: 32 });
+    assert.deepEqual(b.dims, a.dims, "the series' grid is kept");
+    const expected = prepareSlices(a.data, a.dims, m);
+    assert.equal(b.data.length, expected.data.length);
+    assert.deepEqual(b.data, expected.data, `${rows}×${cols}`);
+  }
+});
+
+Deno.test("windowTable() fixes the sign of BitsStored < BitsAllocated and of 8-bit samples", () => {
+  const w = { center: 0, width: 4096 };
+  // 12 bits stored in 16, signed: 0x0fff is −1; 0x0800 is −2048 (the window's lower edge).
+  const t12 = windowTable(
+    { signed: true, bitsStored: 12, bitsAllocated: 16, slope: 1, intercept: 0 },
+    w,
+  );
+  assert.equal(t12[0x0fff], applyWindow([-1], w)[0]);
+  assert.equal(t12[0x0800], 0);
+  assert.equal(t12[0x07ff], applyWindow([2047], w)[0]);
+  // Signed 8-bit arrives as Int8Array values: −128 & 0xffff = 0xff80.
+  const t8 = windowTable(
+    { signed: true, bitsStored: 8, bitsAllocated: 8, slope: 10, intercept: 0 },
+    w,
+  );
+  assert.equal(t8[-128 & 0xffff], applyWindow([-1280], w)[0]);
+  // Unsigned 16-bit with a rescale.
+  const tu = windowTable(
+    { signed: false, bitsStored: 16, bitsAllocated: 16, slope: 1, intercept: -1024 },
+    w,
+  );
+  assert.equal(tu[1024], applyWindow([0], w)[0]);
 });

@@ -9,7 +9,8 @@ import type { AnalysisJob, Priority } from "../../inference/jobs.ts";
 import { createMemoryQueue } from "../../inference/memory_queue.ts";
 import type { JobQueue, QueueOptions } from "../../inference/queue.ts";
 import { createRedisQueue, redisQueueKeys } from "../../inference/redis_queue.ts";
-import { createJobQueue } from "../../inference/queue_factory.ts";
+import { createJobQueue, queueSettings } from "../../inference/queue_factory.ts";
+import { ConfigError, loadConfig } from "../../config.ts";
 
 const REDIS_URL = Deno.env.get("REDIS_URL") ?? "";
 const OPTIONS: QueueOptions = {
@@ -293,4 +294,88 @@ Deno.test("createJobQueue() on a closed Redis port: ping() false, enqueue() reje
   } finally {
     await queue.close();
   }
+});
+
+Deno.test("REDIS_KEY_PREFIX: default imaging, validated, reported with the other problems", () => {
+  assert.equal(loadConfig({}).inference.redisKeyPrefix, "imaging");
+  assert.equal(queueSettings(loadConfig({}).inference).prefix, "imaging:jobs");
+  assert.equal(
+    queueSettings(loadConfig({ REDIS_KEY_PREFIX: "site-a:{imaging}" }).inference).prefix,
+    "site-a:{imaging}:jobs",
+  );
+  for (const bad of ["imaging:", ":imaging", "a::b", "has space", "ümlaut"]) {
+    assert.throws(
+      () => loadConfig({ REDIS_KEY_PREFIX: bad, PORT: "x" }),
+      (e: unknown) =>
+        e instanceof ConfigError && e.problems.length === 2 &&
+        e.problems.some((p) => p.startsWith(`REDIS_KEY_PREFIX=${bad}:`)),
+      bad,
+    );
+  }
+});
+
+Deno.test({
+  name: `two deployments on one Redis with different REDIS_KEY_PREFIX never see each other's jobs${
+    REDIS_URL ? "" : " [redis: skipped, REDIS_URL not set]"
+  }`,
+  ignore: !REDIS_URL,
+  async fn() {
+    const run = crypto.randomUUID().slice(0, 8);
+    const settings = (site: string) =>
+      queueSettings(
+        loadConfig({
+          REDIS_URL,
+          REDIS_KEY_PREFIX: `test-${run}:${site}`,
+          JOB_VISIBILITY_MS: "300",
+          JOB_BACKOFF_BASE_MS: "50",
+        }).inference,
+      );
+    // Each deployment: its API's queue and a sidecar's, both from the same configuration.
+    const [apiA, sidecarA, apiB, sidecarB] = await Promise.all([
+      createJobQueue(settings("a")),
+      createJobQueue(settings("a")),
+      createJobQueue(settings("b")),
+      createJobQueue(settings("b")),
+    ]);
+    const client = createClient({ url: REDIS_URL, RESP: 2 });
+    client.on("error", () => {});
+    try {
+      const [a, b] = [job("routine"), job("stat")];
+      await apiA.enqueue(a);
+      await apiB.enqueue(b);
+      assert.deepEqual(await sidecarA.depth(), { ...ZERO, routine: 1 });
+      assert.deepEqual(await sidecarB.depth(), { ...ZERO, stat: 1 });
+      const gotA = await sidecarA.next("sidecar-a", 0);
+      const gotB = await sidecarB.next("sidecar-b", 0);
+      assert.equal(gotA?.job.jobId, a.jobId);
+      assert.equal(gotB?.job.jobId, b.jobId);
+      assert.equal(await sidecarA.next("sidecar-a", 0), null, "b's job is not a's");
+      assert.equal(await sidecarB.next("sidecar-b", 0), null, "a's job is not b's");
+      // A fatal failure in one deployment dead-letters there only.
+      await sidecarA.fail(gotA!, "boom", true);
+      assert.deepEqual((await apiA.deadLetters()).map((d) => d.job.jobId), [a.jobId]);
+      assert.deepEqual(await apiB.deadLetters(), []);
+      await sidecarB.ack(gotB!);
+      // Every key either made is under its own prefix.
+      await client.connect();
+      const keys = (await client.sendCommand(["KEYS", `test-${run}:*`]) as string[]).sort();
+      assert.deepEqual(keys, [
+        `test-${run}:a:jobs:dead`,
+        `test-${run}:a:jobs:routine`,
+        `test-${run}:a:jobs:stat`,
+        `test-${run}:b:jobs:routine`,
+        `test-${run}:b:jobs:stat`,
+      ]);
+    } finally {
+      for (const q of [apiA, sidecarA, apiB, sidecarB]) await q.close();
+      if (!client.isOpen) await client.connect();
+      for (const site of ["a", "b"]) {
+        await client.sendCommand([
+          "DEL",
+          ...Object.values(redisQueueKeys(`test-${run}:${site}:jobs`)),
+        ]);
+      }
+      await client.close();
+    }
+  },
 });
