@@ -42,7 +42,14 @@ if (import.meta.main) {
     await queue.close();
     Deno.exit(1);
   }
-  const sidecar = createSidecar({ queue, api, models, log, visibilityMs: c.visibilityMs });
+  const sidecar = createSidecar({
+    queue,
+    api,
+    models,
+    log,
+    visibilityMs: c.visibilityMs,
+    jobs: c.sidecarJobs,
+  });
   sidecar.start();
   const server = Deno.serve({
     port: c.sidecarPort,

@@ -13,6 +13,7 @@
  * without it.
  */
 import assert from "node:assert/strict";
+import postgres from "postgres";
 import { createApp } from "../../app.ts";
 import { loadConfig } from "../../config.ts";
 import { stowInstances } from "../../dicom/synth/stow.ts";
@@ -431,11 +432,13 @@ async function withStack(
   } finally {
     // The server, then the services, then what they used.
     await server?.shutdown().catch(() => {});
-    if (services) {
-      if (schema) {
-        await services.db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
-      }
-      await services.close().catch((e) => console.error(`close: ${e}`));
+    // Close first (its change feed and senders stop), then drop the schema on a connection of
+    // its own, so nothing polls tables that are gone.
+    await services?.close().catch((e) => console.error(`close: ${e}`));
+    if (schema) {
+      const sql = postgres(Deno.env.get("DATABASE_URL")!, { max: 1, onnotice: () => {} });
+      await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+      await sql.end();
     }
     for (const clean of cleanups.reverse()) {
       await clean().catch((e) => console.error(`cleanup: ${e}`));

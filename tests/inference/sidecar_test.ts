@@ -114,7 +114,7 @@ backendTest(
         failed: 0,
         retried: 0,
         skipped: 0,
-        current: undefined,
+        running: [],
       });
 
       const task = (await fhirJson(ctx, "GET", `Task/${job.taskId}`)).body;
