@@ -75,11 +75,6 @@ export interface InferenceConfig {
   token: string;
   /** The sidecar's health port (SIDECAR_PORT, default 8090). */
   sidecarPort: number;
-  /**
-   * Jobs one sidecar works on at once (SIDECAR_JOBS, default 2): the model runs one job at a
-   * time; the others load their slices or file their results meanwhile.
-   */
-  sidecarJobs: number;
   /** Rules that start an analysis when a study becomes stable (ANALYSIS_RULES, JSON array). */
   rules: AnalysisRule[];
 }
@@ -248,7 +243,6 @@ export function loadConfig(env: Env): Readonly<Config> {
       apiUrl: env.SIDECAR_API_URL || publicUrl,
       token: env.SIDECAR_TOKEN ?? "",
       sidecarPort: int("SIDECAR_PORT", 8090, 0, 65535),
-      sidecarJobs: int("SIDECAR_JOBS", 2, 1, 64),
       rules,
     },
     dicom: {

@@ -187,12 +187,7 @@ export async function analyze(
   for (const w of loaded.warnings) ctx.log("warn", w, { jobId: job.jobId, requestId });
   const volume = withoutPixels(loaded);
   stages.load = lap();
-  // One job at a time through the model (its threads already fill the cores); meanwhile other
-  // jobs of this sidecar load their slices or file their results.
-  const probability = await exclusive(
-    model,
-    () => predictVolume(loaded!, model, settings, signal),
-  );
+  const probability = await predictVolume(loaded, model, settings, signal);
   loaded = undefined; // the input planes can go before the components are found
   stages.model = lap();
   signal?.throwIfAborted();
@@ -246,15 +241,6 @@ export async function analyze(
     ms: Math.round(performance.now() - started),
     stages: { ...stages, file: lap(), slices: volume.dims.z } as StageTimes,
   };
-}
-
-const modelQueues = new WeakMap<LoadedModel, Promise<unknown>>();
-/** Runs `fn` when every earlier call for `model` has settled (one job at a time per model). */
-export function exclusive<T>(model: LoadedModel, fn: () => Promise<T>): Promise<T> {
-  const before = modelQueues.get(model) ?? Promise.resolve();
-  const run = before.then(fn, fn);
-  modelQueues.set(model, run.catch(() => {}));
-  return run;
 }
 
 const samplers = new WeakMap<ModelManifest, ReturnType<typeof modelSampler>>();

@@ -43,7 +43,7 @@ export function createHealthHandler(deps: HealthDeps): (request: Request) => Pro
     }));
     const providers = [...new Set(models.map((m) => m.provider))];
     const ok = queueOk && models.length > 0;
-    const { running, ...jobs } = deps.sidecar.stats;
+    const { current, ...jobs } = deps.sidecar.stats;
     const body = {
       status: ok ? "ok" : "degraded",
       consumer: deps.sidecar.consumer,
@@ -52,8 +52,7 @@ export function createHealthHandler(deps: HealthDeps): (request: Request) => Pro
       uptimeSeconds: Math.round((now() - deps.startedAt) / 1000),
       memory: Deno.memoryUsage(),
       queue,
-      // `current`: the oldest job in hand (null when idle); `running`: all of them.
-      jobs: { ...jobs, running, current: running[0] ?? null },
+      jobs: { ...jobs, current: current ?? null },
     };
     return Response.json(body, {
       status: ok ? 200 : 503,

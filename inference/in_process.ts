@@ -40,7 +40,6 @@ export async function startInProcessWorker(deps: {
     log: deps.log,
     visibilityMs: c.visibilityMs,
     consumer: `in-process-${Deno.pid}`,
-    jobs: c.sidecarJobs,
   });
   sidecar.start();
   deps.log("info", "in-process analysis worker started", { models: [...models.keys()] });

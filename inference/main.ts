@@ -42,14 +42,7 @@ if (import.meta.main) {
     await queue.close();
     Deno.exit(1);
   }
-  const sidecar = createSidecar({
-    queue,
-    api,
-    models,
-    log,
-    visibilityMs: c.visibilityMs,
-    jobs: c.sidecarJobs,
-  });
+  const sidecar = createSidecar({ queue, api, models, log, visibilityMs: c.visibilityMs });
   sidecar.start();
   const server = Deno.serve({
     port: c.sidecarPort,

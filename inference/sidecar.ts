@@ -1,11 +1,9 @@
 /**
- * @module The sidecar's work loops: take a delivery from the queue, keep it (extend its visibility
+ * @module The sidecar's work loop: take a delivery from the queue, keep it (extend its visibility
  * every visibilityMs / 3) while `analyze` runs, ack it once the results are committed, or fail it
  * (fatal for errors that will not go away) and, when the queue dead-letters it, mark the Task
- * failed with the reason. `jobs` loops run at once (SIDECAR_JOBS): the model runs one job at a
- * time (`analysis.ts`), so while it does, another job loads its slices or files its results.
- * `stop()` lets the running jobs finish within a grace period; past it they are abandoned unacked,
- * so the queue hands them to another sidecar after the visibility timeout.
+ * failed with the reason. `stop()` lets the current job finish within a grace period; past it the
+ * job is abandoned unacked, so the queue hands it to another sidecar after the visibility timeout.
  */
 import type { ApiClient } from "./api_client.ts";
 import { type AnalysisOutcome, analyze, type LoadedModel } from "./analysis.ts";
@@ -25,10 +23,8 @@ export interface SidecarDeps {
   consumer?: string;
   /** How long one `queue.next` waits (default 2000 ms): bounds how quickly `stop()` returns. */
   blockMs?: number;
-  /** How long `stop()` waits for the running jobs before abandoning them (default 30 s). */
+  /** How long `stop()` waits for the current job before abandoning it (default 30 s). */
   stopGraceMs?: number;
-  /** Jobs worked on at once (default 1). */
-  jobs?: number;
   /** Replaces `analyze` (tests). */
   analyze?: (job: AnalysisJob, signal: AbortSignal) => Promise<AnalysisOutcome>;
 }
@@ -40,15 +36,7 @@ export interface SidecarStats {
   /** Failed and handed back for a retry. */
   retried: number;
   skipped: number;
-  /** The jobs in hand, oldest first. */
-  running: RunningJob[];
-}
-
-export interface RunningJob {
-  jobId: string;
-  taskId: string;
-  attempt: number;
-  since: string;
+  current?: { jobId: string; taskId: string; attempt: number; since: string };
 }
 
 export interface Sidecar {
@@ -66,11 +54,10 @@ export function createSidecar(deps: SidecarDeps): Sidecar {
   const run = deps.analyze ??
     ((job: AnalysisJob, signal: AbortSignal) =>
       analyze({ api: deps.api, models: deps.models, log }, job, signal));
-  const stats: SidecarStats = { done: 0, failed: 0, retried: 0, skipped: 0, running: [] };
-  const slots = Math.max(1, deps.jobs ?? 1);
+  const stats: SidecarStats = { done: 0, failed: 0, retried: 0, skipped: 0 };
   let stopping = false;
-  let loops: Promise<void>[] | undefined;
-  const inHand = new Set<{ abort: AbortController; finished: Promise<void> }>();
+  let loop: Promise<void> | undefined;
+  let current: { delivery: Delivery; abort: AbortController; finished: Promise<void> } | undefined;
 
   async function handle(delivery: Delivery, abort: AbortController): Promise<void> {
     const { job } = delivery;
@@ -80,13 +67,12 @@ export function createSidecar(deps: SidecarDeps): Sidecar {
         log("warn", "could not extend the delivery", { ...ctx, error: String(e) })
       );
     }, Math.max(50, Math.floor(deps.visibilityMs / 3)));
-    const running: RunningJob = {
+    stats.current = {
       jobId: job.jobId,
       taskId: job.taskId,
       attempt: delivery.attempt,
       since: new Date().toISOString(),
     };
-    stats.running.push(running);
     log("info", "job started", { ...ctx, model: job.model, attempt: delivery.attempt });
     try {
       const outcome = await run(job, abort.signal);
@@ -124,7 +110,7 @@ export function createSidecar(deps: SidecarDeps): Sidecar {
       }
     } finally {
       clearInterval(heartbeat);
-      stats.running = stats.running.filter((r) => r !== running);
+      stats.current = undefined;
     }
   }
 
@@ -141,10 +127,10 @@ export function createSidecar(deps: SidecarDeps): Sidecar {
       }
       if (!delivery) continue;
       const abort = new AbortController();
-      const held = { abort, finished: handle(delivery, abort) };
-      inHand.add(held);
-      await held.finished;
-      inHand.delete(held);
+      const finished = handle(delivery, abort);
+      current = { delivery, abort, finished };
+      await finished;
+      current = undefined;
     }
   }
 
@@ -154,24 +140,23 @@ export function createSidecar(deps: SidecarDeps): Sidecar {
       return stats;
     },
     start() {
-      if (loops) return;
+      if (loop) return;
       stopping = false;
-      log("info", "sidecar started", { consumer, models: [...deps.models.keys()], jobs: slots });
-      loops = Array.from({ length: slots }, () => work());
+      log("info", "sidecar started", { consumer, models: [...deps.models.keys()] });
+      loop = work();
     },
     async stop() {
       stopping = true;
-      if (inHand.size) {
+      if (current) {
         let timer: ReturnType<typeof setTimeout> | undefined;
         const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), graceMs));
-        const all = Promise.all([...inHand].map((h) => h.finished)).then(() => "done" as const);
-        const result = await Promise.race([all, late]);
+        const result = await Promise.race([current.finished.then(() => "done" as const), late]);
         clearTimeout(timer);
-        if (result === "late") { for (const h of inHand) h.abort.abort(); }
+        if (result === "late") current?.abort.abort();
       }
-      await Promise.all(loops ?? []);
-      loops = undefined;
-      log("info", "sidecar stopped", { consumer, ...stats, running: undefined });
+      await loop;
+      loop = undefined;
+      log("info", "sidecar stopped", { consumer, ...stats, current: undefined });
     },
   };
 }

@@ -114,7 +114,7 @@ backendTest(
         failed: 0,
         retried: 0,
         skipped: 0,
-        running: [],
+        current: undefined,
       });
 
       const task = (await fhirJson(ctx, "GET", `Task/${job.taskId}`)).body;
