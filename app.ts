@@ -12,8 +12,21 @@ import { reportRoutes } from "./routes/reports.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { DicomwebError } from "./dicom/errors.ts";
 import type { Services } from "./services.ts";
+import { AuthError, type Caller } from "./auth/access.ts";
+import { authRoutes, smartConfiguration, wellKnownRoutes } from "./routes/auth.ts";
 
-export type AppEnv = { Variables: { requestId: string } };
+export type AppEnv = { Variables: { requestId: string; caller: Caller } };
+
+/**
+ * Routes anyone may call: liveness and readiness, the CapabilityStatement, discovery documents,
+ * and the token and revocation endpoints (which authenticate their own callers).
+ */
+export function isPublic(method: string, path: string): boolean {
+  if (path === "/health" || path.startsWith("/health/")) return method === "GET";
+  if (path.startsWith("/.well-known/") || path.startsWith("/fhir/.well-known/")) return true;
+  if (path === "/fhir/metadata") return method === "GET" || method === "HEAD";
+  return method === "POST" && (path === "/auth/token" || path === "/auth/revoke");
+}
 
 export function createApp(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -27,7 +40,17 @@ export function createApp(services: Services): Hono<AppEnv> {
     }
     c.header("X-Request-Id", requestId);
   });
+  app.use("*", async (c, next) => {
+    const path = new URL(c.req.url).pathname;
+    if (!isPublic(c.req.method, path)) {
+      c.set("caller", await services.auth.authenticate(c.req.header("authorization")));
+    }
+    await next();
+  });
   app.route("/health", healthRoutes(services));
+  app.route("/auth", authRoutes(services));
+  app.route("/.well-known", wellKnownRoutes(services));
+  app.get("/fhir/.well-known/smart-configuration", (c) => c.json(smartConfiguration(services)));
   app.route("/fhir", fhirRoutes(services));
   app.route("/dicomweb", dicomwebRoutes(services));
   app.route("/uploads", uploadRoutes(services));
@@ -46,7 +69,7 @@ export function createApp(services: Services): Hono<AppEnv> {
     const err = error instanceof DicomwebError
       ? fhirError(error.status, issueCode(error.status), error.message)
       : toFhirError(error, requestId);
-    if (error instanceof DicomwebError) {
+    if (error instanceof DicomwebError || error instanceof AuthError) {
       for (const [k, v] of Object.entries(error.headers)) c.header(k, v);
     }
     if (err.status === 503) {

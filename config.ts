@@ -36,6 +36,31 @@ export interface Config {
    */
   subscriptionEndpoints: EndpointPattern[];
   inference: InferenceConfig;
+  auth: AuthConfig;
+}
+
+export interface AuthConfig {
+  /**
+   * Authentication and SMART scopes on every non-public route (AUTH: `on`, the default, or `off`
+   * for local development only: every caller is then treated as a full-access system client).
+   */
+  enabled: boolean;
+  /** The token issuer (AUTH_ISSUER, default PUBLIC_URL + /auth); tokens' `aud` is the FHIR base. */
+  issuer: string;
+  /** Access-token lifetime (ACCESS_TOKEN_SECONDS, default 900). */
+  accessTokenSeconds: number;
+  /** Refresh-token lifetime, rotated on each use (REFRESH_TOKEN_SECONDS, default 43200). */
+  refreshTokenSeconds: number;
+  /** The first admin, created at start when no admin exists (ADMIN_USERNAME, ADMIN_PASSWORD). */
+  adminUsername: string;
+  adminPassword: string;
+  /** Failed logins before an account is locked for LOGIN_LOCK_SECONDS (LOGIN_MAX_FAILURES, 5). */
+  loginMaxFailures: number;
+  loginLockSeconds: number;
+  /** Login attempts per client address per minute (LOGIN_RATE_PER_MINUTE, default 20). */
+  loginRatePerMinute: number;
+  /** PBKDF2-SHA256 iterations for new password hashes (PASSWORD_ITERATIONS, ≥ 600000). */
+  passwordIterations: number;
 }
 
 export interface InferenceConfig {
@@ -207,6 +232,12 @@ export function loadConfig(env: Env): Readonly<Config> {
       problems.push(`ANALYSIS_RULES: ${(e as Error).message}`);
     }
   }
+  const authMode = env.AUTH || "on";
+  if (!["on", "off"].includes(authMode)) problems.push(`AUTH=${env.AUTH}: expected on or off`);
+  const adminPassword = env.ADMIN_PASSWORD ?? "";
+  if (adminPassword && adminPassword.length < 12) {
+    problems.push("ADMIN_PASSWORD: at least 12 characters");
+  }
   const config: Config = {
     port,
     host,
@@ -244,6 +275,18 @@ export function loadConfig(env: Env): Readonly<Config> {
       token: env.SIDECAR_TOKEN ?? "",
       sidecarPort: int("SIDECAR_PORT", 8090, 0, 65535),
       rules,
+    },
+    auth: {
+      enabled: authMode === "on",
+      issuer: env.AUTH_ISSUER || `${publicUrl}/auth`,
+      accessTokenSeconds: int("ACCESS_TOKEN_SECONDS", 900, 30, 86_400),
+      refreshTokenSeconds: int("REFRESH_TOKEN_SECONDS", 43_200, 60, 31_536_000),
+      adminUsername: (env.ADMIN_USERNAME || "admin").toLowerCase(),
+      adminPassword,
+      loginMaxFailures: int("LOGIN_MAX_FAILURES", 5, 1, 1000),
+      loginLockSeconds: int("LOGIN_LOCK_SECONDS", 900, 1, 86_400),
+      loginRatePerMinute: int("LOGIN_RATE_PER_MINUTE", 20, 1, 100_000),
+      passwordIterations: int("PASSWORD_ITERATIONS", 600_000, 600_000, 10_000_000),
     },
     dicom: {
       maxRequestBytes: int("DICOM_MAX_REQUEST_BYTES", 4 * 2 ** 30, 1024, Number.MAX_SAFE_INTEGER),

@@ -22,6 +22,7 @@ import { createLiveEvents, type LiveEvents } from "./fhir/subscriptions/live_eve
 import { type AnalysisService, createAnalysisService } from "./fhir/operations/analysis_service.ts";
 import { type InProcessWorker, startInProcessWorker } from "./inference/in_process.ts";
 import { createLogger, type Logger } from "./inference/log.ts";
+import { type AuthService, createAuthService } from "./auth/service.ts";
 
 export interface Services {
   config: Readonly<Config>;
@@ -43,6 +44,8 @@ export interface Services {
    */
   startWorker(appFetch: (request: Request) => Response | Promise<Response>): Promise<void>;
   log: Logger;
+  /** Accounts, clients, tokens and the bearer-token check (AUTH). */
+  auth: AuthService;
   close(): Promise<void>;
 }
 
@@ -119,6 +122,23 @@ export async function createServices(
   });
   const events = createLiveEvents({ db, fhir, changes, log });
   const analysis = await createAnalysisService({ config, fhir, dicom, log });
+  const auth = createAuthService(db, config);
+  await auth.ensureFirstAdmin(log);
+  if (config.auth.enabled) {
+    // A signing key from the start, so the published JWKS is never empty.
+    await auth.ring.signingKey();
+    fhir.context.security = {
+      token: auth.tokenUrl,
+      revoke: `${new URL(config.publicUrl).origin}/auth/revoke`,
+    };
+  }
+  if (!config.auth.enabled) {
+    log(
+      "warn",
+      "AUTH=off: every request is served without authentication, as the service " +
+        "itself; never run it so where patient data can be reached",
+    );
+  }
   let worker: InProcessWorker | undefined;
   return {
     config,
@@ -131,9 +151,16 @@ export async function createServices(
     events,
     analysis,
     async startWorker(appFetch) {
-      worker ??= await startInProcessWorker({ config, queue: analysis.queue, log, appFetch });
+      worker ??= await startInProcessWorker({
+        config,
+        queue: analysis.queue,
+        log,
+        appFetch,
+        token: () => auth.workerToken(),
+      });
     },
     log,
+    auth,
     async close() {
       await worker?.stop();
       await analysis.close();

@@ -174,6 +174,8 @@ export async function startServer(
       HOST: "127.0.0.1",
       PUBLIC_URL: origin,
       LOG_LEVEL: "warn",
+      // BENCH_AUTH=on measures with authentication (a token per request); the default is off.
+      AUTH: Deno.env.get("BENCH_AUTH") ?? "off",
       ...extraEnv,
     },
     healthUrl: `${origin}/health`,

@@ -75,6 +75,31 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
       documentation:
         "Unknown search parameters are rejected with 400 (Prefer: handling=strict is the " +
         "default); send Prefer: handling=lenient to have them ignored. Paging uses opaque _cursor links.",
+      ...(ctx.security
+        ? {
+          security: {
+            cors: true,
+            service: [{
+              coding: [{
+                system: "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                code: "SMART-on-FHIR",
+              }],
+              text: "OAuth 2.0 bearer tokens with SMART on FHIR scopes (v1 and v2)",
+            }],
+            description: "Every interaction but this CapabilityStatement needs a bearer token: " +
+              "people log in with a password grant, systems use SMART Backend Services " +
+              "(client_credentials with a private_key_jwt assertion). See " +
+              ".well-known/smart-configuration.",
+            extension: [{
+              url: "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+              extension: [
+                { url: "token", valueUri: ctx.security.token },
+                { url: "revoke", valueUri: ctx.security.revoke },
+              ],
+            }],
+          },
+        }
+        : {}),
       resource,
       interaction: [{ code: "transaction" }, { code: "batch" }, { code: "history-system" }],
       searchParam: [

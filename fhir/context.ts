@@ -2,12 +2,19 @@
 import type { Db } from "../db/db.ts";
 import type { FhirResult } from "./interaction.ts";
 import type { EndpointPattern } from "./subscriptions/endpoints.ts";
+import type { Caller } from "../auth/access.ts";
+import type { Interaction } from "../auth/scopes.ts";
 
 /** An instance-level `$operation` (`POST [base]/Type/{id}/$name`), one file each in operations/. */
-export type OperationHandler = (
-  ctx: FhirContext,
-  req: { type: string; id: string; method: string; body: unknown; query: [string, string][] },
-) => Promise<FhirResult>;
+export type OperationHandler =
+  & ((
+    ctx: FhirContext,
+    req: { type: string; id: string; method: string; body: unknown; query: [string, string][] },
+  ) => Promise<FhirResult>)
+  & {
+    /** What a caller must be allowed to do for the operation (checked before it runs). */
+    access?: [type: string, interaction: Interaction][];
+  };
 
 export interface FhirContext {
   db: Db;
@@ -22,6 +29,13 @@ export interface FhirContext {
    * Read on every write and delivery, so a change at run time applies at once (tests tighten it).
    */
   subscriptionEndpoints?: EndpointPattern[];
+  /**
+   * Who is calling, for this request (and the entries of its Bundle): every interaction checks
+   * the caller's scopes. Absent: the service itself (internal calls), allowed everything.
+   */
+  caller?: Caller;
+  /** OAuth endpoints for the CapabilityStatement's `rest.security` (absent: AUTH=off). */
+  security?: { token: string; revoke: string };
 }
 
 /** `W/"3"` or `"3"` or `3` → `3`; undefined when absent. */

@@ -5,6 +5,9 @@
  */
 import type { Bundle, Resource } from "@medplum/fhirtypes";
 import type { Sql } from "../db/db.ts";
+import { type Caller, contextsFor, requireAccess } from "../auth/access.ts";
+import type { Interaction } from "../auth/scopes.ts";
+import { isSupportedType } from "./resource_types.ts";
 import { processBundle } from "./bundle.ts";
 import { capabilityStatement } from "./capability.ts";
 import type { FhirContext } from "./context.ts";
@@ -51,6 +54,7 @@ export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Pr
   const queryString = new URLSearchParams(query).toString();
 
   if (extra.length) throw notFound(`No such endpoint: /${req.path.join("/")}`);
+  if (ctx.caller) authorize(ctx, ctx.caller, req);
   if (type === undefined) {
     if (method === "POST") {
       if (tx) throw badRequest("A Bundle cannot be nested in a transaction entry");
@@ -159,6 +163,43 @@ export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Pr
   throw methodNotAllowed(method, `${type}/${id}`);
 }
 
+/**
+ * Throws a 403 unless the caller's scopes allow this interaction: search (type-level GET and
+ * `_search`, type `_history`), read (instance GET, vread, instance `_history`), create, update
+ * (PUT, PATCH, conditional update), delete, what an operation declares, and for system-wide
+ * history a scope on every type (`*`). A Bundle's entries are checked one by one as they run;
+ * included resources of types the caller may not read are left out of searches.
+ */
+function authorize(ctx: FhirContext, caller: Caller, req: FhirRequest): void {
+  const [type, id, op, vid] = req.path;
+  const method = req.method.toUpperCase();
+  if (type === undefined || type === "metadata") return;
+  if (type === "_history") return requireAccess(caller, "*", "search");
+  if (!isSupportedType(type)) return; // interact() answers 404 for it
+  if (id === undefined) {
+    const interaction: Interaction = method === "GET" || method === "HEAD"
+      ? "search"
+      : method === "POST"
+      ? "create"
+      : method === "PUT"
+      ? "update"
+      : "delete";
+    return requireAccess(caller, type, interaction);
+  }
+  if (id === "_search" || id === "_history") return requireAccess(caller, type, "search");
+  if (op?.startsWith("$") && vid === undefined) {
+    const handler = ctx.operations?.get(`${type}/${op}`);
+    for (const [t, i] of handler?.access ?? [[type, "update"] as const]) {
+      requireAccess(caller, t, i);
+    }
+    return;
+  }
+  if (op === "_history" || method === "GET" || method === "HEAD") {
+    return requireAccess(caller, type, "read");
+  }
+  requireAccess(caller, type, method === "DELETE" ? "delete" : "update");
+}
+
 async function search(
   ctx: FhirContext,
   sql: Sql,
@@ -174,7 +215,16 @@ async function search(
     baseUrl: ctx.baseUrl,
   });
   const page = await executeSearch(sql, req);
-  return searchBundle(ctx, req, page, path);
+  const bundle = searchBundle(ctx, req, page, path);
+  const caller = ctx.caller;
+  if (caller && bundle.entry) {
+    // Included resources the caller may not read are left out (SMART: never shown, not an error).
+    bundle.entry = bundle.entry.filter((e) =>
+      e.search?.mode !== "include" || !e.resource ||
+      contextsFor(caller, e.resource.resourceType, "read").length > 0
+    );
+  }
+  return bundle;
 }
 
 function bodyResource(body: unknown, type: string): Resource {

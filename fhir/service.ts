@@ -1,11 +1,13 @@
 /** @module The FHIR service the routes call: one entry point, `interact`, over a FhirContext. */
+import type { Caller } from "../auth/access.ts";
 import type { Db } from "../db/db.ts";
 import type { FhirContext } from "./context.ts";
 import { type FhirRequest, type FhirResult, interact } from "./interaction.ts";
 
 export interface FhirService {
   readonly context: FhirContext;
-  interact(request: FhirRequest): Promise<FhirResult>;
+  /** One interaction; `caller` (absent: the service itself) is checked against every step. */
+  interact(request: FhirRequest, caller?: Caller): Promise<FhirResult>;
 }
 
 export interface FhirServiceOptions {
@@ -21,6 +23,6 @@ export function createFhirService(options: FhirServiceOptions): FhirService {
   const context: FhirContext = { ...options };
   return {
     context,
-    interact: (request) => interact(context, request),
+    interact: (request, caller) => interact(caller ? { ...context, caller } : context, request),
   };
 }

@@ -21,6 +21,11 @@ export interface ApiClientOptions {
   baseUrl: string;
   /** Sent as `Authorization: Bearer …` when not empty. */
   token: string;
+  /**
+   * Where a token comes from when it expires (client credentials, or the service's own worker
+   * token): asked once and again after a 401 (`renew` true). Takes precedence over `token`.
+   */
+  tokenProvider?: (renew: boolean) => Promise<string>;
   /** Attempts per request (default 4). */
   attempts?: number;
   /** First retry delay in ms, doubled each time (default 250). */
@@ -58,11 +63,23 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
   const retryBaseMs = options.retryBaseMs ?? 250;
   const doFetch = options.fetch ?? fetch;
 
+  let cached: Promise<string> | undefined;
+  function currentToken(renew: boolean): Promise<string> {
+    if (!options.tokenProvider) return Promise.resolve(options.token);
+    if (renew || !cached) {
+      cached = options.tokenProvider(renew);
+      cached.catch(() => cached = undefined);
+    }
+    return cached;
+  }
+
   async function request(path: string, o: RequestOptions = {}): Promise<Response> {
     const url = /^https?:\/\//.test(path) ? path : `${baseUrl}/${path.replace(/^\/+/, "")}`;
     const headers = new Headers(o.headers);
-    if (options.token) headers.set("Authorization", `Bearer ${options.token}`);
+    const bearer = await currentToken(false);
+    if (bearer) headers.set("Authorization", `Bearer ${bearer}`);
     if (o.requestId) headers.set("X-Request-Id", o.requestId);
+    let renewed = false;
     for (let attempt = 1;; attempt++) {
       let response: Response | undefined;
       try {
@@ -74,6 +91,14 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
         });
       } catch (e) {
         if (o.signal?.aborted || attempt >= attempts) throw e;
+      }
+      if (response?.status === 401 && options.tokenProvider && !renewed) {
+        // The token expired (or keys rotated): one more try with a fresh one, at once.
+        renewed = true;
+        await response.body?.cancel();
+        headers.set("Authorization", `Bearer ${await currentToken(true)}`);
+        attempt--;
+        continue;
       }
       if (response && (!RETRY_STATUS.has(response.status) || attempt >= attempts)) return response;
       const retryAfter = Number(response?.headers.get("retry-after"));

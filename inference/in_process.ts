@@ -22,6 +22,8 @@ export async function startInProcessWorker(deps: {
   log: Logger;
   /** The app's fetch: requests go to the API without leaving the process. */
   appFetch: (request: Request) => Response | Promise<Response>;
+  /** A fresh access token for the worker (the service mints its own; see auth/service.ts). */
+  token?: () => Promise<string>;
 }): Promise<InProcessWorker | undefined> {
   const c = deps.config.inference;
   const wanted = c.inProcessWorker === "on" || (c.inProcessWorker === "auto" && !c.redisUrl);
@@ -30,6 +32,7 @@ export async function startInProcessWorker(deps: {
   const api = createApiClient({
     baseUrl: deps.config.publicUrl,
     token: c.token,
+    tokenProvider: deps.token && (() => deps.token!()),
     fetch: ((input: string | URL | Request, init?: RequestInit) =>
       Promise.resolve(deps.appFetch(new Request(input, init)))) as typeof fetch,
   });

@@ -6,6 +6,7 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import type { AppEnv } from "../app.ts";
+import { requireAccess } from "../auth/access.ts";
 import { DicomwebError } from "../dicom/errors.ts";
 import { newBoundary, parseMediaType, writeMultipart } from "../dicom/multipart.ts";
 import type { OutgoingPart } from "../dicom/multipart.ts";
@@ -91,6 +92,18 @@ export function dicomwebRoutes(services: Services): Hono<AppEnv> {
     if (warning) headers["Warning"] = warning;
     return c.body(JSON.stringify(result.body), result.status, headers);
   };
+  // DICOMweb is ImagingStudy access: QIDO-RS searches, WADO-RS reads, STOW-RS creates.
+  app.use("*", async (c, next) => {
+    const method = c.req.method.toUpperCase();
+    const path = new URL(c.req.url).pathname;
+    const caller = c.get("caller");
+    if (method === "POST") requireAccess(caller, "ImagingStudy", "create");
+    else if (method === "DELETE") requireAccess(caller, "ImagingStudy", "delete");
+    else if (/\/(studies|series|instances)$/.test(path)) {
+      requireAccess(caller, "ImagingStudy", "search");
+    } else requireAccess(caller, "ImagingStudy", "read");
+    await next();
+  });
   app.post("/studies", (c) => stow(c));
   app.post(`/studies/:study{${UID}}`, (c) => stow(c, c.req.param("study")));
 

@@ -6,6 +6,7 @@
  */
 import { Hono } from "hono";
 import type { AppEnv } from "../app.ts";
+import { requireAccess } from "../auth/access.ts";
 import { badRequest } from "../fhir/outcome.ts";
 import { isSupportedType } from "../fhir/resource_types.ts";
 import type { LiveEvent, LiveEventFilter } from "../fhir/subscriptions/live_events.ts";
@@ -24,6 +25,8 @@ export function eventRoutes(services: Services, options: EventRouteOptions = {})
   const app = new Hono<AppEnv>();
   app.get("/", (c) => {
     const filter = parseFilter(c.req.query("types"), c.req.query("focus"));
+    // Each event is a resource of one of the types asked for: reading them must be allowed.
+    for (const type of filter.types) requireAccess(c.get("caller"), type, "read");
     const after = parseLastEventId(c.req.header("last-event-id") ?? c.req.query("lastEventId"));
     const encoder = new TextEncoder();
     let done = false;

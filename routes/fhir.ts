@@ -43,7 +43,7 @@ export function fhirRoutes(services: Services): Hono<AppEnv> {
     } else if (["POST", "PUT", "PATCH"].includes(method)) {
       request.body = await jsonBody(c, method);
     }
-    const result = await services.fhir.interact(request);
+    const result = await services.fhir.interact(request, c.get("caller"));
     const ifNoneMatch = parseETag(c.req.header("if-none-match"));
     if (method === "GET" && ifNoneMatch && result.etag && parseETag(result.etag) === ifNoneMatch) {
       return c.body(null, 304, headersOf(result));

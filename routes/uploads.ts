@@ -5,13 +5,16 @@
  */
 import { Hono } from "hono";
 import type { AppEnv } from "../app.ts";
+import { requireAccess } from "../auth/access.ts";
 import { DicomwebError } from "../dicom/errors.ts";
 import type { Services } from "../services.ts";
 import { FHIR_JSON } from "./fhir.ts";
 
 export function uploadRoutes(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  // A NIfTI volume becomes an ImagingStudy-like record (DocumentReference + ImagingStudy).
   app.post("/nifti", async (c) => {
+    requireAccess(c.get("caller"), "ImagingStudy", "create");
     const q = new URL(c.req.url).searchParams;
     const patient = q.get("patient");
     if (!patient) {
@@ -52,6 +55,7 @@ export function uploadRoutes(services: Services): Hono<AppEnv> {
     });
   });
   app.get("/nifti/:id{[0-9a-f-]{36}}", async (c) => {
+    requireAccess(c.get("caller"), "ImagingStudy", "read");
     const file = await services.dicom.niftiFile(c.req.param("id"));
     if (!file) throw new DicomwebError(404, `No NIfTI volume ${c.req.param("id")}`);
     return c.body(file.body, 200, {
@@ -63,7 +67,9 @@ export function uploadRoutes(services: Services): Hono<AppEnv> {
   // Result files of an analysis (segmentation mask, JSON summary), written by the sidecar before
   // it files its report, keyed by the job's idempotency key: the same PUT again is a no-op.
   const result = "/results/:key{[0-9a-f]{64}}/:name{[A-Za-z0-9][A-Za-z0-9._-]{0,63}}";
+  // Result files belong to the report they are filed with.
   app.put(result, async (c) => {
+    requireAccess(c.get("caller"), "DiagnosticReport", "create");
     const max = services.config.dicom.maxInstanceBytes;
     const length = Number(c.req.header("content-length") ?? NaN);
     if (length > max) {
@@ -77,6 +83,7 @@ export function uploadRoutes(services: Services): Hono<AppEnv> {
     return c.json({ url, size: bytes.length }, 201, { Location: url });
   });
   app.get(result, async (c) => {
+    requireAccess(c.get("caller"), "DiagnosticReport", "read");
     const { key, name } = c.req.param();
     const body = await services.store.getStream(`results/${key}/${name}`);
     if (!body) throw new DicomwebError(404, `No result file ${key}/${name}`);

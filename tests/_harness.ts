@@ -47,6 +47,9 @@ async function start(backend: Backend): Promise<TestContext> {
     // The in-process worker runs on the CPU here; GPU providers are tried by the sidecar tests.
     INFERENCE_PROVIDERS: "cpu",
     LOG_LEVEL: "warn",
+    // These suites test FHIR, DICOMweb and the pipeline; tests/auth tests authentication itself,
+    // over every route, with AUTH=on (the default outside tests).
+    AUTH: "off",
     ...s3,
   });
   const services = await createServices(config, { schema });

@@ -3,6 +3,7 @@
  * installed models registered as FHIR Devices, the `$analyze` operation and the rules that start
  * an analysis when a study becomes stable.
  */
+import type { Interaction } from "../../auth/scopes.ts";
 import type { Task } from "@medplum/fhirtypes";
 import type { Config } from "../../config.ts";
 import type { DicomService } from "../../dicom/service.ts";
@@ -66,7 +67,13 @@ export async function createAnalysisService(deps: {
   const analyze: AnalyzeDeps = { queue, models: () => models, log: deps.log };
   const ctx = deps.fhir.context;
   ctx.operations ??= new Map();
-  ctx.operations.set("ImagingStudy/$analyze", analyzeOperation(analyze));
+  ctx.operations.set(
+    "ImagingStudy/$analyze",
+    Object.assign(analyzeOperation(analyze), {
+      // Reads the study, creates the Task that tracks the analysis.
+      access: [["ImagingStudy", "read"], ["Task", "create"]] as [string, Interaction][],
+    }),
+  );
   const off = deps.dicom.onStudyStable(async (e) => {
     await applyRules(ctx, analyze, c.rules, e.studyUid);
   });

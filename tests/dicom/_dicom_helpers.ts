@@ -476,6 +476,7 @@ if (import.meta.main) {
     OBJECT_DIR: await Deno.makeTempDir({ prefix: "objects-child-" }),
     LOG_LEVEL: "error",
     DICOM_STABLE_SECONDS: "1",
+    AUTH: "off",
   }));
   Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: ({ port }) => console.log(`PORT ${port}`) },

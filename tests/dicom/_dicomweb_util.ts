@@ -219,6 +219,7 @@ export async function ownService(env: Record<string, string>): Promise<{
     OBJECT_DIR: dir,
     LOG_LEVEL: "error",
     DICOM_STABLE_SECONDS: "1",
+    AUTH: "off",
     ...env,
   });
   const services = await createServices(config);

@@ -305,6 +305,7 @@ async function ownServer(env: Record<string, string>): Promise<OwnServer> {
     OBJECT_DIR: dir,
     LOG_LEVEL: "error",
     DICOM_STABLE_SECONDS: "1",
+    AUTH: "off",
     ...env,
   }));
   const app = createApp(services);

@@ -355,6 +355,7 @@ Deno.test({
       OBJECT_DIR: await Deno.makeTempDir({ prefix: "objects-" }),
       CHANGE_FEED_INTERVAL_MS: "50",
       LOG_LEVEL: "error",
+      AUTH: "off",
     });
     const overrides = { subscriptions: { backoffBaseMs: 500, pollMs: 100, maxAttempts: 5 } };
     const write = (services: any, resource: any) =>

@@ -194,7 +194,7 @@ export function startApi(env: Record<string, string>): Promise<Child> {
     name: "api",
     script: "main.ts",
     port,
-    env: { PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}`, ...env },
+    env: { PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}`, AUTH: "off", ...env },
     readyPath: "/health",
   });
 }

@@ -401,6 +401,7 @@ async function withStack(
       JOB_BACKOFF_MAX_MS: "100",
       LOG_LEVEL: "error",
       INFERENCE_PROVIDERS: "cpu",
+      AUTH: "off",
     };
     let redisUrl: string | undefined;
     if (variant === "services") {

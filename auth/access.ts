@@ -1,0 +1,118 @@
+/**
+ * @module Who is calling and what they may do: the `Caller` every request carries once
+ * authenticated, the scopes a role grants, and the checks that turn a missing token into a 401 and
+ * a missing scope into a 403, each an OperationOutcome with `WWW-Authenticate` (RFC 6750).
+ */
+import { FhirError, outcome } from "../fhir/outcome.ts";
+import type { Role } from "./repo.ts";
+import {
+  type Interaction,
+  type ParsedScopes,
+  parseScopes,
+  permits,
+  type ScopeContext,
+} from "./scopes.ts";
+
+export interface Caller {
+  /** A person (password login), a registered system (Backend Services), or the service itself. */
+  kind: "user" | "client" | "internal";
+  /** The user id, the client id, or `internal`. */
+  sub: string;
+  name?: string;
+  role?: Role;
+  clientId?: string;
+  /** The patient a token is bound to (SMART `patient` launch context). */
+  patient?: string;
+  scope: string;
+  scopes: ParsedScopes;
+}
+
+/** The scopes each role's accounts may be granted (a login asks for these or fewer). */
+export const ROLE_SCOPES: Record<Role, string> = {
+  admin: "user/*.cruds openid fhirUser offline_access",
+  clinician: "user/*.crus openid fhirUser offline_access",
+  viewer: "user/*.rs openid fhirUser offline_access",
+};
+
+/** What the analysis worker needs: read studies and Tasks, file reports, close Tasks. */
+export const WORKER_SCOPE = [
+  "system/ImagingStudy.rs",
+  "system/Patient.rs",
+  "system/Task.rus",
+  "system/Device.rs",
+  "system/DiagnosticReport.crus",
+  "system/Observation.crus",
+  "system/DocumentReference.crus",
+].join(" ");
+
+/** The service acting for itself (its in-process work) and every caller when AUTH=off. */
+export function internalCaller(scope = "system/*.cruds"): Caller {
+  return { kind: "internal", sub: "internal", scope, scopes: parseScopes(scope) };
+}
+
+/** An error answered as an OperationOutcome, with extra headers (WWW-Authenticate). */
+export class AuthError extends FhirError {
+  constructor(
+    status: 401 | 403,
+    readonly headers: Record<string, string>,
+    diagnostics: string,
+  ) {
+    super(status, outcome("error", status === 401 ? "login" : "forbidden", diagnostics));
+  }
+}
+
+const realm = 'Bearer realm="imaging-ai"';
+
+/** 401: no token, or one that failed verification (`reason` says why). */
+export function unauthorized(reason: string, error?: "invalid_token"): AuthError {
+  const challenge = error
+    ? `${realm}, error="${error}", error_description="${reason.replace(/["\\]/g, "'")}"`
+    : realm;
+  return new AuthError(401, { "WWW-Authenticate": challenge }, reason);
+}
+
+/** 403: authenticated, but the token's scopes do not allow this. */
+export function forbidden(what: string, needed?: string): AuthError {
+  const challenge = `${realm}, error="insufficient_scope"${needed ? `, scope="${needed}"` : ""}`;
+  return new AuthError(403, { "WWW-Authenticate": challenge }, what);
+}
+
+const LETTER: Record<Interaction, string> = {
+  create: "c",
+  read: "r",
+  update: "u",
+  delete: "d",
+  search: "s",
+};
+
+/** The contexts (patient, user, system) in which `caller` may do `interaction` on `type`. */
+export function contextsFor(
+  caller: Caller,
+  type: string,
+  interaction: Interaction,
+): ScopeContext[] {
+  return permits(caller.scopes, type, interaction);
+}
+
+/** Throws a 403 unless `caller` may do `interaction` on resources of `type`. */
+export function requireAccess(caller: Caller, type: string, interaction: Interaction): void {
+  if (contextsFor(caller, type, interaction).length) return;
+  const prefix = caller.kind === "client" || caller.kind === "internal" ? "system" : "user";
+  throw forbidden(
+    `${describe(caller)} may not ${interaction} ${type === "*" ? "all resource types" : type}: ` +
+      `no granted scope allows it (granted: ${caller.scope || "none"})`,
+    `${prefix}/${type}.${LETTER[interaction]}`,
+  );
+}
+
+/** Throws a 403 unless `caller` is an administrator (an admin account, or the service). */
+export function requireAdmin(caller: Caller): void {
+  if (caller.kind === "internal" || (caller.kind === "user" && caller.role === "admin")) return;
+  throw forbidden(`${describe(caller)} is not an administrator`);
+}
+
+function describe(caller: Caller): string {
+  if (caller.kind === "user") return `User ${caller.name ?? caller.sub} (${caller.role})`;
+  if (caller.kind === "client") return `Client ${caller.clientId ?? caller.sub}`;
+  return "The service";
+}

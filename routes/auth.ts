@@ -1,0 +1,221 @@
+/**
+ * @module `/auth`: the OAuth 2.0 token endpoint (password, refresh_token, client_credentials with
+ * private_key_jwt), revocation (RFC 7009), the caller's own identity, and the admin API for
+ * accounts and registered clients; plus the discovery documents at `/.well-known` (JWKS, SMART
+ * configuration) that the app also serves under the FHIR base.
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import type { AppEnv } from "../app.ts";
+import { requireAdmin } from "../auth/access.ts";
+import { OAuthError } from "../auth/errors.ts";
+import { InputError, TooManyAttempts } from "../auth/service.ts";
+import { badRequest, notFound } from "../fhir/outcome.ts";
+import type { Services } from "../services.ts";
+
+const NO_STORE = { "Cache-Control": "no-store", Pragma: "no-cache" };
+
+/** The token and revocation endpoints and the admin API, mounted at /auth. */
+export function authRoutes(services: Services): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const auth = services.auth;
+
+  app.post("/token", async (c) => {
+    try {
+      const form = await formOf(c);
+      const body = await auth.token(form, addressOf(c));
+      return c.json(body, 200, NO_STORE);
+    } catch (e) {
+      if (e instanceof TooManyAttempts) {
+        return c.json(
+          { error: "invalid_request", error_description: e.message },
+          429,
+          { ...NO_STORE, "Retry-After": String(e.retryAfterSeconds) },
+        );
+      }
+      if (e instanceof OAuthError) {
+        return c.json(
+          { error: e.error, error_description: e.description },
+          e.status,
+          NO_STORE,
+        );
+      }
+      throw e;
+    }
+  });
+
+  app.post("/revoke", async (c) => {
+    const form = await formOf(c).catch(() => new URLSearchParams());
+    const token = form.get("token");
+    if (!token) {
+      return c.json({
+        error: "invalid_request",
+        error_description: "token is required, as application/x-www-form-urlencoded",
+      }, 400);
+    }
+    await auth.revoke(token);
+    return c.body(null, 200, NO_STORE);
+  });
+
+  app.get("/me", (c) => {
+    const caller = c.get("caller");
+    return c.json(
+      {
+        kind: caller.kind,
+        sub: caller.sub,
+        name: caller.name ?? null,
+        role: caller.role ?? null,
+        clientId: caller.clientId ?? null,
+        patient: caller.patient ?? null,
+        scope: caller.scope,
+      },
+      200,
+      NO_STORE,
+    );
+  });
+
+  app.get("/users", async (c) => {
+    requireAdmin(c.get("caller"));
+    return c.json(await auth.users.list(), 200, NO_STORE);
+  });
+  app.post("/users", async (c) => {
+    requireAdmin(c.get("caller"));
+    const user = await inputErrors(async () => auth.users.create(await jsonOf(c)));
+    return c.json(user, 201, { ...NO_STORE, Location: `/auth/users/${user.id}` });
+  });
+  app.get("/users/:id", async (c) => {
+    requireAdmin(c.get("caller"));
+    const user = await auth.users.get(c.req.param("id"));
+    if (!user) throw notFound(`No user ${c.req.param("id")}`);
+    return c.json(user, 200, NO_STORE);
+  });
+  app.patch("/users/:id", async (c) => {
+    requireAdmin(c.get("caller"));
+    const user = await inputErrors(async () =>
+      auth.users.update(c.req.param("id"), await jsonOf(c))
+    );
+    if (!user) throw notFound(`No user ${c.req.param("id")}`);
+    return c.json(user, 200, NO_STORE);
+  });
+  app.delete("/users/:id", async (c) => {
+    requireAdmin(c.get("caller"));
+    const gone = await inputErrors(() => auth.users.remove(c.req.param("id")));
+    if (!gone) throw notFound(`No user ${c.req.param("id")}`);
+    return c.body(null, 204);
+  });
+
+  app.get("/clients", async (c) => {
+    requireAdmin(c.get("caller"));
+    return c.json(await auth.clients.list(), 200, NO_STORE);
+  });
+  app.get("/clients/:id", async (c) => {
+    requireAdmin(c.get("caller"));
+    const client = await auth.clients.get(c.req.param("id"));
+    if (!client) throw notFound(`No client ${c.req.param("id")}`);
+    return c.json(client, 200, NO_STORE);
+  });
+  app.put("/clients/:id", async (c) => {
+    requireAdmin(c.get("caller"));
+    const existed = await auth.clients.get(c.req.param("id"));
+    const client = await inputErrors(async () =>
+      auth.clients.put({ ...await jsonOf(c), clientId: c.req.param("id") })
+    );
+    return c.json(client, existed ? 200 : 201, NO_STORE);
+  });
+  app.delete("/clients/:id", async (c) => {
+    requireAdmin(c.get("caller"));
+    if (!(await auth.clients.remove(c.req.param("id")))) {
+      throw notFound(`No client ${c.req.param("id")}`);
+    }
+    return c.body(null, 204);
+  });
+  return app;
+}
+
+/** `/.well-known/jwks.json` and `/.well-known/smart-configuration`. */
+export function wellKnownRoutes(services: Services): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.get(
+    "/jwks.json",
+    async (c) =>
+      c.json(await services.auth.ring.jwks(), 200, { "Cache-Control": "public, max-age=300" }),
+  );
+  app.get("/smart-configuration", (c) => c.json(smartConfiguration(services)));
+  return app;
+}
+
+/** SMART App Launch 2.x discovery: what this server's authorization supports. */
+export function smartConfiguration(services: Services) {
+  const origin = new URL(services.config.publicUrl).origin;
+  return {
+    issuer: services.auth.issuer,
+    jwks_uri: `${origin}/.well-known/jwks.json`,
+    token_endpoint: services.auth.tokenUrl,
+    revocation_endpoint: `${origin}/auth/revoke`,
+    grant_types_supported: ["password", "refresh_token", "client_credentials"],
+    token_endpoint_auth_methods_supported: ["private_key_jwt"],
+    token_endpoint_auth_signing_alg_values_supported: ["RS384", "ES384"],
+    scopes_supported: [
+      "system/*.cruds",
+      "system/*.rs",
+      "user/*.cruds",
+      "user/*.rs",
+      "system/*.read",
+      "system/*.write",
+      "user/*.read",
+      "user/*.write",
+      "openid",
+      "fhirUser",
+      "offline_access",
+    ],
+    response_types_supported: ["token"],
+    capabilities: [
+      "client-confidential-asymmetric",
+      "permission-v1",
+      "permission-v2",
+      "permission-offline",
+    ],
+    code_challenge_methods_supported: [],
+  };
+}
+
+async function formOf(c: Context): Promise<URLSearchParams> {
+  const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
+  if (type !== "application/x-www-form-urlencoded") {
+    throw new OAuthError(
+      400,
+      "invalid_request",
+      "The body must be application/x-www-form-urlencoded",
+    );
+  }
+  const text = await c.req.text();
+  if (text.length > 65_536) throw new OAuthError(400, "invalid_request", "The body is too large");
+  return new URLSearchParams(text);
+}
+
+async function jsonOf(c: Context): Promise<Record<string, never>> {
+  const text = await c.req.text();
+  if (text.length > 1_048_576) throw badRequest("The body is too large");
+  try {
+    const value = JSON.parse(text);
+    if (value && typeof value === "object" && !Array.isArray(value)) return value;
+  } catch {
+    // answered below
+  }
+  throw badRequest("The body must be a JSON object");
+}
+
+async function inputErrors<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof InputError) throw badRequest(e.message);
+    throw e;
+  }
+}
+
+/** The client's address: the socket's (X-Forwarded-For is trusted only behind a known proxy). */
+function addressOf(c: Context): string {
+  const info = (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr;
+  return info?.hostname ?? "unknown";
+}
