@@ -21,6 +21,8 @@ export interface AccessClaims {
   scope: string;
   jti: string;
   iat: number;
+  /** Not before: the issue time (set on tokens made here; optional on verification). */
+  nbf?: number;
   exp: number;
   kind: "user" | "client";
   client_id?: string;
@@ -33,7 +35,10 @@ export interface AccessClaims {
 }
 
 /** The claims a caller supplies; the issuer, audience, id and times are added here. */
-export type AccessClaimsInput = Omit<AccessClaims, "iss" | "aud" | "jti" | "iat" | "exp">;
+export type AccessClaimsInput = Omit<
+  AccessClaims,
+  "iss" | "aud" | "jti" | "iat" | "nbf" | "exp"
+>;
 
 /** Tokens longer than this are refused unparsed. */
 const MAX_TOKEN_LENGTH = 16 * 1024;
@@ -57,6 +62,7 @@ export async function issueAccessToken(
     scope: claims.scope,
     jti: crypto.randomUUID(),
     iat,
+    nbf: iat,
     exp: iat + Math.ceil(options.ttlSeconds),
     kind: claims.kind,
   };
@@ -132,6 +138,14 @@ export async function verifyAccessToken(
     if (reason === undefined) throw e;
     throw invalid(reason);
   }
+  // A token issued in the future (beyond the tolerance) was not issued by a sane clock: refuse it.
+  const nowSeconds = (options.now ?? Date.now)() / 1000;
+  if (
+    typeof payload.iat === "number" &&
+    payload.iat > nowSeconds + (options.clockToleranceSeconds ?? 30)
+  ) {
+    throw invalid("token not yet valid (issued in the future)");
+  }
   return claimsOf(payload, invalid);
 }
 
@@ -190,6 +204,7 @@ function claimsOf(p: JWTPayload, invalid: (reason: string) => TokenError): Acces
     exp: num("exp"),
     kind,
   };
+  if (p.nbf !== undefined) claims.nbf = num("nbf");
   for (const name of OPTIONAL_STRINGS) if (p[name] !== undefined) claims[name] = str(name);
   const role = p.role;
   if (role === "admin" || role === "clinician" || role === "viewer") claims.role = role;

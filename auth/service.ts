@@ -184,7 +184,11 @@ export function createAuthService(
       throw new OAuthError(400, "invalid_request", "username and password are required");
     }
     const invalid = () => new OAuthError(400, "invalid_grant", "Wrong username or password");
-    if (username.length > 64 || password.length > 1024) throw invalid();
+    // Not a possible username (control characters, NUL, too long): no lookup at all.
+    if (!USERNAME.test(username) || password.length > 1024) {
+      await verifyPassword(password.slice(0, 1024), await dummyHash(a.passwordIterations));
+      throw invalid();
+    }
     const user = await repo.findUserByName(db, username);
     if (!user) {
       // The same work as a real check, so timing does not tell which usernames exist.

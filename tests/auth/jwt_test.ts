@@ -110,6 +110,7 @@ Deno.test("issueAccessToken() signs an ES256 at+jwt that verifyAccessToken() acc
     sub: "user-1",
     scope: "user/*.rs openid fhirUser",
     iat: nowS,
+    nbf: nowS,
     exp: nowS + HOUR,
     kind: "user",
     role: "clinician",
