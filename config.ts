@@ -96,8 +96,15 @@ export interface InferenceConfig {
   threads: number;
   /** The API the sidecar calls (SIDECAR_API_URL, default PUBLIC_URL). */
   apiUrl: string;
-  /** The sidecar's system credential, sent as a Bearer token (SIDECAR_TOKEN). */
+  /** A fixed Bearer token for the sidecar (SIDECAR_TOKEN); prefer the client credentials below. */
   token: string;
+  /**
+   * The sidecar as a SMART Backend Services client (SIDECAR_CLIENT_ID, SIDECAR_PRIVATE_KEY: its
+   * private JWK as JSON, or `@/path/to/key.json`): it asks `/auth/token` for short-lived tokens
+   * with a signed assertion. Register the client (its public JWK) with `PUT /auth/clients/{id}`.
+   */
+  clientId: string;
+  privateKey: string;
   /** The sidecar's health port (SIDECAR_PORT, default 8090). */
   sidecarPort: number;
   /** Rules that start an analysis when a study becomes stable (ANALYSIS_RULES, JSON array). */
@@ -238,6 +245,9 @@ export function loadConfig(env: Env): Readonly<Config> {
   if (adminPassword && adminPassword.length < 12) {
     problems.push("ADMIN_PASSWORD: at least 12 characters");
   }
+  if (Boolean(env.SIDECAR_CLIENT_ID) !== Boolean(env.SIDECAR_PRIVATE_KEY)) {
+    problems.push("SIDECAR_CLIENT_ID and SIDECAR_PRIVATE_KEY: set both or neither");
+  }
   const config: Config = {
     port,
     host,
@@ -273,6 +283,8 @@ export function loadConfig(env: Env): Readonly<Config> {
       threads: int("INFERENCE_THREADS", 0, 0, 1024),
       apiUrl: env.SIDECAR_API_URL || publicUrl,
       token: env.SIDECAR_TOKEN ?? "",
+      clientId: env.SIDECAR_CLIENT_ID ?? "",
+      privateKey: env.SIDECAR_PRIVATE_KEY ?? "",
       sidecarPort: int("SIDECAR_PORT", 8090, 0, 65535),
       rules,
     },

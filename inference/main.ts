@@ -5,6 +5,8 @@
  */
 import { loadConfigOrExit } from "../config.ts";
 import { createApiClient } from "./api_client.ts";
+import { clientCredentials, readPrivateJwk } from "./client_credentials.ts";
+import { WORKER_SCOPE } from "../auth/access.ts";
 import { createHealthHandler } from "./health.ts";
 import { createLogger } from "./log.ts";
 import { closeModels, loadModels } from "./model_registry.ts";
@@ -23,7 +25,18 @@ if (import.meta.main) {
       "REDIS_URL is not set: this sidecar reads an in-process queue that no API can reach",
     );
   }
-  const api = createApiClient({ baseUrl: c.apiUrl, token: c.token });
+  const api = createApiClient({
+    baseUrl: c.apiUrl,
+    token: c.token,
+    tokenProvider: c.clientId
+      ? clientCredentials({
+        tokenUrl: `${new URL(c.apiUrl).origin}/auth/token`,
+        clientId: c.clientId,
+        privateJwk: await readPrivateJwk(c.privateKey),
+        scope: WORKER_SCOPE,
+      })
+      : undefined,
+  });
   const queue = await createJobQueue({
     ...queueSettings(c),
     onError: (e: unknown) => log("error", "queue error", { error: String(e) }),

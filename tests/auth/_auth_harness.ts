@@ -60,6 +60,7 @@ export async function startAuthStack(env: Record<string, string> = {}): Promise<
   }));
   const app = createApp(services);
   const server = Deno.serve({ port, hostname: "127.0.0.1", onListen: () => {} }, app.fetch);
+  if (env.INFERENCE_WORKER === "on") await services.startWorker((r) => app.fetch(r));
 
   const call = (path: string, init: RequestInit & { token?: string } = {}) => {
     const headers = new Headers(init.headers);

@@ -64,6 +64,7 @@ export async function fhir(
   method: string,
   path: string,
   body?: unknown,
+  token?: string,
   // deno-lint-ignore no-explicit-any
 ): Promise<{ status: number; headers: Headers; body: any }> {
   const res = await fetch(`${origin}/fhir/${path.replace(/^\//, "")}`, {
@@ -71,6 +72,7 @@ export async function fhir(
     headers: {
       accept: "application/fhir+json",
       ...(body === undefined ? {} : { "content-type": "application/fhir+json" }),
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
     },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
