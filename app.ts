@@ -3,6 +3,8 @@
  * error into an OperationOutcome (a 500 names the request id and never shows a stack).
  */
 import { Hono } from "hono";
+import { cors } from "hono/cors";
+import { secureHeaders } from "hono/secure-headers";
 import { fhirError, toFhirError } from "./fhir/outcome.ts";
 import { FHIR_JSON, fhirRoutes } from "./routes/fhir.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -40,8 +42,60 @@ export function createApp(services: Services): Hono<AppEnv> {
     }
     c.header("X-Request-Id", requestId);
   });
+  app.use(
+    "*",
+    secureHeaders({
+      // An API: nothing here is framed or sniffed; HSTS only when served over https.
+      strictTransportSecurity: services.config.publicUrl.startsWith("https:")
+        ? "max-age=31536000; includeSubDomains"
+        : false,
+      crossOriginResourcePolicy: false,
+      crossOriginOpenerPolicy: false,
+      originAgentCluster: false,
+      xDnsPrefetchControl: false,
+      xDownloadOptions: false,
+      xPermittedCrossDomainPolicies: false,
+      xXssProtection: false,
+      referrerPolicy: "no-referrer",
+      xFrameOptions: "DENY",
+      xContentTypeOptions: "nosniff",
+    }),
+  );
+  const origins = services.config.auth.corsOrigins;
+  if (origins.length) {
+    app.use(
+      "*",
+      cors({
+        origin: origins.includes("*") ? "*" : origins,
+        allowHeaders: [
+          "Authorization",
+          "Content-Type",
+          "Accept",
+          "If-Match",
+          "If-None-Exist",
+          "If-None-Match",
+          "Prefer",
+          "X-Request-Id",
+          "Last-Event-ID",
+        ],
+        allowMethods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        exposeHeaders: [
+          "Location",
+          "Content-Location",
+          "ETag",
+          "Last-Modified",
+          "Warning",
+          "X-Request-Id",
+          "WWW-Authenticate",
+          "Retry-After",
+        ],
+        maxAge: 600,
+      }),
+    );
+  }
   app.use("*", async (c, next) => {
     const path = new URL(c.req.url).pathname;
+    // (CORS preflights never get here: the cors middleware above answers them.)
     if (!isPublic(c.req.method, path)) {
       c.set("caller", await services.auth.authenticate(c.req.header("authorization")));
     }

@@ -61,6 +61,11 @@ export interface AuthConfig {
   loginRatePerMinute: number;
   /** PBKDF2-SHA256 iterations for new password hashes (PASSWORD_ITERATIONS, ≥ 600000). */
   passwordIterations: number;
+  /**
+   * Browser origins allowed to call the API cross-origin (CORS_ORIGINS: comma-separated exact
+   * origins such as `https://viewer.example.org`, or `*`; empty, the default: none).
+   */
+  corsOrigins: string[];
 }
 
 export interface InferenceConfig {
@@ -239,6 +244,15 @@ export function loadConfig(env: Env): Readonly<Config> {
       problems.push(`ANALYSIS_RULES: ${(e as Error).message}`);
     }
   }
+  const corsOrigins = (env.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean);
+  for (const o of corsOrigins) {
+    if (o === "*") continue;
+    try {
+      if (new URL(o).origin !== o) throw new Error();
+    } catch {
+      problems.push(`CORS_ORIGINS: "${o}" is not an origin like https://viewer.example.org`);
+    }
+  }
   const authMode = env.AUTH || "on";
   if (!["on", "off"].includes(authMode)) problems.push(`AUTH=${env.AUTH}: expected on or off`);
   const adminPassword = env.ADMIN_PASSWORD ?? "";
@@ -299,6 +313,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       loginLockSeconds: int("LOGIN_LOCK_SECONDS", 900, 1, 86_400),
       loginRatePerMinute: int("LOGIN_RATE_PER_MINUTE", 20, 1, 100_000),
       passwordIterations: int("PASSWORD_ITERATIONS", 600_000, 600_000, 10_000_000),
+      corsOrigins,
     },
     dicom: {
       maxRequestBytes: int("DICOM_MAX_REQUEST_BYTES", 4 * 2 ** 30, 1024, Number.MAX_SAFE_INTEGER),

@@ -85,13 +85,18 @@ const LETTER: Record<Interaction, string> = {
   search: "s",
 };
 
-/** The contexts (patient, user, system) in which `caller` may do `interaction` on `type`. */
+/**
+ * The contexts (user, system) in which `caller` may do `interaction` on `type`. `patient/…`
+ * scopes grant nothing yet: they would need every read and search limited to the token's patient
+ * compartment, which is not enforced, so they are refused rather than read as "all patients".
+ * (This service issues none: people get `user/…` scopes, systems `system/…`.)
+ */
 export function contextsFor(
   caller: Caller,
   type: string,
   interaction: Interaction,
 ): ScopeContext[] {
-  return permits(caller.scopes, type, interaction);
+  return permits(caller.scopes, type, interaction).filter((c) => c !== "patient");
 }
 
 /** Throws a 403 unless `caller` may do `interaction` on resources of `type`. */

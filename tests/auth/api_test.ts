@@ -228,6 +228,25 @@ Deno.test("bearer tokens the API refuses: 401, WWW-Authenticate, OperationOutcom
   await assert401(await read("garbage"), /.+/);
 });
 
+Deno.test("patient/… scopes grant nothing while patient compartments are not enforced", async () => {
+  const st = await s();
+  const { token } = await issueAccessToken(st.services.auth.ring, {
+    sub: "someone",
+    kind: "user",
+    scope: "patient/*.rs patient/Patient.read",
+    patient: "p1",
+  }, {
+    issuer: st.services.config.auth.issuer,
+    audience: st.services.auth.audience,
+    ttlSeconds: 60,
+  });
+  for (const path of ["/fhir/Patient/p1", "/fhir/Patient?_id=p1", "/fhir/Observation"]) {
+    const res = await st.call(path, { token });
+    assert.equal(res.status, 403, path);
+    await res.body?.cancel();
+  }
+});
+
 Deno.test("Backend Services: scopes granted ⊆ registered; assertions refused for each flaw", async () => {
   const st = await s();
   const key = st.clientKeys.narrow;
@@ -384,6 +403,50 @@ Deno.test("discovery: JWKS (public keys only), SMART configuration, CapabilitySt
   await st.services.auth.ring.rotate();
   assert.equal((await st.call("/fhir/Patient", { token: before })).status, 200);
   assert.ok((await json(await st.call("/.well-known/jwks.json"))).keys.length >= 2);
+});
+
+Deno.test("CORS for configured origins only; security headers on every answer", async () => {
+  const st = await startAuthStack({ CORS_ORIGINS: "https://viewer.example.org" });
+  try {
+    const pre = await st.call("/fhir/Patient", {
+      method: "OPTIONS",
+      headers: {
+        Origin: "https://viewer.example.org",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization",
+      },
+    });
+    await pre.body?.cancel();
+    assert.equal(pre.status, 204);
+    assert.equal(pre.headers.get("access-control-allow-origin"), "https://viewer.example.org");
+    assert.match(pre.headers.get("access-control-allow-headers") ?? "", /Authorization/i);
+    const get = await st.call("/fhir/Patient", {
+      token: st.tokens.viewer,
+      headers: { Origin: "https://viewer.example.org" },
+    });
+    await get.body?.cancel();
+    assert.equal(get.headers.get("access-control-allow-origin"), "https://viewer.example.org");
+    assert.match(get.headers.get("access-control-expose-headers") ?? "", /ETag/);
+    const other = await st.call("/fhir/metadata", { headers: { Origin: "https://evil.example" } });
+    await other.body?.cancel();
+    assert.equal(other.headers.get("access-control-allow-origin"), null);
+    for (const res of [get, other]) {
+      assert.equal(res.headers.get("x-content-type-options"), "nosniff");
+      assert.equal(res.headers.get("x-frame-options"), "DENY");
+      assert.equal(res.headers.get("referrer-policy"), "no-referrer");
+    }
+  } finally {
+    await st.close();
+  }
+  // Without CORS_ORIGINS a preflight is an unauthenticated request like any other.
+  const st2 = await s();
+  const pre = await st2.call("/dicomweb/studies", {
+    method: "OPTIONS",
+    headers: { Origin: "https://viewer.example.org", "Access-Control-Request-Method": "GET" },
+  });
+  await pre.body?.cancel();
+  assert.equal(pre.status, 401);
+  assert.equal(pre.headers.get("access-control-allow-origin"), null);
 });
 
 Deno.test("the auth suite's service stops", async () => {
