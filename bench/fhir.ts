@@ -3,6 +3,7 @@
  *
  *   deno run -A bench/fhir.ts [--resources 100000] [--1m] [--connections 64[,16…]] [--duration 10]
  *     [--database-url postgres://…] [--bundle-size 250] [--load-concurrency 4] [--warmup 2]
+ *     [--reuse] [--auth]
  *
  * 1. Drops and creates the database `fhir_bench` on the Postgres server of `--database-url`
  *    (default: DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres) and starts the
@@ -12,6 +13,10 @@
  * 3. Runs autocannon (npm:autocannon@8.0.0, in this process) against each scenario with a new URL
  *    per request, and prints requests/s and p50/p95/p99 latency (measured per response here,
  *    since autocannon's own histogram reports p97.5 but not p95).
+ *
+ * With `--auth` the server runs with AUTH=on: the bench logs in as an admin (created from
+ * ADMIN_PASSWORD on first start) and sends its bearer token with every request, so the figures
+ * include verifying an ES256 token and checking scopes per request.
  */
 import autocannon from "autocannon";
 import { machine, waitForQuiet } from "./_host.ts";
@@ -53,7 +58,13 @@ interface Options {
   loadConcurrency: number;
   /** Use the fhir_bench database a previous run loaded instead of recreating and loading it. */
   reuse: boolean;
+  /** Run the server with AUTH=on and send a bearer token with every request. */
+  auth: boolean;
 }
+
+/** Added to every request: `Authorization` when --auth. */
+const AUTH_HEADERS: Record<string, string> = {};
+const BENCH_ADMIN_PASSWORD = "bench admin password, not a secret";
 
 function parseArgs(args: string[]): Options {
   const opts: Options = {
@@ -65,6 +76,7 @@ function parseArgs(args: string[]): Options {
     bundleSize: 250,
     loadConcurrency: 4,
     reuse: false,
+    auth: false,
   };
   const num = (name: string, v: string | undefined): number => {
     const n = Number(v);
@@ -101,6 +113,9 @@ function parseArgs(args: string[]): Options {
       case "--load-concurrency":
         opts.loadConcurrency = Math.max(1, Math.floor(num(flag, value())));
         break;
+      case "--auth":
+        opts.auth = true;
+        break;
       case "--reuse":
         opts.reuse = true;
         break;
@@ -108,7 +123,7 @@ function parseArgs(args: string[]): Options {
       case "-h":
         console.log(
           "deno run -A bench/fhir.ts [--resources N] [--1m] [--connections 64[,16]] [--duration 10] " +
-            "[--warmup 2] [--database-url postgres://…] [--bundle-size 250] [--load-concurrency 4] [--reuse]",
+            "[--warmup 2] [--database-url postgres://…] [--bundle-size 250] [--load-concurrency 4] [--reuse] [--auth]",
         );
         Deno.exit(0);
         break;
@@ -127,7 +142,7 @@ const FHIR_JSON = "application/fhir+json";
 async function postBundle(base: string, entries: Json[]): Promise<Json> {
   const res = await fetch(base, {
     method: "POST",
-    headers: { "Content-Type": FHIR_JSON, Accept: FHIR_JSON },
+    headers: { "Content-Type": FHIR_JSON, Accept: FHIR_JSON, ...AUTH_HEADERS },
     body: JSON.stringify({ resourceType: "Bundle", type: "transaction", entry: entries }),
   });
   const text = await res.text();
@@ -227,7 +242,9 @@ async function load(base: string, total: number, opts: Options): Promise<LoadRes
 async function checkCounts(base: string, counts: Record<string, number>): Promise<boolean> {
   let ok = true;
   for (const [type, expected] of Object.entries(counts)) {
-    const res = await fetch(`${base}/${type}?_summary=count`, { headers: { Accept: FHIR_JSON } });
+    const res = await fetch(`${base}/${type}?_summary=count`, {
+      headers: { Accept: FHIR_JSON, ...AUTH_HEADERS },
+    });
     const body = await res.json();
     const actual = body.total;
     const good = res.ok && actual === expected;
@@ -285,7 +302,7 @@ async function measure(
   seconds: number,
 ): Promise<Measured> {
   const latencies: number[] = [];
-  const headers: Record<string, string> = { accept: FHIR_JSON };
+  const headers: Record<string, string> = { accept: FHIR_JSON, ...AUTH_HEADERS };
   if (scenario.method === "POST") headers["content-type"] = FHIR_JSON;
   const instance = autocannon({
     url: origin,
@@ -382,8 +399,28 @@ async function main() {
   const db = opts.reuse
     ? await existingDatabase(opts.databaseUrl, "fhir_bench")
     : await recreateDatabase(opts.databaseUrl, "fhir_bench");
-  const server = await startServer(db.url);
-  console.log(`Server: ${server.base} (log: ${server.logFile})`);
+  const server = await startServer(
+    db.url,
+    opts.auth
+      ? { AUTH: "on", ADMIN_PASSWORD: BENCH_ADMIN_PASSWORD, ACCESS_TOKEN_SECONDS: "86400" }
+      : { AUTH: "off" },
+  );
+  console.log(`Server: ${server.base} (log: ${server.logFile}; AUTH=${opts.auth ? "on" : "off"})`);
+  if (opts.auth) {
+    const res = await fetch(`${new URL(server.base).origin}/auth/token`, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        grant_type: "password",
+        username: "admin",
+        password: BENCH_ADMIN_PASSWORD,
+        scope: "user/*.cruds",
+      }),
+    });
+    const body = await res.json();
+    if (!res.ok) throw new Error(`--auth: login failed: ${JSON.stringify(body)}`);
+    AUTH_HEADERS.authorization = `Bearer ${body.access_token}`;
+  }
   let failed = false;
   try {
     let loaded: LoadResult;
@@ -447,6 +484,11 @@ async function main() {
           loaded.seconds.toFixed(1)
         } s; transaction Bundles of ` +
           `${opts.bundleSize}, ${opts.loadConcurrency} in flight)`,
+    );
+    console.log(
+      `Authentication: ${
+        opts.auth ? "AUTH=on, an ES256 bearer token per request (admin, user/*.cruds)" : "AUTH=off"
+      }`,
     );
     console.log(
       `Load generator: autocannon 8.0.0 in the bench process, ${opts.duration} s per scenario after ${opts.warmup} s warm-up`,
