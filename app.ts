@@ -15,7 +15,8 @@ import { eventRoutes } from "./routes/events.ts";
 import { DicomwebError } from "./dicom/errors.ts";
 import type { Services } from "./services.ts";
 import { AuthError, type Caller } from "./auth/access.ts";
-import { authRoutes, smartConfiguration, wellKnownRoutes } from "./routes/auth.ts";
+import { addressOf, authRoutes, smartConfiguration, wellKnownRoutes } from "./routes/auth.ts";
+import { describeRequest } from "./audit/rest.ts";
 
 export type AppEnv = { Variables: { requestId: string; caller: Caller } };
 
@@ -94,12 +95,31 @@ export function createApp(services: Services): Hono<AppEnv> {
     );
   }
   app.use("*", async (c, next) => {
-    const path = new URL(c.req.url).pathname;
+    const url = new URL(c.req.url);
     // (CORS preflights never get here: the cors middleware above answers them.)
-    if (!isPublic(c.req.method, path)) {
-      c.set("caller", await services.auth.authenticate(c.req.header("authorization")));
+    if (isPublic(c.req.method, url.pathname)) return await next();
+    let caller: Caller | undefined;
+    let status = 500;
+    try {
+      caller = await services.auth.authenticate(c.req.header("authorization"));
+      c.set("caller", caller);
+      await next();
+      status = c.res.status;
+    } catch (e) {
+      status = (e as { status?: number }).status ?? 500;
+      throw e;
+    } finally {
+      // Every access, allowed or not, leaves an AuditEvent (written in batches, off this path).
+      services.audit.record({
+        ...describeRequest(c.req.method, url.pathname, url.search),
+        status,
+        agent: caller
+          ? { kind: caller.kind, id: caller.sub, name: caller.name ?? caller.clientId }
+          : { kind: "anonymous", id: "anonymous" },
+        address: addressOf(c),
+        requestId: c.get("requestId"),
+      });
     }
-    await next();
   });
   app.route("/health", healthRoutes(services));
   app.route("/auth", authRoutes(services));

@@ -37,6 +37,8 @@ export interface Config {
   subscriptionEndpoints: EndpointPattern[];
   inference: InferenceConfig;
   auth: AuthConfig;
+  /** Write an AuditEvent for every access, login and failed login (AUDIT: on, the default, or off). */
+  auditEnabled: boolean;
 }
 
 export interface AuthConfig {
@@ -302,6 +304,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       sidecarPort: int("SIDECAR_PORT", 8090, 0, 65535),
       rules,
     },
+    auditEnabled: bool("AUDIT", true),
     auth: {
       enabled: authMode === "on",
       issuer: env.AUTH_ISSUER || `${publicUrl}/auth`,

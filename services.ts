@@ -23,6 +23,7 @@ import { type AnalysisService, createAnalysisService } from "./fhir/operations/a
 import { type InProcessWorker, startInProcessWorker } from "./inference/in_process.ts";
 import { createLogger, type Logger } from "./inference/log.ts";
 import { type AuthService, createAuthService } from "./auth/service.ts";
+import { type AuditLog, createAuditLog } from "./audit/log.ts";
 
 export interface Services {
   config: Readonly<Config>;
@@ -46,6 +47,8 @@ export interface Services {
   log: Logger;
   /** Accounts, clients, tokens and the bearer-token check (AUTH). */
   auth: AuthService;
+  /** The audit trail: AuditEvents written in batches (AUDIT, default on). */
+  audit: AuditLog;
   close(): Promise<void>;
 }
 
@@ -122,6 +125,8 @@ export async function createServices(
   });
   const events = createLiveEvents({ db, fhir, changes, log });
   const analysis = await createAnalysisService({ config, fhir, dicom, log });
+  const audit = createAuditLog(db, log, { enabled: config.auditEnabled });
+  fhir.context.audit = true;
   const auth = createAuthService(db, config);
   await auth.ensureFirstAdmin(log);
   if (config.auth.enabled) {
@@ -161,8 +166,10 @@ export async function createServices(
     },
     log,
     auth,
+    audit,
     async close() {
       await worker?.stop();
+      await audit.close();
       await analysis.close();
       events.close();
       await subscriptions.close();

@@ -110,6 +110,23 @@ export function requireAccess(caller: Caller, type: string, interaction: Interac
   );
 }
 
+/**
+ * The audit trail: admins (and clients granted AuditEvent by name, never through `*`) may read
+ * and search it; nobody writes it through the API.
+ */
+export function requireAuditAccess(caller: Caller): void {
+  if (caller.kind === "internal" || (caller.kind === "user" && caller.role === "admin")) return;
+  const named = caller.kind === "client" &&
+    caller.scopes.grants.some((g) =>
+      g.context === "system" && g.resourceType === "AuditEvent" && g.interactions.has("read")
+    );
+  if (named) return;
+  throw forbidden(
+    `${describe(caller)} may not read the audit trail (admins, or clients granted AuditEvent)`,
+    "system/AuditEvent.rs",
+  );
+}
+
 /** Throws a 403 unless `caller` is an administrator (an admin account, or the service). */
 export function requireAdmin(caller: Caller): void {
   if (caller.kind === "internal" || (caller.kind === "user" && caller.role === "admin")) return;

@@ -34,6 +34,8 @@ export interface FhirContext {
    * the caller's scopes. Absent: the service itself (internal calls), allowed everything.
    */
   caller?: Caller;
+  /** AuditEvents are the audit trail's (read-only, from audit/); absent: stored like others. */
+  audit?: boolean;
   /** OAuth endpoints for the CapabilityStatement's `rest.security` (absent: AUTH=off). */
   security?: { token: string; revoke: string };
 }

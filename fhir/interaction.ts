@@ -5,7 +5,8 @@
  */
 import type { Bundle, Resource } from "@medplum/fhirtypes";
 import type { Sql } from "../db/db.ts";
-import { type Caller, contextsFor, requireAccess } from "../auth/access.ts";
+import { type Caller, contextsFor, requireAccess, requireAuditAccess } from "../auth/access.ts";
+import { readAuditEvent, searchAuditEvents } from "../audit/search.ts";
 import type { Interaction } from "../auth/scopes.ts";
 import { isSupportedType } from "./resource_types.ts";
 import { processBundle } from "./bundle.ts";
@@ -55,6 +56,7 @@ export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Pr
 
   if (extra.length) throw notFound(`No such endpoint: /${req.path.join("/")}`);
   if (ctx.caller) authorize(ctx, ctx.caller, req);
+  if (type === "AuditEvent" && ctx.audit) return await auditEvents(ctx, req, readSql, tx);
   if (type === undefined) {
     if (method === "POST") {
       if (tx) throw badRequest("A Bundle cannot be nested in a transaction entry");
@@ -174,6 +176,7 @@ function authorize(ctx: FhirContext, caller: Caller, req: FhirRequest): void {
   const [type, id, op, vid] = req.path;
   const method = req.method.toUpperCase();
   if (type === undefined || type === "metadata") return;
+  if (type === "AuditEvent" && ctx.audit) return requireAuditAccess(caller);
   if (type === "_history") return requireAccess(caller, "*", "search");
   if (!isSupportedType(type)) return; // interact() answers 404 for it
   if (id === undefined) {
@@ -198,6 +201,34 @@ function authorize(ctx: FhirContext, caller: Caller, req: FhirRequest): void {
     return requireAccess(caller, type, "read");
   }
   requireAccess(caller, type, method === "DELETE" ? "delete" : "update");
+}
+
+/** AuditEvents: read and search from the audit trail; never written through the API. */
+async function auditEvents(
+  ctx: FhirContext,
+  req: FhirRequest,
+  sql: Sql,
+  tx?: Sql,
+): Promise<FhirResult> {
+  const [, id, op] = req.path;
+  const method = req.method.toUpperCase();
+  if (tx) throw badRequest("AuditEvents cannot be entries of a transaction");
+  if (method !== "GET" && method !== "HEAD" && !(method === "POST" && id === "_search")) {
+    throw methodNotAllowed(method, "AuditEvent (the audit trail is written by the server only)");
+  }
+  if (id === undefined || id === "_search") {
+    return {
+      status: 200,
+      body: await searchAuditEvents(sql, req.query, {
+        baseUrl: ctx.baseUrl,
+        defaultCount: ctx.defaultCount,
+        maxCount: ctx.maxCount,
+      }),
+    };
+  }
+  if (op !== undefined) throw notFound(`No such endpoint: /${req.path.join("/")}`);
+  const resource = await readAuditEvent(sql, id);
+  return { status: 200, body: resource, lastModified: resource.meta?.lastUpdated };
 }
 
 async function search(

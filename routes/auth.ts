@@ -21,11 +21,30 @@ export function authRoutes(services: Services): Hono<AppEnv> {
   const auth = services.auth;
 
   app.post("/token", async (c) => {
+    let form: URLSearchParams | undefined;
+    // A login (or a failed one) is audited whatever its outcome.
+    const audit = (status: number, description?: string) =>
+      services.audit.record({
+        kind: "login",
+        subtype: form?.get("grant_type") === "refresh_token" ? "refresh" : "login",
+        action: "E",
+        status,
+        agent: form?.get("grant_type") === "client_credentials"
+          ? { kind: "client", id: clientOf(form) }
+          : { kind: "user", id: form?.get("username")?.slice(0, 64) || "unknown" },
+        address: addressOf(c),
+        requestId: c.get("requestId"),
+        description,
+      });
     try {
-      const form = await formOf(c);
+      form = await formOf(c);
       const body = await auth.token(form, addressOf(c));
+      audit(200);
       return c.json(body, 200, NO_STORE);
     } catch (e) {
+      if (e instanceof TooManyAttempts || e instanceof OAuthError) {
+        audit(e instanceof TooManyAttempts ? 429 : e.status, e.message);
+      }
       if (e instanceof TooManyAttempts) {
         return c.json(
           { error: "invalid_request", error_description: e.message },
@@ -179,6 +198,17 @@ export function smartConfiguration(services: Services) {
   };
 }
 
+/** The client an assertion names (unverified: for the audit trail of a failed attempt only). */
+function clientOf(form: URLSearchParams): string {
+  try {
+    const payload = (form.get("client_assertion") ?? "").split(".")[1];
+    const iss = JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/"))).iss;
+    return typeof iss === "string" ? iss.slice(0, 128) : "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
 async function formOf(c: Context): Promise<URLSearchParams> {
   const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
   if (type !== "application/x-www-form-urlencoded") {
@@ -215,7 +245,7 @@ async function inputErrors<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /** The client's address: the socket's (X-Forwarded-For is trusted only behind a known proxy). */
-function addressOf(c: Context): string {
+export function addressOf(c: Context): string {
   const info = (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr;
   return info?.hostname ?? "unknown";
 }
