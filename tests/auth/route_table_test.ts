@@ -178,6 +178,8 @@ const ROWS: Row[] = [
       }),
       { admin: "ok", clinician: "ok", viewer: "ok", system: "ok", narrow: "ok" },
     ],
+    ["AuditEvent search", "GET", "/fhir/AuditEvent", undefined, "admin"],
+    ["AuditEvent read", "GET", "/fhir/AuditEvent/no-such", undefined, "admin"],
     [
       "$analyze",
       "POST",
