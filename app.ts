@@ -17,6 +17,9 @@ import type { Services } from "./services.ts";
 import { AuthError, type Caller } from "./auth/access.ts";
 import { addressOf, authRoutes, smartConfiguration, wellKnownRoutes } from "./routes/auth.ts";
 import { describeRequest } from "./audit/rest.ts";
+import { RateLimited, routeClassOf } from "./ratelimit/limits.ts";
+import { routeClass } from "./observability/stats.ts";
+import { adminRoutes, metricsRoutes } from "./routes/admin.ts";
 
 export type AppEnv = { Variables: { requestId: string; caller: Caller } };
 
@@ -28,11 +31,27 @@ export function isPublic(method: string, path: string): boolean {
   if (path === "/health" || path.startsWith("/health/")) return method === "GET";
   if (path.startsWith("/.well-known/") || path.startsWith("/fhir/.well-known/")) return true;
   if (path === "/fhir/metadata") return method === "GET" || method === "HEAD";
+  // /metrics checks its own callers (a scrape token or an admin).
+  if (path === "/metrics") return method === "GET";
   return method === "POST" && (path === "/auth/token" || path === "/auth/revoke");
 }
 
 export function createApp(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  // Outermost: every answer, errors included, is counted with its latency and route class.
+  app.use("*", async (c, next) => {
+    const started = performance.now();
+    try {
+      await next();
+    } finally {
+      services.stats.record({
+        routeClass: routeClass(c.req.method, new URL(c.req.url).pathname),
+        method: c.req.method,
+        status: c.res.status,
+        ms: performance.now() - started,
+      });
+    }
+  });
   app.use("*", async (c, next) => {
     const requestId = c.req.header("x-request-id")?.slice(0, 128) || crypto.randomUUID();
     c.set("requestId", requestId);
@@ -103,6 +122,12 @@ export function createApp(services: Services): Hono<AppEnv> {
     try {
       caller = await services.auth.authenticate(c.req.header("authorization"));
       c.set("caller", caller);
+      if (caller.kind !== "internal") {
+        await services.limits.check(
+          `${caller.kind}:${caller.sub}`,
+          routeClassOf(c.req.method, url.pathname),
+        );
+      }
       await next();
       status = c.res.status;
     } catch (e) {
@@ -123,6 +148,8 @@ export function createApp(services: Services): Hono<AppEnv> {
   });
   app.route("/health", healthRoutes(services));
   app.route("/auth", authRoutes(services));
+  app.route("/admin", adminRoutes(services));
+  app.route("/metrics", metricsRoutes(services));
   app.route("/.well-known", wellKnownRoutes(services));
   app.get("/fhir/.well-known/smart-configuration", (c) => c.json(smartConfiguration(services)));
   app.route("/fhir", fhirRoutes(services));
@@ -143,7 +170,9 @@ export function createApp(services: Services): Hono<AppEnv> {
     const err = error instanceof DicomwebError
       ? fhirError(error.status, issueCode(error.status), error.message)
       : toFhirError(error, requestId);
-    if (error instanceof DicomwebError || error instanceof AuthError) {
+    if (
+      error instanceof DicomwebError || error instanceof AuthError || error instanceof RateLimited
+    ) {
       for (const [k, v] of Object.entries(error.headers)) c.header(k, v);
     }
     if (err.status === 503) {

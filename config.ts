@@ -39,6 +39,14 @@ export interface Config {
   auth: AuthConfig;
   /** Write an AuditEvent for every access, login and failed login (AUDIT: on, the default, or off). */
   auditEnabled: boolean;
+  /**
+   * Requests per minute per caller and route class (RATE_LIMIT_READ_PER_MINUTE 6000,
+   * RATE_LIMIT_WRITE_PER_MINUTE 1200, RATE_LIMIT_UPLOAD_PER_MINUTE 600; 0: unlimited), counted
+   * in Redis when REDIS_URL is set. The service's own worker is not limited.
+   */
+  rateLimits: { read: number; write: number; upload: number };
+  /** A static bearer token that may read /metrics (METRICS_TOKEN; empty: admins only). */
+  metricsToken: string;
 }
 
 export interface AuthConfig {
@@ -305,6 +313,12 @@ export function loadConfig(env: Env): Readonly<Config> {
       rules,
     },
     auditEnabled: bool("AUDIT", true),
+    metricsToken: env.METRICS_TOKEN ?? "",
+    rateLimits: {
+      read: int("RATE_LIMIT_READ_PER_MINUTE", 6000, 0, 100_000_000),
+      write: int("RATE_LIMIT_WRITE_PER_MINUTE", 1200, 0, 100_000_000),
+      upload: int("RATE_LIMIT_UPLOAD_PER_MINUTE", 600, 0, 100_000_000),
+    },
     auth: {
       enabled: authMode === "on",
       issuer: env.AUTH_ISSUER || `${publicUrl}/auth`,

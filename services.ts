@@ -24,6 +24,8 @@ import { type InProcessWorker, startInProcessWorker } from "./inference/in_proce
 import { createLogger, type Logger } from "./inference/log.ts";
 import { type AuthService, createAuthService } from "./auth/service.ts";
 import { type AuditLog, createAuditLog } from "./audit/log.ts";
+import { createRateLimiter, type RateLimiter } from "./ratelimit/limits.ts";
+import { createRequestStats, type RequestStats } from "./observability/stats.ts";
 
 export interface Services {
   config: Readonly<Config>;
@@ -49,6 +51,10 @@ export interface Services {
   auth: AuthService;
   /** The audit trail: AuditEvents written in batches (AUDIT, default on). */
   audit: AuditLog;
+  /** Rate limits per caller and route class (Redis when REDIS_URL is set, else in memory). */
+  limits: RateLimiter;
+  /** Request counts, errors and latencies per route class (/admin/stats, /metrics). */
+  stats: RequestStats;
   close(): Promise<void>;
 }
 
@@ -126,6 +132,12 @@ export async function createServices(
   const events = createLiveEvents({ db, fhir, changes, log });
   const analysis = await createAnalysisService({ config, fhir, dicom, log });
   const audit = createAuditLog(db, log, { enabled: config.auditEnabled });
+  const limits = createRateLimiter({
+    limits: config.rateLimits,
+    redisUrl: config.inference.redisUrl || undefined,
+    prefix: config.inference.redisKeyPrefix,
+    log,
+  });
   fhir.context.audit = true;
   const auth = createAuthService(db, config);
   await auth.ensureFirstAdmin(log);
@@ -167,9 +179,12 @@ export async function createServices(
     log,
     auth,
     audit,
+    limits,
+    stats: createRequestStats(),
     async close() {
       await worker?.stop();
       await audit.close();
+      await limits.close();
       await analysis.close();
       events.close();
       await subscriptions.close();

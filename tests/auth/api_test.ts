@@ -449,6 +449,42 @@ Deno.test("CORS for configured origins only; security headers on every answer", 
   assert.equal(pre.headers.get("access-control-allow-origin"), null);
 });
 
+Deno.test("request statistics for admins and Prometheus metrics (admins, or the scrape token)", async () => {
+  const st = await startAuthStack({ METRICS_TOKEN: "scrape-secret-0123456789" });
+  try {
+    for (let i = 0; i < 3; i++) {
+      await (await st.call(`/fhir/Patient/p${i}`, { token: st.tokens.viewer })).body?.cancel();
+    }
+    await (await st.call("/fhir/Patient")).body?.cancel(); // 401
+    const stats = await (await st.call("/admin/stats", { token: st.tokens.admin })).json();
+    const read = stats.windows.hour.routes["GET /fhir/Patient/{id}"];
+    assert.equal(read.count, 3);
+    assert.equal(read.clientErrors, 3, "three 404s");
+    assert.ok(read.p50 > 0 && read.p95 >= read.p50 && read.p99 >= read.p95);
+    const search = stats.windows.hour.routes["GET /fhir/Patient"];
+    assert.ok(search.clientErrors >= 1, "the 401 is counted");
+    assert.ok(stats.windows.day.overall.count >= stats.windows.hour.overall.count);
+    const scraped = await st.call("/metrics", {
+      headers: { Authorization: "Bearer scrape-secret-0123456789" },
+    });
+    const text = await scraped.text();
+    assert.equal(scraped.status, 200);
+    assert.match(scraped.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+    assert.match(
+      text,
+      /http_requests_total\{route="\/fhir\/Patient\/\{id\}",method="GET",status_class="4xx"\} 3/,
+    );
+    const wrong = await st.call("/metrics", { headers: { Authorization: "Bearer nope" } });
+    assert.equal(wrong.status, 401);
+    await wrong.body?.cancel();
+    const viewer = await st.call("/metrics", { token: st.tokens.viewer });
+    assert.equal(viewer.status, 403);
+    await viewer.body?.cancel();
+  } finally {
+    await st.close();
+  }
+});
+
 Deno.test("the auth suite's service stops", async () => {
   await stack?.close();
 });

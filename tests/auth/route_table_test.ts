@@ -68,6 +68,20 @@ const ROWS: Row[] = [
   },
   { route: "GET /auth/me", name: "me", method: "GET", path: "/auth/me", rule: "any" },
   {
+    route: "GET /admin/stats",
+    name: "request statistics",
+    method: "GET",
+    path: "/admin/stats",
+    rule: "admin",
+  },
+  {
+    route: "GET /metrics",
+    name: "Prometheus metrics",
+    method: "GET",
+    path: "/metrics",
+    rule: "admin",
+  },
+  {
     route: "GET /auth/users",
     name: "list users",
     method: "GET",

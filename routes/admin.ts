@@ -1,0 +1,47 @@
+/**
+ * @module Figures for operators: `GET /admin/stats` (admins: count, error rate and latency
+ * percentiles per route class and overall, last hour and last day) and `GET /metrics`
+ * (Prometheus text format), readable by admins or with the scrape token METRICS_TOKEN.
+ */
+import { Hono } from "hono";
+import type { AppEnv } from "../app.ts";
+import { requireAdmin, unauthorized } from "../auth/access.ts";
+import { PROMETHEUS_CONTENT_TYPE } from "../observability/stats.ts";
+import type { Services } from "../services.ts";
+
+export function adminRoutes(services: Services): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.get("/stats", (c) => {
+    requireAdmin(c.get("caller"));
+    return c.json(services.stats.snapshot(), 200, { "Cache-Control": "no-store" });
+  });
+  return app;
+}
+
+/** `/metrics`: public in routing, so a scraper's static token works; anyone else must be admin. */
+export function metricsRoutes(services: Services): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.get("/", async (c) => {
+    const header = c.req.header("authorization") ?? "";
+    const scrapeToken = services.config.metricsToken;
+    if (!(scrapeToken && await sameSecret(header, `Bearer ${scrapeToken}`))) {
+      if (!header && services.config.auth.enabled) throw unauthorized("A bearer token is required");
+      requireAdmin(await services.auth.authenticate(header || undefined));
+    }
+    return c.body(services.stats.prometheus(), 200, {
+      "Content-Type": PROMETHEUS_CONTENT_TYPE,
+      "Cache-Control": "no-store",
+    });
+  });
+  return app;
+}
+
+/** Compares two strings in time that does not depend on where they differ. */
+async function sameSecret(a: string, b: string): Promise<boolean> {
+  const digest = async (s: string) =>
+    new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)));
+  const [x, y] = await Promise.all([digest(a), digest(b)]);
+  let diff = 0;
+  for (let i = 0; i < x.length; i++) diff |= x[i] ^ y[i];
+  return diff === 0;
+}
