@@ -481,6 +481,24 @@ export function createAuthService(
     },
     async ensureFirstAdmin(log) {
       if (await repo.countAdmins(db) > 0) return;
+      if (!a.adminPassword && a.enabled && !config.databaseUrl && config.pgliteDir !== "memory") {
+        // The embedded default on first start: an admin with a random password, written to a
+        // file only its owner can read (never to the log), like an appliance's first boot.
+        const password = base64url(crypto.getRandomValues(new Uint8Array(18)));
+        const file = `${config.pgliteDir.replace(/\/+$/, "")}/../initial-admin-password`;
+        await users.create({ username: a.adminUsername, password, role: "admin" });
+        await Deno.writeTextFile(file, `${a.adminUsername}\n${password}\n`, { mode: 0o600 });
+        log(
+          "warn",
+          "first start: admin account created; its password is in the file named here " +
+            "(log in, change it with PATCH /auth/users/{id}, then delete the file)",
+          {
+            username: a.adminUsername,
+            file: new URL(file, `file://${Deno.cwd()}/`).pathname,
+          },
+        );
+        return;
+      }
       if (!a.adminPassword) {
         if (a.enabled) {
           log(

@@ -71,6 +71,8 @@ export async function qido(sql: Sql, req: QidoRequest): Promise<QidoResult> {
   const include = new Set<string>();
   let includeAll = false;
   for (const [name, raw] of req.params) {
+    checkCharacters(name, name);
+    checkCharacters(raw, name);
     if (name === "limit" || name === "offset") {
       const n = Number(raw);
       if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) {
@@ -161,8 +163,14 @@ function matchCondition(
       return `${col} && ${bind(value.split(/[,\\]/).map((s) => s.trim()))}::text[]`;
     case "int": {
       const list = value.split(/[,\\]/).map((s) => s.trim());
-      if (!list.every((s) => /^-?\d+$/.test(s))) {
-        throw new DicomwebError(400, `${name} must be an integer, got "${raw}"`);
+      // IS values are 32-bit signed integers (PS3.5 6.2), as the integer columns hold them.
+      const int32 = (s: string) =>
+        /^-?\d+$/.test(s) && Number(s) >= -(2 ** 31) && Number(s) < 2 ** 31;
+      if (!list.every(int32)) {
+        throw new DicomwebError(
+          400,
+          `${name} must be an integer from -2147483648 to 2147483647, got "${raw}"`,
+        );
       }
       return `${col} = ANY(${bind(list.map(Number))}::int[])`;
     }
@@ -181,6 +189,23 @@ function matchCondition(
       return `${target} LIKE ${bind(ci ? pattern.toUpperCase() : pattern)}`;
     }
   }
+}
+
+/**
+ * Control characters other than ESC (which ISO 2022 code extensions use in PN, LO and SH values;
+ * U+0000 among them, which Postgres text cannot hold) and unpaired surrogates occur in no value
+ * or keyword this server can match on (PS3.5 6.1.2.3, 6.2): a key or value with one is a 400.
+ */
+const FORBIDDEN_CHAR = /[\u0000-\u001A\u001C-\u001F]/;
+
+function checkCharacters(text: string, name: string): void {
+  const bad = FORBIDDEN_CHAR.exec(text);
+  if (!bad && text.isWellFormed()) return;
+  const shown = name.replace(/[^\x20-\x7e]/g, "?").slice(0, 64);
+  const what = bad
+    ? `the control character U+${bad[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}`
+    : "an unpaired UTF-16 surrogate";
+  throw new DicomwebError(400, `Query parameter "${shown}" contains ${what}`);
 }
 
 function rangeCondition(

@@ -27,6 +27,7 @@ export function validate(resource: Resource): OperationOutcomeIssue[] {
       ),
     );
   }
+  checkCharacters(resource, resource.resourceType, issues);
   let warnings: OperationOutcomeIssue[] = [];
   try {
     warnings = validateResource(resource);
@@ -41,6 +42,49 @@ export function validate(resource: Resource): OperationOutcomeIssue[] {
     throw new FhirError(400, { resourceType: "OperationOutcome", issue: issues });
   }
   return warnings;
+}
+
+/**
+ * C0 control characters other than tab, CR and LF (U+0000 among them, which Postgres text and jsonb
+ * cannot hold) and unpaired UTF-16 surrogates (which jsonb refuses): R4 strings are Unicode
+ * characters without these (datatypes §string), and neither URIs, codes, ids, base64 nor XHTML
+ * may carry them, whatever the type. @medplum/core checks `string` and `markdown` only.
+ */
+const FORBIDDEN_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F]/;
+const MAX_CHARACTER_ISSUES = 20;
+
+/** Adds an issue for every string value or property name (anywhere) holding such a character. */
+function checkCharacters(value: unknown, path: string, issues: OperationOutcomeIssue[]): void {
+  const found: OperationOutcomeIssue[] = [];
+  const visit = (v: unknown, at: string) => {
+    if (found.length >= MAX_CHARACTER_ISSUES) return;
+    if (typeof v === "string") {
+      const problem = characterProblem(v);
+      if (problem) found.push(error("value", `${at} contains ${problem}`, at));
+    } else if (Array.isArray(v)) {
+      v.forEach((item, i) => visit(item, `${at}[${i}]`));
+    } else if (v !== null && typeof v === "object") {
+      for (const [key, child] of Object.entries(v)) {
+        const problem = characterProblem(key);
+        if (problem) {
+          found.push(error("structure", `A property name in ${at} contains ${problem}`, at));
+        } else visit(child, `${at}.${key}`);
+      }
+    }
+  };
+  visit(value, path);
+  issues.push(...found);
+}
+
+function characterProblem(text: string): string | undefined {
+  const bad = FORBIDDEN_CHAR.exec(text);
+  if (bad) {
+    const code = bad[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
+    return `the control character U+${code}; FHIR strings cannot contain control characters ` +
+      "other than tab, carriage return and line feed";
+  }
+  if (!text.isWellFormed()) return "an unpaired UTF-16 surrogate, which is not a Unicode character";
+  return undefined;
 }
 
 function error(

@@ -48,9 +48,23 @@ function zoneOffsetMs(zone: string | undefined): number {
   return sign * (hh * 60 + mm) * 60_000;
 }
 
-/** A range bound as Postgres `timestamptz` text: an ISO instant or ±infinity. */
+/** Postgres `timestamptz` holds 4713 BC to 294276 AD (proleptic Gregorian, UTC). */
+const PG_MIN_MS = Date.UTC(-4712, 10, 24);
+const PG_MAX_MS = Date.UTC(294277, 0, 1);
+
+/**
+ * A range bound as Postgres `timestamptz` text: an ISO instant or ±infinity. Years past 9999 (the
+ * upper bound of a year-9999 value, `ap` margins) and before 1 AD are written the way Postgres
+ * reads them (`10000-01-01T…Z`, `0094-01-01T…Z BC`), never as JavaScript's expanded `+010000-…`,
+ * which Postgres rejects; bounds beyond what Postgres can hold are ±infinity.
+ */
 export function toTimestamp(ms: number): string {
-  if (ms === Infinity) return "infinity";
-  if (ms === -Infinity) return "-infinity";
-  return new Date(ms).toISOString();
+  if (Number.isNaN(ms)) throw new RangeError("toTimestamp: NaN");
+  if (ms >= PG_MAX_MS) return "infinity";
+  if (ms < PG_MIN_MS) return "-infinity";
+  const iso = new Date(ms).toISOString();
+  const year = new Date(ms).getUTCFullYear();
+  if (year >= 1 && year <= 9999) return iso;
+  const rest = iso.slice(iso.indexOf("-", 1)); // "-MM-DDTHH:MM:SS.sssZ"
+  return year > 9999 ? `${year}${rest}` : `${String(1 - year).padStart(4, "0")}${rest} BC`;
 }

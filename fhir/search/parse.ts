@@ -116,6 +116,8 @@ export function parseSearch(
     used: [],
   };
   for (const [rawKey, rawValue] of params) {
+    checkCharacters(rawKey, rawKey);
+    checkCharacters(rawValue, rawKey);
     const key = rawKey.trim();
     if (RESULT_PARAMS.has(key) || key.startsWith("_include") || key.startsWith("_revinclude")) {
       parseResultParam(request, key, rawValue, options);
@@ -127,7 +129,29 @@ export function parseSearch(
       request.used.push([key, rawValue]);
     }
   }
+  if (request.cursor) checkCursor(request, request.cursor);
   return request;
+}
+
+/**
+ * C0 control characters other than tab, CR and LF (U+0000 included, which Postgres text cannot
+ * hold), and unpaired UTF-16 surrogates (not Unicode characters): no FHIR string contains them
+ * (R4 datatypes §string), so a search key or value that does can match nothing and is refused.
+ */
+const FORBIDDEN_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F]/;
+
+/** A 400 naming the parameter when `text` holds a character no FHIR string may contain. */
+export function checkCharacters(text: string, param: string): void {
+  const bad = FORBIDDEN_CHAR.exec(text);
+  if (!bad && text.isWellFormed()) return;
+  const what = bad
+    ? `the control character U+${bad[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}`
+    : "an unpaired UTF-16 surrogate";
+  throw badRequest(
+    `Search parameter ${JSON.stringify(param)} contains ${what}; FHIR values cannot contain ` +
+      "control characters other than tab, carriage return and line feed",
+    param,
+  );
 }
 
 function parseResultParam(
@@ -350,11 +374,24 @@ function parseDate(raw: string, key: string): Extract<Value, { kind: "date" }> {
   return { kind: "date", prefix, ...range };
 }
 
+const MAX_NUMBER_DIGITS = 1000;
+const MAX_NUMBER_EXPONENT = 1000;
+
 /** A number with the half-width of its implicit precision: `6` → 0.5, `6.20` → 0.005, `1e2` → 50. */
 function parseNumber(raw: string, key: string): { prefix: Prefix; value: string; half: string } {
   const [prefix, text] = splitPrefix(raw);
   const m = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text);
   if (!m) throw badRequest(`Invalid number "${raw}" for ${key}`, key);
+  // Postgres numeric takes exponents within ±1000; with at most 1000 digits the value and its
+  // precision range [value - half, value + half) stay within what numeric holds.
+  const digits = m[2].length + (m[3]?.length ?? 0);
+  if (digits > MAX_NUMBER_DIGITS || Math.abs(Number(m[4] ?? 0)) > MAX_NUMBER_EXPONENT) {
+    throw badRequest(
+      `Number "${raw.length > 40 ? `${raw.slice(0, 40)}…` : raw}" for ${key} is out of range: ` +
+        `at most ${MAX_NUMBER_DIGITS} digits and an exponent within ±${MAX_NUMBER_EXPONENT}`,
+      key,
+    );
+  }
   const decimals = (m[3]?.length ?? 0) - Number(m[4] ?? 0);
   // The implicit range: ±5 in the first digit past the precision, as a decimal string.
   const half = decimals >= 0 ? `0.${"0".repeat(decimals)}5` : `5${"0".repeat(-decimals - 1)}`;
@@ -461,6 +498,59 @@ function parseHas(type: string, key: string, raw: string, options: ParseOptions)
   if (innerKey.startsWith("_has")) throw notSupported(`Nested _has is not supported (${key})`);
   const inner = parseFilter(sourceType, innerKey, raw, { ...options, lenient: false })!;
   return { kind: "has", sourceType, def, inner };
+}
+
+/**
+ * A `_cursor` is made by this server, but it comes back from the client: before its values reach
+ * the keyset comparison (where each is cast to its key's SQL type) each must be what the server
+ * itself writes for that key, `null`, and the last one a row id. Anything else is a 400.
+ */
+function checkCursor(request: SearchRequest, cursor: Cursor): void {
+  const bad = (why: string) => badRequest(`Invalid _cursor: ${why}`, "_cursor");
+  const { values } = cursor;
+  if (values.length !== request.sort.length + 1) {
+    throw bad(`it holds ${values.length} values for ${request.sort.length} sort keys`);
+  }
+  const rid = values[values.length - 1];
+  if (typeof rid !== "number" || !Number.isSafeInteger(rid) || rid < 0) {
+    throw bad("it does not end with a row id");
+  }
+  request.sort.forEach((key, i) => {
+    const v = values[i];
+    if (v === null) return;
+    const kind = key.code === "_lastUpdated" || key.def?.type === "date"
+      ? "timestamp"
+      : key.def?.type === "number" || key.def?.type === "quantity"
+      ? "number"
+      : "text";
+    const ok = typeof v === "string" && (
+      kind === "timestamp"
+        ? isTimestampText(v)
+        : kind === "number"
+        ? CURSOR_NUMBER.test(v)
+        : !FORBIDDEN_CHAR.test(v) && v.isWellFormed()
+    );
+    if (!ok) throw bad(`the value for ${key.code} is not a ${kind}`);
+  });
+}
+
+/** Postgres numeric as text (the sort values of numbers and quantities). */
+const CURSOR_NUMBER = /^-?\d{1,1000}(\.\d{1,1000})?$/;
+/** Postgres timestamptz as text (DateStyle ISO): `2020-05-06 07:08:09.123+00`, or ±infinity. */
+const CURSOR_TIMESTAMP =
+  /^(\d{4,5})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.\d{1,6})?[+-](\d{2})(?::(\d{2}))?(?::(\d{2}))?$/;
+
+/** Whether `text` is a timestamptz as Postgres writes the bounds of the index (1 AD to 10000 AD). */
+function isTimestampText(text: string): boolean {
+  if (text === "infinity" || text === "-infinity") return true;
+  const m = CURSOR_TIMESTAMP.exec(text);
+  if (!m) return false;
+  const [year, month, day, h, mi, sec, zh, zm, zs] = m.slice(1).map((x) => Number(x ?? 0));
+  if (year < 1 || year > 10000 || month < 1 || month > 12) return false;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = month === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;
+  return day >= 1 && day <= days && h <= 23 && mi <= 59 && sec <= 59 && zh <= 15 && zm <= 59 &&
+    zs <= 59;
 }
 
 export function encodeCursor(cursor: Cursor): string {
