@@ -218,9 +218,9 @@ export function loadConfig(env: Env): Readonly<Config> {
   const bool = (name: string, fallback: boolean): boolean => {
     const raw = env[name];
     if (raw === undefined || raw === "") return fallback;
-    if (/^(1|true|yes)$/i.test(raw)) return true;
-    if (/^(0|false|no)$/i.test(raw)) return false;
-    problems.push(`${name}=${raw}: expected true or false`);
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off)$/i.test(raw)) return false;
+    problems.push(`${name}=${raw}: expected on or off (true or false)`);
     return fallback;
   };
   const workerMode = (env.INFERENCE_WORKER || "auto") as InferenceConfig["inProcessWorker"];

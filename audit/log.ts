@@ -65,13 +65,32 @@ export function createAuditLog(
         try {
           await insert(db, batch.map((b) => b.row));
         } catch (e) {
-          // Put them back (in front) and try again at the next tick; never drop an event.
-          buffer.unshift(...batch);
-          log("error", "audit events could not be written; kept for the next try", {
-            pending: buffer.length,
-            error: String(e),
-          });
-          return;
+          // One row the database refuses must not hold up the others: write them one by one.
+          // If none goes in, the database is down: put them back for the next tick.
+          let written = 0;
+          const refused: unknown[][] = [];
+          for (const b of batch) {
+            try {
+              await insert(db, [b.row]);
+              written++;
+            } catch {
+              refused.push(b.row);
+            }
+          }
+          if (written === 0) {
+            buffer.unshift(...batch);
+            log("error", "audit events could not be written; kept for the next try", {
+              pending: buffer.length,
+              error: String(e),
+            });
+            return;
+          }
+          for (const row of refused) {
+            log("error", "an audit event the database refuses was set aside", {
+              id: row[0],
+              row: JSON.stringify(row).slice(0, 2000),
+            });
+          }
         }
       }
     });
@@ -87,22 +106,24 @@ export function createAuditLog(
       if (closed) {
         log("warn", "audit event after close: written at once");
       }
-      const resource = toAuditEvent(event);
+      const e = cleanRecord(event);
+      const at = (e.at ?? new Date()).toISOString();
       buffer.push({
         row: [
-          resource.id,
-          resource.recorded,
-          event.kind === "login" ? "110114" : event.kind,
-          event.subtype,
-          event.action,
-          resource.outcome,
-          `${event.agent.kind}/${event.agent.id}`,
-          event.agent.name ?? null,
-          event.address ?? null,
-          event.entity ?? null,
-          event.patient ?? null,
-          event.requestId ?? null,
-          JSON.stringify(resource),
+          crypto.randomUUID(),
+          at,
+          e.kind === "login" ? "110114" : e.kind,
+          e.subtype,
+          e.action,
+          String(e.status),
+          `${e.agent.kind}/${e.agent.id}`,
+          e.agent.name ?? null,
+          e.address ?? null,
+          e.entity ?? null,
+          e.patient ?? null,
+          e.requestId ?? null,
+          e.query ?? null,
+          e.description ?? null,
         ],
       });
       if (closed || buffer.length >= BATCH) void flush();
@@ -117,27 +138,66 @@ export function createAuditLog(
   };
 }
 
+const COLUMNS = [
+  "id",
+  "recorded",
+  "type_code",
+  "subtype",
+  "action",
+  "status",
+  "agent",
+  "agent_name",
+  "address",
+  "entity",
+  "patient",
+  "request_id",
+  "query",
+  "description",
+];
+
+/** One multi-row INSERT of narrow rows; the AuditEvent JSON is made when it is read. */
 async function insert(db: Db, rows: unknown[][]): Promise<void> {
-  const columns = 13;
+  const n = COLUMNS.length;
   const values = rows.map((_, r) =>
-    `(${
-      Array.from(
-        { length: columns },
-        (_, c) => `$${r * columns + c + 1}${c === 12 ? "::jsonb" : ""}`,
-      )
-        .join(", ")
-    })`
+    `(${Array.from({ length: n }, (_, c) => `$${r * n + c + 1}`).join(", ")})`
   );
   await db.query(
-    `INSERT INTO audit_event (id, recorded, type_code, subtype, action, outcome, agent, agent_name,
-       address, entity, patient, request_id, resource) VALUES ${values.join(", ")}
+    `INSERT INTO audit_event (${COLUMNS.join(", ")}) VALUES ${values.join(", ")}
      ON CONFLICT (id) DO NOTHING`,
     rows.flat(),
   );
 }
 
+/** The AuditEvent of a stored row (what `/fhir/AuditEvent` serves). */
+export function rowToAuditEvent(r: Record<string, unknown>): AuditEvent & { id: string } {
+  const agent = String(r.agent);
+  const slash = agent.indexOf("/");
+  const typeCode = String(r.type_code);
+  return toAuditEvent({
+    kind: typeCode === "110114" ? "login" : typeCode === "export" ? "export" : "rest",
+    subtype: String(r.subtype),
+    action: String(r.action) as AuditRecord["action"],
+    status: Number(r.status),
+    agent: {
+      kind: agent.slice(0, slash) as AuditRecord["agent"]["kind"],
+      id: agent.slice(slash + 1),
+      name: (r.agent_name as string | null) ?? undefined,
+    },
+    address: (r.address as string | null) ?? undefined,
+    entity: (r.entity as string | null) ?? undefined,
+    patient: (r.patient as string | null) ?? undefined,
+    requestId: (r.request_id as string | null) ?? undefined,
+    query: (r.query as string | null) ?? undefined,
+    description: (r.description as string | null) ?? undefined,
+    at: new Date(r.recorded as string),
+  }, String(r.id));
+}
+
 /** The FHIR R4 AuditEvent of a record (BALP-style codings). */
-export function toAuditEvent(e: AuditRecord): AuditEvent & { id: string; recorded: string } {
+export function toAuditEvent(
+  e: AuditRecord,
+  id: string = crypto.randomUUID(),
+): AuditEvent & { id: string; recorded: string } {
   const recorded = (e.at ?? new Date()).toISOString();
   const outcome = e.status < 400 ? "0" : e.status < 500 ? "4" : "8";
   const type = e.kind === "login"
@@ -161,7 +221,7 @@ export function toAuditEvent(e: AuditRecord): AuditEvent & { id: string; recorde
     : "urn:imaging-ai:agent";
   const event: AuditEvent & { id: string; recorded: string } = {
     resourceType: "AuditEvent",
-    id: crypto.randomUUID(),
+    id,
     meta: { lastUpdated: recorded },
     type,
     subtype: [subtype],
@@ -247,4 +307,29 @@ function base64(text: string): string {
   let binary = "";
   for (const b of new TextEncoder().encode(text)) binary += String.fromCharCode(b);
   return btoa(binary);
+}
+
+/** Text the database takes: no NUL, no lone surrogates (requests can carry both). */
+function clean(v: string): string {
+  return v.replaceAll("\u0000", "\uFFFD").toWellFormed();
+}
+
+function cleanRecord(e: AuditRecord): AuditRecord {
+  const out = { ...e, agent: { ...e.agent } } as AuditRecord;
+  for (
+    const k of [
+      "subtype",
+      "address",
+      "entity",
+      "query",
+      "patient",
+      "requestId",
+      "description",
+    ] as const
+  ) {
+    if (typeof out[k] === "string") (out as unknown as Record<string, string>)[k] = clean(out[k]!);
+  }
+  out.agent.id = clean(out.agent.id);
+  if (out.agent.name) out.agent.name = clean(out.agent.name);
+  return out;
 }

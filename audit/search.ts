@@ -8,6 +8,7 @@
 import type { AuditEvent, Bundle } from "@medplum/fhirtypes";
 import type { Sql } from "../db/db.ts";
 import { badRequest, notFound } from "../fhir/outcome.ts";
+import { rowToAuditEvent } from "./log.ts";
 
 const COLUMN: Record<string, string> = {
   agent: "agent",
@@ -17,17 +18,16 @@ const COLUMN: Record<string, string> = {
   type: "type_code",
   subtype: "subtype",
   action: "action",
-  outcome: "outcome",
+  // 0, 4, 8: made from the stored HTTP status.
+  outcome: "(CASE WHEN status < 400 THEN '0' WHEN status < 500 THEN '4' ELSE '8' END)",
   address: "address",
 };
 
 export async function readAuditEvent(sql: Sql, id: string): Promise<AuditEvent> {
-  const rows = await sql.query<{ resource: unknown }>(
-    `SELECT resource FROM audit_event WHERE id = $1`,
-    [id],
-  );
+  if (!/^[0-9a-f-]{36}$/.test(id)) throw notFound(`AuditEvent/${id} is not known`);
+  const rows = await sql.query(`SELECT * FROM audit_event WHERE id = $1`, [id]);
   if (!rows[0]) throw notFound(`AuditEvent/${id} is not known`);
-  return parse(rows[0].resource);
+  return rowToAuditEvent(rows[0]);
 }
 
 export async function searchAuditEvents(
@@ -110,8 +110,8 @@ export async function searchAuditEvents(
     );
   }
   const order = descending ? "recorded DESC, id DESC" : "recorded ASC, id ASC";
-  const rows = await sql.query<{ resource: unknown; recorded: string; id: string }>(
-    `SELECT resource, recorded, id FROM audit_event
+  const rows = await sql.query<Record<string, unknown> & { recorded: string; id: string }>(
+    `SELECT * FROM audit_event
       ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
       ORDER BY ${order} LIMIT ${count + 1}`,
     params,
@@ -133,7 +133,7 @@ export async function searchAuditEvents(
     type: "searchset",
     link,
     entry: page.map((r) => {
-      const resource = parse(r.resource);
+      const resource = rowToAuditEvent(r);
       return {
         fullUrl: `${options.baseUrl}/AuditEvent/${resource.id}`,
         resource,
@@ -141,10 +141,6 @@ export async function searchAuditEvents(
       };
     }),
   };
-}
-
-function parse(v: unknown): AuditEvent {
-  return (typeof v === "string" ? JSON.parse(v) : v) as AuditEvent;
 }
 
 function likePrefix(v: string): string {

@@ -102,6 +102,8 @@ export class TooManyAttempts extends Error {
 }
 
 const ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/** Verified tokens kept (each a few hundred bytes). */
+const VERIFIED_CACHE = 10_000;
 const USERNAME = /^[a-z0-9][a-z0-9._@-]{1,63}$/;
 
 export function createAuthService(
@@ -117,6 +119,8 @@ export function createAuthService(
   const tokenUrl = `${origin}/auth/token`;
   const jtis = repo.jtiStore(db);
   const attempts = new Map<string, number[]>();
+  /** Tokens verified, oldest first (Map order), with their expiry in seconds. */
+  const verified = new Map<string, { caller: Caller; exp: number }>();
 
   async function issue(
     claims: Parameters<typeof issueAccessToken>[1],
@@ -427,13 +431,18 @@ export function createAuthService(
       if (!authorization) throw unauthorized("A bearer token is required");
       const m = /^Bearer\s+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(authorization);
       if (!m) throw unauthorized("The Authorization header is not a Bearer token", "invalid_token");
+      // A token already verified is not verified again (an ES256 check per request costs more
+      // than the rest of a read): the same string maps to the same claims until it expires.
+      const known = verified.get(m[1]);
+      if (known && known.exp * 1000 > now()) return known.caller;
+      if (known) verified.delete(m[1]);
       try {
         const claims = await verifyAccessToken(ring, m[1], {
           issuer: a.issuer,
           audience,
           now,
         });
-        return {
+        const caller: Caller = {
           kind: claims.kind,
           sub: claims.sub,
           name: claims.name,
@@ -443,6 +452,9 @@ export function createAuthService(
           scope: claims.scope,
           scopes: parseScopes(claims.scope),
         };
+        if (verified.size >= VERIFIED_CACHE) verified.delete(verified.keys().next().value!);
+        verified.set(m[1], { caller, exp: claims.exp });
+        return caller;
       } catch (e) {
         if (e instanceof TokenError) throw unauthorized(e.message, "invalid_token");
         throw e;

@@ -196,6 +196,7 @@ function matchCondition(
  * U+0000 among them, which Postgres text cannot hold) and unpaired surrogates occur in no value
  * or keyword this server can match on (PS3.5 6.1.2.3, 6.2): a key or value with one is a 400.
  */
+// deno-lint-ignore no-control-regex
 const FORBIDDEN_CHAR = /[\u0000-\u001A\u001C-\u001F]/;
 
 function checkCharacters(text: string, name: string): void {

@@ -59,6 +59,11 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
         })),
     ],
   }));
+  if (ctx.audit) {
+    // The audit trail (audit/search.ts): read and searched, written by the server only.
+    const i = resource.findIndex((r) => r.type === "AuditEvent");
+    if (i >= 0) resource[i] = AUDIT_EVENT;
+  }
   const statement: CapabilityStatement = {
     resourceType: "CapabilityStatement",
     status: "active",
@@ -130,3 +135,37 @@ function revIncludesOf(type: string): string[] {
   }
   return out;
 }
+
+const auditParam = (name: string, type: "date" | "token" | "string" | "reference") => ({
+  name,
+  type,
+  ...(name === "agent-name" || name === "address"
+    ? {}
+    : { definition: `http://hl7.org/fhir/SearchParameter/AuditEvent-${name}` }),
+});
+
+/** AuditEvent as the audit trail serves it. */
+const AUDIT_EVENT: CapabilityStatementRestResource = {
+  type: "AuditEvent",
+  profile: "http://hl7.org/fhir/StructureDefinition/AuditEvent",
+  documentation: "The server's audit trail: admins read and search it; it is written by the " +
+    "server only. `agent` is `user/<id>` or `client/<id>`; sorted by date, newest first.",
+  interaction: [{ code: "read" }, { code: "search-type" }],
+  readHistory: false,
+  updateCreate: false,
+  conditionalCreate: false,
+  conditionalUpdate: false,
+  conditionalDelete: "not-supported",
+  searchParam: [
+    auditParam("date", "date"),
+    auditParam("agent", "token"),
+    auditParam("agent-name", "string"),
+    auditParam("entity", "reference"),
+    auditParam("patient", "reference"),
+    auditParam("type", "token"),
+    auditParam("subtype", "token"),
+    auditParam("action", "token"),
+    auditParam("outcome", "token"),
+    auditParam("address", "string"),
+  ],
+};

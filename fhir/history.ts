@@ -5,6 +5,7 @@ import { readCurrent, readHistory } from "../db/resource_repo.ts";
 import type { FhirContext } from "./context.ts";
 import { badRequest, notFound } from "./outcome.ts";
 import { dateRange } from "./search/dates.ts";
+import { ID_PATTERN } from "./validate.ts";
 
 export interface HistoryTarget {
   type?: string;
@@ -24,6 +25,10 @@ export async function history(
   target: HistoryTarget,
   params: URLSearchParams,
 ): Promise<Bundle> {
+  // An id no resource can have (a NUL, say) is unknown without asking the database.
+  if (target.id && !ID_PATTERN.test(target.id)) {
+    throw notFound(`${target.type}/${target.id} not found`);
+  }
   if (target.type && target.id && !(await readCurrent(sql, target.type, target.id))) {
     throw notFound(`${target.type}/${target.id} not found`);
   }
@@ -38,7 +43,12 @@ export async function history(
   if (page) {
     const m = /^(\d+)\.(\d+)\.(\d+)$/.exec(page);
     if (!m) throw badRequest(`Invalid _page "${page}"`, "_page");
-    before = [new Date(Number(m[1])).toISOString(), Number(m[2]), Number(m[3])];
+    const [ms, rid, version] = m.slice(1).map(Number);
+    // Only what this server writes: a time within Date's range, a safe row id, an int version.
+    if (ms > 8.64e15 || !Number.isSafeInteger(rid) || version >= 2 ** 31) {
+      throw badRequest(`Invalid _page "${page}"`, "_page");
+    }
+    before = [new Date(ms).toISOString(), rid, version];
   }
   const rows = await readHistory(sql, {
     ...target,

@@ -11,7 +11,7 @@ import type { FhirContext } from "./context.ts";
 import { indexResource } from "./indexer.ts";
 import { badRequest, gone, multipleMatches, notFound, preconditionFailed } from "./outcome.ts";
 import { isSupportedType } from "./resource_types.ts";
-import { findMatches } from "./search/execute.ts";
+import { findMatches, parseCondition } from "./search/execute.ts";
 import { assertEndpointAllowed } from "./subscriptions/criteria.ts";
 import { ID_PATTERN, validate } from "./validate.ts";
 
@@ -37,8 +37,17 @@ function checkId(id: string): void {
   }
 }
 
+/**
+ * No resource has an id outside [A-Za-z0-9\-.]{1,64} (every write checks it), so such an id in a
+ * path is not found without asking the database, which cannot even take some of them (U+0000).
+ */
+function checkPathId(type: string, id: string): void {
+  if (!ID_PATTERN.test(id)) throw notFound(`${type}/${id} not found`);
+}
+
 export async function read(sql: Sql, type: string, id: string): Promise<Resource> {
   checkType(type);
+  checkPathId(type, id);
   const row = await repo.readCurrent(sql, type, id);
   if (!row) throw notFound(`${type}/${id} not found`);
   if (row.deleted) throw gone(`${type}/${id} was deleted (version ${row.version})`);
@@ -52,8 +61,11 @@ export async function vread(
   versionId: string,
 ): Promise<Resource> {
   checkType(type);
+  checkPathId(type, id);
   const version = Number(versionId);
-  const row = /^\d+$/.test(versionId) ? await repo.readVersion(sql, type, id, version) : undefined;
+  // Versions are 1, 2, 3…, stored as Postgres integers: anything else is no version of it.
+  const valid = /^\d+$/.test(versionId) && version >= 1 && version < 2 ** 31;
+  const row = valid ? await repo.readVersion(sql, type, id, version) : undefined;
   if (!row) {
     if (!(await repo.readCurrent(sql, type, id))) throw notFound(`${type}/${id} not found`);
     throw notFound(`${type}/${id} has no version ${versionId}`);
@@ -74,8 +86,10 @@ export async function matchCondition(
   query: string,
   what: string,
 ): Promise<Resource | undefined> {
+  // Malformed criteria (U+0000, which the lock's key cannot hold, among them) are a 400 first.
+  const condition = parseCondition(ctx, type, query);
   await sql.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`${type}?${query}`]);
-  const matches = await findMatches(ctx, sql, type, query);
+  const matches = await findMatches(ctx, sql, type, condition);
   if (matches.length > 1) {
     throw multipleMatches(`${what} "${query}" matched ${matches.length} resources`);
   }
@@ -188,6 +202,7 @@ export async function patch(
   if (!Array.isArray(operations)) {
     throw badRequest("A JSON Patch body must be an array of operations");
   }
+  checkPathId(type, id);
   const current = await repo.readCurrent(sql, type, id, true);
   if (!current) throw notFound(`${type}/${id} not found`);
   if (current.deleted) throw gone(`${type}/${id} was deleted`);
@@ -217,6 +232,7 @@ export async function remove(
   options: { ifMatch?: string } = {},
 ): Promise<WriteResult & { version?: number }> {
   checkType(type);
+  checkPathId(type, id);
   const current = await repo.readCurrent(sql, type, id, true);
   if (!current) throw notFound(`${type}/${id} not found`);
   checkIfMatch(options.ifMatch, current.version, type, id);

@@ -9,6 +9,7 @@ import type { Bundle, CodeSystem, CodeSystemConcept, Resource, ValueSet } from "
 import type { OperationOutcomeIssue } from "@medplum/fhirtypes";
 import { loadDefinitions } from "./definitions.ts";
 import { FhirError } from "./outcome.ts";
+import { invalidCharacter } from "./search/values.ts";
 
 export const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 
@@ -44,47 +45,35 @@ export function validate(resource: Resource): OperationOutcomeIssue[] {
   return warnings;
 }
 
-/**
- * C0 control characters other than tab, CR and LF (U+0000 among them, which Postgres text and jsonb
- * cannot hold) and unpaired UTF-16 surrogates (which jsonb refuses): R4 strings are Unicode
- * characters without these (datatypes §string), and neither URIs, codes, ids, base64 nor XHTML
- * may carry them, whatever the type. @medplum/core checks `string` and `markdown` only.
- */
-const FORBIDDEN_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F]/;
 const MAX_CHARACTER_ISSUES = 20;
 
-/** Adds an issue for every string value or property name (anywhere) holding such a character. */
+/**
+ * Adds an issue for every string value or property name, anywhere in the resource, holding a
+ * character no FHIR value can (U+0000 and the other C0 controls but tab, CR and LF; unpaired
+ * surrogates): @medplum/core checks `string` and `markdown` only, and Postgres refuses some.
+ */
 function checkCharacters(value: unknown, path: string, issues: OperationOutcomeIssue[]): void {
   const found: OperationOutcomeIssue[] = [];
+  const rule = "FHIR values cannot contain control characters other than tab, carriage return " +
+    "and line feed, nor unpaired surrogates";
   const visit = (v: unknown, at: string) => {
     if (found.length >= MAX_CHARACTER_ISSUES) return;
     if (typeof v === "string") {
-      const problem = characterProblem(v);
-      if (problem) found.push(error("value", `${at} contains ${problem}`, at));
+      const what = invalidCharacter(v);
+      if (what) found.push(error("value", `${at} contains ${what}; ${rule}`, at));
     } else if (Array.isArray(v)) {
       v.forEach((item, i) => visit(item, `${at}[${i}]`));
     } else if (v !== null && typeof v === "object") {
       for (const [key, child] of Object.entries(v)) {
-        const problem = characterProblem(key);
-        if (problem) {
-          found.push(error("structure", `A property name in ${at} contains ${problem}`, at));
+        const what = invalidCharacter(key);
+        if (what) {
+          found.push(error("structure", `A property name in ${at} contains ${what}; ${rule}`, at));
         } else visit(child, `${at}.${key}`);
       }
     }
   };
   visit(value, path);
   issues.push(...found);
-}
-
-function characterProblem(text: string): string | undefined {
-  const bad = FORBIDDEN_CHAR.exec(text);
-  if (bad) {
-    const code = bad[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
-    return `the control character U+${code}; FHIR strings cannot contain control characters ` +
-      "other than tab, carriage return and line feed";
-  }
-  if (!text.isWellFormed()) return "an unpaired UTF-16 surrogate, which is not a Unicode character";
-  return undefined;
 }
 
 function error(

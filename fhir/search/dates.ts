@@ -48,9 +48,10 @@ function zoneOffsetMs(zone: string | undefined): number {
   return sign * (hh * 60 + mm) * 60_000;
 }
 
-/** Postgres `timestamptz` holds 4713 BC to 294276 AD (proleptic Gregorian, UTC). */
+/** Postgres `timestamptz` starts at 4713 BC (it ends at 294276 AD, past JavaScript's dates). */
 const PG_MIN_MS = Date.UTC(-4712, 10, 24);
-const PG_MAX_MS = Date.UTC(294277, 0, 1);
+/** The last instant a JavaScript Date holds (year 275760). */
+const JS_MAX_MS = 8.64e15;
 
 /**
  * A range bound as Postgres `timestamptz` text: an ISO instant or ±infinity. Years past 9999 (the
@@ -60,7 +61,7 @@ const PG_MAX_MS = Date.UTC(294277, 0, 1);
  */
 export function toTimestamp(ms: number): string {
   if (Number.isNaN(ms)) throw new RangeError("toTimestamp: NaN");
-  if (ms >= PG_MAX_MS) return "infinity";
+  if (ms > JS_MAX_MS) return "infinity";
   if (ms < PG_MIN_MS) return "-infinity";
   const iso = new Date(ms).toISOString();
   const year = new Date(ms).getUTCFullYear();

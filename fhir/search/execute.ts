@@ -137,13 +137,8 @@ async function reverseInclude(sql: Sql, spec: IncludeSpec, targets: Resource[]) 
   return rows.map((r) => ({ rid: Number(r.rid), resource: orderKeys(r.content as Resource) }));
 }
 
-/** The resources a conditional interaction's query matches (at most two: enough to tell 0, 1, many). */
-export async function findMatches(
-  ctx: FhirContext,
-  sql: Sql,
-  type: string,
-  query: string,
-): Promise<Resource[]> {
+/** The criteria of a conditional interaction as a search for up to two matches (400 if malformed). */
+export function parseCondition(ctx: FhirContext, type: string, query: string): SearchRequest {
   const params = [...new URLSearchParams(query.replace(/^\?/, ""))];
   if (params.length === 0) throw badRequest("A conditional interaction needs search criteria");
   const req = parseSearch(type, params, {
@@ -157,6 +152,17 @@ export async function findMatches(
   req.sort = [];
   req.include = [];
   req.revinclude = [];
+  return req;
+}
+
+/** The resources a conditional interaction's query matches (at most two: enough to tell 0, 1, many). */
+export async function findMatches(
+  ctx: FhirContext,
+  sql: Sql,
+  type: string,
+  query: string | SearchRequest,
+): Promise<Resource[]> {
+  const req = typeof query === "string" ? parseCondition(ctx, type, query) : query;
   return (await executeSearch(sql, req)).matches;
 }
 

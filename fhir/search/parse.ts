@@ -20,7 +20,7 @@ import type {
   SortKey,
   Value,
 } from "./model.ts";
-import { parseReference } from "./values.ts";
+import { invalidCharacter, parseReference } from "./values.ts";
 
 export interface ParseOptions {
   lenient: boolean;
@@ -133,20 +133,10 @@ export function parseSearch(
   return request;
 }
 
-/**
- * C0 control characters other than tab, CR and LF (U+0000 included, which Postgres text cannot
- * hold), and unpaired UTF-16 surrogates (not Unicode characters): no FHIR string contains them
- * (R4 datatypes §string), so a search key or value that does can match nothing and is refused.
- */
-const FORBIDDEN_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F]/;
-
-/** A 400 naming the parameter when `text` holds a character no FHIR string may contain. */
-export function checkCharacters(text: string, param: string): void {
-  const bad = FORBIDDEN_CHAR.exec(text);
-  if (!bad && text.isWellFormed()) return;
-  const what = bad
-    ? `the control character U+${bad[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}`
-    : "an unpaired UTF-16 surrogate";
+/** A 400 naming the parameter when `text` holds a character no FHIR value can (U+0000, …). */
+function checkCharacters(text: string, param: string): void {
+  const what = invalidCharacter(text);
+  if (!what) return;
   throw badRequest(
     `Search parameter ${JSON.stringify(param)} contains ${what}; FHIR values cannot contain ` +
       "control characters other than tab, carriage return and line feed",
@@ -307,7 +297,7 @@ function parseParam(
   }
   const values = splitOr(raw).map((v) => parseValue(def, v, modifier, key, options.baseUrl));
   if (def.type === "reference" && modifier && modifier !== "identifier") {
-    for (const v of values) if (v.kind === "reference" && !v.url) v.type = modifier;
+    for (const v of values) if (v.kind === "reference" && v.url === undefined) v.type = modifier;
   }
   return { kind: "param", type, def, modifier, values };
 }
@@ -528,7 +518,7 @@ function checkCursor(request: SearchRequest, cursor: Cursor): void {
         ? isTimestampText(v)
         : kind === "number"
         ? CURSOR_NUMBER.test(v)
-        : !FORBIDDEN_CHAR.test(v) && v.isWellFormed()
+        : invalidCharacter(v) === undefined
     );
     if (!ok) throw bad(`the value for ${key.code} is not a ${kind}`);
   });

@@ -176,7 +176,8 @@ function valueSql(
       return and(conds);
     }
     case "reference": {
-      if (v.url) return `${s}.ref = ${p.add(v.url)}`;
+      // An empty value is a url too (one no reference has): never an undefined id parameter.
+      if (v.url !== undefined) return `${s}.ref = ${p.add(v.url)}`;
       const conds = [`${s}.target_id = ${p.add(v.id)}`];
       if (v.type) conds.push(`${s}.target_type = ${p.add(v.type)}`);
       return and(conds);

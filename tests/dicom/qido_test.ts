@@ -251,3 +251,34 @@ backendTest(
     assert.deepEqual(uids(await q(odd), "0020000D"), [study]);
   },
 );
+
+backendTest(
+  "QIDO-RS: a control character in a key or value, or an integer past 32 bits, is 400",
+  async (ctx) => {
+    const { patientId, study } = await seedStudy(ctx);
+    for (
+      const q of [
+        "studies?PatientID=a%00b",
+        "studies?PatientName=%00*",
+        "studies?StudyInstanceUID=1.2%2C%00",
+        "studies?ModalitiesInStudy=CT%5C%01",
+        "studies?StudyDate=20200101%0A",
+        "studies?Patient%00ID=x",
+        "studies?includefield=%00",
+        `studies/${study}/series?Modality=%1F`,
+        "instances?SOPInstanceUID=%00",
+        "series?SeriesNumber=2147483648",
+        "series?SeriesNumber=-2147483649",
+        "instances?InstanceNumber=1,99999999999999999999",
+      ]
+    ) {
+      assert.equal((await qido(ctx, q, 400)).resourceType, "OperationOutcome", q);
+    }
+    // The 32-bit edges, and ESC (ISO 2022 code extensions in PN), are matching values.
+    for (const n of ["2147483647", "-2147483648"]) {
+      assert.deepEqual(await qido(ctx, `series?PatientID=${patientId}&SeriesNumber=${n}`), []);
+    }
+    assert.deepEqual(await qido(ctx, `studies?PatientName=${encodeURIComponent("\u001b$B*")}`), []);
+    assert.deepEqual(uids(await qido(ctx, `studies?PatientID=${patientId}`), "0020000D"), [study]);
+  },
+);

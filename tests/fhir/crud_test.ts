@@ -357,13 +357,6 @@ backendTest("every supported resource type can be created and read", async (ctx)
     { resourceType: "Device", status: "active" },
     { resourceType: "Task", status: "requested", intent: "order" },
     {
-      resourceType: "AuditEvent",
-      type: { system: "http://dicom.nema.org/resources/ontology/DCM", code: "110100" },
-      recorded: "2024-01-01T00:00:00Z",
-      agent: [{ requestor: true, who: { display: "x" } }],
-      source: { observer: { display: "y" } },
-    },
-    {
       resourceType: "Subscription",
       status: "requested",
       reason: "test",
@@ -383,4 +376,14 @@ backendTest("every supported resource type can be created and read", async (ctx)
     assert.equal(read.status, 200, r.resourceType);
     assert.equal(read.body.resourceType, r.resourceType);
   }
+  // AuditEvents are the server's audit trail (audit/): read and searched, never written by clients.
+  const audit = await fhirJson(ctx, "POST", "AuditEvent", {
+    resourceType: "AuditEvent",
+    type: { system: "http://dicom.nema.org/resources/ontology/DCM", code: "110100" },
+    recorded: "2024-01-01T00:00:00Z",
+    agent: [{ requestor: true, who: { display: "x" } }],
+    source: { observer: { display: "y" } },
+  });
+  assert.equal(audit.status, 405);
+  assert.equal((await fhirJson(ctx, "GET", "AuditEvent?_count=1")).status, 200);
 });

@@ -110,3 +110,20 @@ Deno.test("toTimestamp: ISO instants and infinities", () => {
   assert.equal(toTimestamp(Infinity), "infinity");
   assert.equal(toTimestamp(-Infinity), "-infinity");
 });
+
+Deno.test("toTimestamp: years past 9999 and before 1 AD as Postgres reads them, beyond it infinity", () => {
+  // The upper bound of a year-9999 value: JavaScript writes +010000-…, which Postgres refuses.
+  assert.equal(toTimestamp(dateRange("9999")!.hi), "10000-01-01T00:00:00.000Z");
+  assert.equal(toTimestamp(utc(10800, 5, 1, 12)), "10800-06-01T12:00:00.000Z");
+  // An `ap` margin below year 1 (astronomical year -93 is 94 BC; year 0 is 1 BC).
+  const ms = (iso: string) => new Date(iso).getTime();
+  assert.equal(toTimestamp(ms("-000093-01-01T00:00:00.000Z")), "0094-01-01T00:00:00.000Z BC");
+  assert.equal(toTimestamp(ms("0000-12-31T23:59:59.999Z")), "0001-12-31T23:59:59.999Z BC");
+  assert.equal(toTimestamp(ms("-004712-11-24T00:00:00.000Z")), "4713-11-24T00:00:00.000Z BC");
+  assert.equal(toTimestamp(ms("0001-01-01T00:00:00.000Z")), "0001-01-01T00:00:00.000Z");
+  // Before what timestamptz holds (4713 BC), or past what a Date holds: the infinities.
+  assert.equal(toTimestamp(ms("-004713-01-01T00:00:00.000Z")), "-infinity");
+  assert.equal(toTimestamp(8.64e15 + 1), "infinity");
+  assert.equal(toTimestamp(ms("+275760-09-13T00:00:00.000Z")), "275760-09-13T00:00:00.000Z");
+  assert.throws(() => toTimestamp(NaN), RangeError);
+});

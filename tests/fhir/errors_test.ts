@@ -1,6 +1,7 @@
 // deno-lint-ignore-file no-explicit-any
 import assert from "node:assert/strict";
 import { backendTest, fhirJson, uniq } from "../_harness.ts";
+import * as ops from "../../fhir/resource_ops.ts";
 import { assertOutcome, create, link, search, tagged, tagQ } from "./_util.ts";
 
 function expressions(oo: any): string[] {
@@ -252,5 +253,155 @@ backendTest(
       assert.ok(res.status < 500, `${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
       if (res.status >= 400) assertOutcome(res.body, `${method} ${path}`);
     }
+  },
+);
+
+backendTest(
+  "control characters and unpaired surrogates anywhere in a body are 400 at their path",
+  async (ctx) => {
+    const u = uniq();
+    // @medplum/core checks string and markdown; uri, code, xhtml and property names are ours.
+    const cases: [any, string][] = [
+      [{ name: [{ family: "a\u0000b" }] }, "Patient.name[0].family"],
+      [{ identifier: [{ system: "urn:x:\u0000", value: "1" }] }, "Patient.identifier[0].system"],
+      [{ identifier: [{ system: "urn:x:\u0007", value: "1" }] }, "Patient.identifier[0].system"],
+      [{ identifier: [{ type: { coding: [{ code: "a\u001fb" }] } }] }, "Patient.identifier[0]"],
+      [{ extension: [{ url: "urn:x:\u0000", valueString: "v" }] }, "Patient.extension[0].url"],
+      [
+        {
+          text: {
+            status: "generated",
+            div: '<div xmlns="http://www.w3.org/1999/xhtml">\u000b</div>',
+          },
+        },
+        "Patient.text.div",
+      ],
+      [{ name: [{ family: "a\ud800b" }] }, "Patient.name[0].family"],
+      [{ identifier: [{ system: "urn:x:\udc00", value: "1" }] }, "Patient.identifier[0].system"],
+      [{ name: [{ ["fam\u0000ily"]: "x" }] }, "Patient.name[0]"],
+    ];
+    for (const [extra, path] of cases) {
+      const body = { resourceType: "Patient", meta: tagged(u), ...extra };
+      const res = await fhirJson(ctx, "POST", "Patient", body);
+      assert.equal(res.status, 400, `${path}: ${JSON.stringify(res.body)}`);
+      assertExpression(res.body, path);
+    }
+    // Tab, carriage return and line feed are allowed, as are other non-ASCII characters.
+    await create(ctx, {
+      resourceType: "Patient",
+      meta: tagged(u),
+      name: [{ text: "a\tb\r\nc \u007f\u0085 😀 \u202e" }],
+    });
+    assert.equal((await search(ctx, `Patient?${tagQ(u)}`)).entry.length, 1, "only the valid one");
+  },
+);
+
+backendTest(
+  "a search with a control character, an out-of-range number or a forged _cursor is 400 naming the parameter",
+  async (ctx) => {
+    const bad: [string, string][] = [
+      ["Patient?name=a%00b", "name"],
+      ["Patient?name%00=x", "name\u0000"],
+      ["Patient?_id=%01", "_id"],
+      ["Observation?subject:Patient.name=%00", "subject:Patient.name"],
+      ["Patient?_has:Observation:subject:code=%1F", "_has:Observation:subject:code"],
+      ["Observation?value-quantity=1e999999", "value-quantity"],
+      ["Observation?value-quantity=1e-1001", "value-quantity"],
+      ["Observation?code-value-quantity=x$1e2147483648", "code-value-quantity"],
+      [`Observation?value-quantity=${"9".repeat(1001)}`, "value-quantity"],
+      [`Patient?_sort=birthdate&_cursor=${btoa('[0,["\'",1]]')}`, "_cursor"],
+      [`Patient?_sort=birthdate&_cursor=${btoa('[0,["2020-13-01 00:00:00+00",1]]')}`, "_cursor"],
+      [`Patient?_sort=_id&_cursor=${btoa('[0,["a\\u0000b",1]]')}`, "_cursor"],
+      [`Patient?_cursor=${btoa('[0,["x"]]')}`, "_cursor"],
+      [`Patient?_cursor=${btoa("[0,[1,2]]")}`, "_cursor"],
+    ];
+    for (const [q, param] of bad) {
+      const res = await fhirJson(ctx, "GET", q);
+      assert.equal(res.status, 400, `${q}: ${JSON.stringify(res.body)}`);
+      assertOutcome(res.body, q);
+      assert.ok(expressions(res.body).includes(param), `${q}: ${JSON.stringify(res.body)}`);
+    }
+    // The edges still work: 1000 digits, exponents of ±1000, year 9999, a real cursor.
+    for (
+      const q of [
+        `Observation?value-quantity=${"9".repeat(1000)}`,
+        "Observation?value-quantity=1e1000",
+        "Observation?value-quantity=gt1e-1000",
+        "Patient?birthdate=ap9999",
+        "Patient?_lastUpdated=le9999-12-31T23:59:59.999Z",
+        "Patient?birthdate=ap0100",
+      ]
+    ) await search(ctx, q);
+    const u = uniq();
+    for (const birthDate of ["1970", "1980", "1990"]) {
+      await create(ctx, { resourceType: "Patient", meta: tagged(u), birthDate });
+    }
+    const first = await search(ctx, `Patient?${tagQ(u)}&_sort=-birthdate&_count=1`);
+    const next = link(first, "next")!;
+    const page2 = await search(ctx, next.slice(next.indexOf("Patient?")));
+    assert.equal(page2.entry[0].resource.birthDate, "1980");
+  },
+);
+
+backendTest(
+  "an empty reference value matches nothing, on every backend (no undefined SQL parameter)",
+  async (ctx) => {
+    for (
+      const q of ["Observation?subject=", "Observation?subject=,,", "Observation?subject:Patient="]
+    ) {
+      assert.equal((await search(ctx, q)).entry?.length ?? 0, 0, q);
+    }
+  },
+);
+
+backendTest(
+  "a path id no resource can have is 404 before the database (U+0000 included); a conditional with U+0000 is 400",
+  async (ctx) => {
+    // Called directly: a path with U+0000 would also reach the audit trail (see tests/security).
+    const db = ctx.services.db;
+    const fhir = ctx.services.fhir.context;
+    const status = async (p: Promise<unknown>) => {
+      try {
+        await p;
+        return 200;
+      } catch (e) {
+        return (e as { status?: number }).status ?? 500;
+      }
+    };
+    const p = await create(ctx, { resourceType: "Patient", meta: tagged(uniq()) });
+    for (const id of ["a\u0000b", "\u0000", "'", "x".repeat(65)]) {
+      assert.equal(await status(ops.read(db, "Patient", id)), 404, JSON.stringify(id));
+      assert.equal(await status(ops.vread(db, "Patient", id, "1")), 404, JSON.stringify(id));
+      assert.equal(
+        await status(db.transaction((tx) => ops.remove(fhir, tx, "Patient", id))),
+        404,
+        JSON.stringify(id),
+      );
+      assert.equal(
+        await status(db.transaction((tx) => ops.patch(fhir, tx, "Patient", id, []))),
+        404,
+        JSON.stringify(id),
+      );
+    }
+    for (const v of ["99999999999999999999", "2147483648", "0", "1\u0000"]) {
+      assert.equal(await status(ops.vread(db, "Patient", p.id, v)), 404, v);
+    }
+    assert.equal(
+      await status(
+        db.transaction((tx) =>
+          ops.matchCondition(fhir, tx, "Patient", "identifier=a\u0000b", "If-None-Exist")
+        ),
+      ),
+      400,
+    );
+    const tx = await fhirJson(ctx, "POST", "", {
+      resourceType: "Bundle",
+      type: "transaction",
+      entry: [{
+        request: { method: "POST", url: "Patient", ifNoneExist: "identifier=a\u0000b" },
+        resource: { resourceType: "Patient" },
+      }],
+    });
+    assert.equal(tx.status, 400, JSON.stringify(tx.body));
   },
 );

@@ -301,3 +301,23 @@ backendTest(
     await expect(ctx, "Observation", u, `code-value-concept=${enc(`${sys}|Y$${sys}|X`)}`, []);
   },
 );
+
+backendTest(
+  "a year-9999 date is indexed and found (its upper bound, 10000-01-01, is past 4-digit years)",
+  async (ctx) => {
+    const u = uniq();
+    const p = await create(ctx, {
+      resourceType: "Patient",
+      meta: tagged(u),
+      birthDate: "9999-12-31",
+    });
+    const q = (s: string, ids: string[]) => expect(ctx, "Patient", u, `birthdate=${s}`, ids);
+    await q("9999", [p.id]);
+    await q("9999-12-31", [p.id]);
+    await q("ge9999-12-31", [p.id]);
+    await q("gt9999-12-30", [p.id]);
+    await q("ap9999", [p.id]);
+    await q("lt9999-12-31", []);
+    await q("ap0100", []);
+  },
+);
