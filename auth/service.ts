@@ -146,15 +146,20 @@ export function createAuthService(
     return token;
   }
 
-  async function userTokens(user: repo.UserRow, scope: string): Promise<TokenResponse> {
-    const { token, expiresIn } = await issue({
+  /** The claims of a person's access token. */
+  function userClaims(user: repo.UserRow, scope: string): Parameters<typeof issueAccessToken>[1] {
+    return {
       sub: user.id,
       kind: "user",
       scope,
       role: user.role,
       name: user.username,
       ...(user.fhirUser ? { fhirUser: user.fhirUser } : {}),
-    });
+    };
+  }
+
+  async function userTokens(user: repo.UserRow, scope: string): Promise<TokenResponse> {
+    const { token, expiresIn } = await issue(userClaims(user, scope));
     const response: TokenResponse = {
       access_token: token,
       token_type: "Bearer",
@@ -249,14 +254,7 @@ export function createAuthService(
     let scope = narrowScopes(row.scope, ROLE_SCOPES[user.role]).granted;
     if (requested) scope = narrowScopes(requested, scope).granted;
     if (!scope) throw new OAuthError(400, "invalid_scope", `None of "${requested}" is allowed`);
-    const { token, expiresIn } = await issue({
-      sub: user.id,
-      kind: "user",
-      scope,
-      role: user.role,
-      name: user.username,
-      ...(user.fhirUser ? { fhirUser: user.fhirUser } : {}),
-    });
+    const { token, expiresIn } = await issue(userClaims(user, scope));
     return {
       access_token: token,
       token_type: "Bearer",
