@@ -45,7 +45,7 @@ export function createApp(services: Services): Hono<AppEnv> {
       await next();
     } finally {
       services.stats.record({
-        routeClass: routeClass(c.req.method, new URL(c.req.url).pathname),
+        routeClass: routeClass(c.req.method, c.req.path),
         method: c.req.method,
         status: c.res.status,
         ms: performance.now() - started,
@@ -114,9 +114,9 @@ export function createApp(services: Services): Hono<AppEnv> {
     );
   }
   app.use("*", async (c, next) => {
-    const url = new URL(c.req.url);
+    const path = c.req.path;
     // (CORS preflights never get here: the cors middleware above answers them.)
-    if (isPublic(c.req.method, url.pathname)) return await next();
+    if (isPublic(c.req.method, path)) return await next();
     let caller: Caller | undefined;
     let status = 500;
     try {
@@ -125,7 +125,7 @@ export function createApp(services: Services): Hono<AppEnv> {
       if (caller.kind !== "internal") {
         await services.limits.check(
           `${caller.kind}:${caller.sub}`,
-          routeClassOf(c.req.method, url.pathname),
+          routeClassOf(c.req.method, path),
         );
       }
       await next();
@@ -136,7 +136,7 @@ export function createApp(services: Services): Hono<AppEnv> {
     } finally {
       // Every access, allowed or not, leaves an AuditEvent (written in batches, off this path).
       services.audit.record({
-        ...describeRequest(c.req.method, url.pathname, url.search),
+        ...describeRequest(c.req.method, path, queryOf(c.req.url)),
         status,
         agent: caller
           ? { kind: caller.kind, id: caller.sub, name: caller.name ?? caller.clientId }
@@ -210,4 +210,10 @@ function issueCode(status: number) {
     default:
       return "invalid" as const;
   }
+}
+
+/** The `?…` of a URL without parsing the rest of it. */
+function queryOf(url: string): string {
+  const q = url.indexOf("?");
+  return q < 0 ? "" : url.slice(q, url.includes("#", q) ? url.indexOf("#", q) : undefined);
 }

@@ -19,25 +19,15 @@ import {
   startSidecar,
   until,
 } from "../inference/_process.ts";
-import { sphereStudy } from "../inference/_study.ts";
+import { smallStudy } from "../inference/_study.ts";
 import { ADMIN_PASSWORD, form, startAuthStack } from "./_auth_harness.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
 
-function study(seed: number) {
-  return sphereStudy({
-    seed,
-    rows: 48,
-    cols: 48,
-    slices: 12,
-    spheres: [{ i: 14, j: 16, k: 4, radiusMm: 5 }, { i: 34, j: 30, k: 8, radiusMm: 6 }],
-  });
-}
-
 /** STOW-RS with `token`, then `$analyze`; answers the Task when it reaches a final status. */
 async function storeAndAnalyze(origin: string, token: string, seed: number): Promise<Json> {
-  const s = study(seed);
+  const s = smallStudy(seed);
   const stow = await stowInstances(`${origin}/dicomweb`, s.instances, {
     headers: { Authorization: `Bearer ${token}` },
   });

@@ -105,3 +105,14 @@ export function jpeg2000Instance(seed: number): { plan: StudyPlan; bytes: Uint8A
   dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
   return { plan, bytes: new Uint8Array(dict.write()) };
 }
+
+/** A small chest CT of air with two soft-tissue spheres (the fixture model finds both). */
+export function smallStudy(seed: number): TestStudy {
+  return sphereStudy({
+    seed,
+    rows: 48,
+    cols: 48,
+    slices: 12,
+    spheres: [{ i: 14, j: 16, k: 4, radiusMm: 5 }, { i: 34, j: 30, k: 8, radiusMm: 6 }],
+  });
+}

@@ -39,24 +39,13 @@ import {
   type TestModel,
   until,
 } from "./_process.ts";
-import { sphereStudy } from "./_study.ts";
+import { smallStudy } from "./_study.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
 
 const VISIBILITY_MS = 2_000;
 const DEAD_STREAM = redisQueueKeys("imaging:jobs").dead;
-
-/** A small chest CT of air with two soft-tissue spheres (the fixture model finds both). */
-function smallStudy(seed: number) {
-  return sphereStudy({
-    seed,
-    rows: 48,
-    cols: 48,
-    slices: 12,
-    spheres: [{ i: 14, j: 16, k: 4, radiusMm: 5 }, { i: 34, j: 30, k: 8, radiusMm: 6 }],
-  });
-}
 
 /** Stores the study with STOW-RS at `origin`; answers its ImagingStudy. */
 async function storeStudy(origin: string, study: ReturnType<typeof smallStudy>): Promise<Json> {

@@ -1,0 +1,232 @@
+/**
+ * @module Accounts and registered clients for admins (`/auth/users`, `/auth/clients`): validation
+ * of what an admin sends, the rules that keep an admin in charge (the last enabled admin is never
+ * demoted, disabled or deleted), and the views that never show a password hash.
+ */
+import type { Db } from "../db/db.ts";
+import { hashPassword } from "./passwords.ts";
+import * as repo from "./repo.ts";
+import { parseScopes } from "./scopes.ts";
+
+/** Usernames: lower-case letters, digits and . _ @ -, 2 to 64 characters. */
+export const USERNAME = /^[a-z0-9][a-z0-9._@-]{1,63}$/;
+
+export interface UserView {
+  id: string;
+  username: string;
+  displayName: string | null;
+  role: repo.Role;
+  fhirUser: string | null;
+  disabled: boolean;
+  lockedUntil: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface UserInput {
+  username?: string;
+  password?: string;
+  displayName?: string | null;
+  role?: repo.Role;
+  fhirUser?: string | null;
+  disabled?: boolean;
+}
+
+export interface UserAdmin {
+  list(): Promise<UserView[]>;
+  get(id: string): Promise<UserView | undefined>;
+  create(input: UserInput): Promise<UserView>;
+  update(id: string, input: UserInput): Promise<UserView | undefined>;
+  remove(id: string): Promise<boolean>;
+}
+
+export interface ClientInput {
+  clientId?: string;
+  name?: string;
+  jwks?: { keys: JsonWebKey[] };
+  jwksUri?: string;
+  scope?: string;
+  disabled?: boolean;
+}
+
+export interface ClientAdmin {
+  list(): Promise<ReturnType<typeof clientView>[]>;
+  get(id: string): Promise<ReturnType<typeof clientView> | undefined>;
+  put(input: ClientInput): Promise<ReturnType<typeof clientView>>;
+  remove(id: string): Promise<boolean>;
+}
+
+/** A bad account or client body: answered 400 with the message. */
+export class InputError extends Error {}
+
+/** Account administration; new passwords are hashed with `iterations` PBKDF2 rounds. */
+export function createUserAdmin(db: Db, iterations: number): UserAdmin {
+  return {
+    async list() {
+      return (await repo.listUsers(db)).map(userView);
+    },
+    async get(id) {
+      const u = await repo.findUser(db, id);
+      return u && userView(u);
+    },
+    async create(input) {
+      const username = (input.username ?? "").trim().toLowerCase();
+      if (!USERNAME.test(username)) {
+        throw new InputError(
+          "username: 2–64 characters, lower-case letters, digits and . _ @ -, starting with a " +
+            "letter or digit",
+        );
+      }
+      checkPassword(input.password);
+      const role = checkRole(input.role ?? "viewer");
+      const id = crypto.randomUUID();
+      const ok = await repo.insertUser(db, {
+        id,
+        username,
+        displayName: input.displayName ?? null,
+        role,
+        passwordHash: await hashPassword(input.password!, iterations),
+        fhirUser: checkFhirUser(input.fhirUser),
+      });
+      if (!ok) throw new InputError(`username ${username} is taken`);
+      return userView((await repo.findUser(db, id))!);
+    },
+    async update(id, input) {
+      if (input.username !== undefined) throw new InputError("username cannot be changed");
+      if (input.password !== undefined) checkPassword(input.password);
+      const role = input.role === undefined ? undefined : checkRole(input.role);
+      const before = await repo.findUser(db, id);
+      if (!before) return undefined;
+      if (
+        before.role === "admin" && (role && role !== "admin" || input.disabled) &&
+        await repo.countAdmins(db) <= 1
+      ) {
+        throw new InputError("The last enabled admin cannot be demoted or disabled");
+      }
+      await repo.updateUser(db, id, {
+        displayName: input.displayName,
+        role,
+        fhirUser: input.fhirUser === undefined ? undefined : checkFhirUser(input.fhirUser),
+        disabled: input.disabled,
+        passwordHash: input.password === undefined
+          ? undefined
+          : await hashPassword(input.password, iterations),
+      });
+      // A new password, a new role or a disabled account ends the sessions in flight.
+      if (input.password !== undefined || role || input.disabled) {
+        await repo.revokeUserTokens(db, id);
+      }
+      return userView((await repo.findUser(db, id))!);
+    },
+    async remove(id) {
+      const before = await repo.findUser(db, id);
+      if (!before) return false;
+      if (before.role === "admin" && await repo.countAdmins(db) <= 1) {
+        throw new InputError("The last enabled admin cannot be deleted");
+      }
+      return await repo.deleteUser(db, id);
+    },
+  };
+}
+
+/** Registered Backend Services clients. */
+export function createClientAdmin(db: Db): ClientAdmin {
+  return {
+    async list() {
+      return (await repo.listClients(db)).map(clientView);
+    },
+    async get(id) {
+      const c = await repo.findClient(db, id);
+      return c && clientView(c);
+    },
+    async put(input) {
+      const clientId = (input.clientId ?? "").trim();
+      if (!/^[A-Za-z0-9._:-]{3,128}$/.test(clientId)) {
+        throw new InputError("clientId: 3–128 characters of letters, digits and . _ : -");
+      }
+      if (!input.jwks && !input.jwksUri) throw new InputError("jwks or jwksUri is required");
+      if (input.jwks && !Array.isArray(input.jwks.keys)) {
+        throw new InputError('jwks must be a JWK Set: {"keys": [...]}');
+      }
+      if (input.jwks?.keys.some((k) => "d" in k || "p" in k || "k" in k)) {
+        throw new InputError("jwks must hold public keys only");
+      }
+      if (input.jwksUri && !/^https?:\/\//.test(input.jwksUri)) {
+        throw new InputError("jwksUri must be an http(s) URL");
+      }
+      const scope = (input.scope ?? "").trim();
+      const parsed = parseScopes(scope);
+      if (!parsed.grants.length || parsed.invalid.length) {
+        throw new InputError(
+          `scope: system/… scopes separated by spaces${
+            parsed.invalid.length ? `; invalid: ${parsed.invalid.join(" ")}` : ""
+          }`,
+        );
+      }
+      if (parsed.grants.some((g) => g.context !== "system")) {
+        throw new InputError("A backend client is granted system/… scopes only");
+      }
+      await repo.upsertClient(db, {
+        clientId,
+        name: input.name,
+        jwks: input.jwks,
+        jwksUri: input.jwksUri,
+        scope,
+        disabled: input.disabled,
+      });
+      return clientView((await repo.findClient(db, clientId))!);
+    },
+    async remove(id) {
+      return await repo.deleteClient(db, id);
+    },
+  };
+}
+
+function userView(u: repo.UserRow): UserView {
+  return {
+    id: u.id,
+    username: u.username,
+    displayName: u.displayName,
+    role: u.role,
+    fhirUser: u.fhirUser,
+    disabled: u.disabled,
+    lockedUntil: u.lockedUntil && u.lockedUntil.getTime() > Date.now()
+      ? u.lockedUntil.toISOString()
+      : null,
+    createdAt: u.createdAt.toISOString(),
+    updatedAt: u.updatedAt.toISOString(),
+  };
+}
+
+function clientView(c: Awaited<ReturnType<typeof repo.findClient>> & object) {
+  return {
+    clientId: c.clientId,
+    name: c.name ?? null,
+    jwks: c.jwks ?? null,
+    jwksUri: c.jwksUri ?? null,
+    scope: c.scope,
+    disabled: Boolean(c.disabled),
+    createdAt: c.createdAt.toISOString(),
+  };
+}
+
+function checkPassword(password: string | undefined): void {
+  if (typeof password !== "string" || password.length < 12 || password.length > 1024) {
+    throw new InputError("password: 12 to 1024 characters");
+  }
+}
+
+function checkRole(role: string): repo.Role {
+  if (!repo.ROLES.includes(role as repo.Role)) {
+    throw new InputError(`role: one of ${repo.ROLES.join(", ")}`);
+  }
+  return role as repo.Role;
+}
+
+function checkFhirUser(v: string | null | undefined): string | null {
+  if (v === undefined || v === null || v === "") return null;
+  if (!/^(Practitioner|Patient|RelatedPerson|Person)\/[A-Za-z0-9\-.]{1,64}$/.test(v)) {
+    throw new InputError("fhirUser: Practitioner/…, Patient/…, RelatedPerson/… or Person/…");
+  }
+  return v;
+}
