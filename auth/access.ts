@@ -34,6 +34,15 @@ export const ROLE_SCOPES: Record<Role, string> = {
   viewer: "user/*.rs openid fhirUser offline_access",
 };
 
+/**
+ * The scopes an account may be granted: its role's, or for an account bound to a patient the
+ * same permissions as `patient/` scopes (reaching that compartment only) with `launch/patient`.
+ */
+export function accountScopes(role: Role, patient: string | null | undefined): string {
+  if (!patient) return ROLE_SCOPES[role];
+  return `${ROLE_SCOPES[role].replace(/\buser\//g, "patient/")} launch/patient`;
+}
+
 /** What the analysis worker needs: read studies and Tasks, file reports, close Tasks. */
 export const WORKER_SCOPE = [
   "system/ImagingStudy.rs",
@@ -86,24 +95,61 @@ const LETTER: Record<Interaction, string> = {
 };
 
 /**
- * The contexts (user, system) in which `caller` may do `interaction` on `type`. `patient/…`
- * scopes grant nothing yet: they would need every read and search limited to the token's patient
- * compartment, which is not enforced, so they are refused rather than read as "all patients".
- * (This service issues none: people get `user/…` scopes, systems `system/…`.)
+ * The contexts in which `caller` may do `interaction` on `type`: `user` and `system` from their
+ * scopes, and `patient` only for a token bound to a patient (its `patient` claim), where it reaches
+ * that patient's compartment alone. A `patient/…` scope without a bound patient grants nothing.
  */
 export function contextsFor(
   caller: Caller,
   type: string,
   interaction: Interaction,
 ): ScopeContext[] {
-  return permits(caller.scopes, type, interaction).filter((c) => c !== "patient");
+  return permits(caller.scopes, type, interaction).filter((c) =>
+    c !== "patient" || caller.patient !== undefined
+  );
 }
 
-/** Throws a 403 unless `caller` may do `interaction` on resources of `type`. */
+/**
+ * Throws a 403 unless `caller` may do `interaction` on every resource of `type` (a `user/` or
+ * `system/` scope). The routes that do not limit themselves to one patient's compartment (uploads,
+ * exports, the event stream, DICOMweb writes) use this; a patient-bound token is refused there.
+ */
 export function requireAccess(caller: Caller, type: string, interaction: Interaction): void {
-  if (contextsFor(caller, type, interaction).length) return;
-  const prefix = caller.kind === "client" || caller.kind === "internal" ? "system" : "user";
-  throw forbidden(
+  const contexts = contextsFor(caller, type, interaction);
+  if (contexts.some((c) => c !== "patient")) return;
+  if (contexts.length) {
+    throw forbidden(
+      `${describe(caller)} is bound to Patient/${caller.patient}: this endpoint is not limited ` +
+        `to one patient's compartment, so patient/ scopes do not reach it`,
+    );
+  }
+  throw missingScope(caller, type, interaction);
+}
+
+/**
+ * Whether `caller` may do `interaction` on `type`, and how far: undefined for every resource of
+ * the type (a `user/` or `system/` scope allows it), the bound patient's id when only a
+ * `patient/` scope does (the caller must then be kept to that patient's compartment). Throws a 403
+ * when nothing allows it.
+ */
+export function compartmentFor(
+  caller: Caller,
+  type: string,
+  interaction: Interaction,
+): string | undefined {
+  const contexts = contextsFor(caller, type, interaction);
+  if (contexts.some((c) => c !== "patient")) return undefined;
+  if (contexts.length) return caller.patient;
+  throw missingScope(caller, type, interaction);
+}
+
+function missingScope(caller: Caller, type: string, interaction: Interaction): AuthError {
+  const prefix = caller.kind === "client" || caller.kind === "internal"
+    ? "system"
+    : caller.patient !== undefined
+    ? "patient"
+    : "user";
+  return forbidden(
     `${describe(caller)} may not ${interaction} ${type === "*" ? "all resource types" : type}: ` +
       `no granted scope allows it (granted: ${caller.scope || "none"})`,
     `${prefix}/${type}.${LETTER[interaction]}`,

@@ -17,6 +17,8 @@ export interface UserView {
   displayName: string | null;
   role: repo.Role;
   fhirUser: string | null;
+  /** `Patient/{id}` when the account is bound to one patient's compartment. */
+  patient: string | null;
   disabled: boolean;
   lockedUntil: string | null;
   createdAt: string;
@@ -29,6 +31,8 @@ export interface UserInput {
   displayName?: string | null;
   role?: repo.Role;
   fhirUser?: string | null;
+  /** `Patient/{id}` (or the bare id) of an existing Patient; null unbinds. */
+  patient?: string | null;
   disabled?: boolean;
 }
 
@@ -79,6 +83,7 @@ export function createUserAdmin(db: Db, iterations: number): UserAdmin {
       }
       checkPassword(input.password);
       const role = checkRole(input.role ?? "viewer");
+      const patient = await checkPatient(db, input.patient, role);
       const id = crypto.randomUUID();
       const ok = await repo.insertUser(db, {
         id,
@@ -87,6 +92,7 @@ export function createUserAdmin(db: Db, iterations: number): UserAdmin {
         role,
         passwordHash: await hashPassword(input.password!, iterations),
         fhirUser: checkFhirUser(input.fhirUser),
+        patient,
       });
       if (!ok) throw new InputError(`username ${username} is taken`);
       return userView((await repo.findUser(db, id))!);
@@ -103,17 +109,26 @@ export function createUserAdmin(db: Db, iterations: number): UserAdmin {
       ) {
         throw new InputError("The last enabled admin cannot be demoted or disabled");
       }
+      const patient = input.patient === undefined && role === undefined
+        ? undefined
+        : await checkPatient(
+          db,
+          input.patient === undefined ? before.patient : input.patient,
+          role ?? before.role,
+        );
       await repo.updateUser(db, id, {
         displayName: input.displayName,
         role,
         fhirUser: input.fhirUser === undefined ? undefined : checkFhirUser(input.fhirUser),
+        patient,
         disabled: input.disabled,
         passwordHash: input.password === undefined
           ? undefined
           : await hashPassword(input.password, iterations),
       });
-      // A new password, a new role or a disabled account ends the sessions in flight.
-      if (input.password !== undefined || role || input.disabled) {
+      // A new password, role or patient, or a disabled account, ends the sessions in flight.
+      const rebound = patient !== undefined && patient !== before.patient;
+      if (input.password !== undefined || role || input.disabled || rebound) {
         await repo.revokeUserTokens(db, id);
       }
       return userView((await repo.findUser(db, id))!);
@@ -189,6 +204,7 @@ function userView(u: repo.UserRow): UserView {
     displayName: u.displayName,
     role: u.role,
     fhirUser: u.fhirUser,
+    patient: u.patient ? `Patient/${u.patient}` : null,
     disabled: u.disabled,
     lockedUntil: u.lockedUntil && u.lockedUntil.getTime() > Date.now()
       ? u.lockedUntil.toISOString()
@@ -221,6 +237,29 @@ function checkRole(role: string): repo.Role {
     throw new InputError(`role: one of ${repo.ROLES.join(", ")}`);
   }
   return role as repo.Role;
+}
+
+/**
+ * The Patient id an account is bound to: `Patient/{id}` or `{id}` of a Patient that exists (and is
+ * not deleted); null for none. Admins are never bound: they administer the whole service.
+ */
+async function checkPatient(
+  db: Db,
+  value: string | null | undefined,
+  role: repo.Role,
+): Promise<string | null> {
+  if (value === undefined || value === null || value === "") return null;
+  const m = typeof value === "string" ? /^(?:Patient\/)?([A-Za-z0-9\-.]{1,64})$/.exec(value) : null;
+  if (!m) throw new InputError("patient: Patient/{id} or the id of a Patient");
+  if (role === "admin") {
+    throw new InputError("patient: an admin account cannot be bound to a patient");
+  }
+  const [row] = await db.query(
+    `SELECT 1 FROM resource WHERE type = 'Patient' AND id = $1 AND NOT deleted`,
+    [m[1]],
+  );
+  if (!row) throw new InputError(`patient: Patient/${m[1]} does not exist`);
+  return m[1];
 }
 
 function checkFhirUser(v: string | null | undefined): string | null {

@@ -16,6 +16,8 @@ export interface UserRow {
   role: Role;
   passwordHash: string;
   fhirUser: string | null;
+  /** The Patient id the account is bound to (its tokens reach that compartment only). */
+  patient: string | null;
   disabled: boolean;
   failedLogins: number;
   lockedUntil: Date | null;
@@ -23,8 +25,8 @@ export interface UserRow {
   updatedAt: Date;
 }
 
-const USER_COLUMNS = `id, username, display_name, role, password_hash, fhir_user, disabled,
-  failed_logins, locked_until, created_at, updated_at`;
+const USER_COLUMNS = `id, username, display_name, role, password_hash, fhir_user, patient,
+  disabled, failed_logins, locked_until, created_at, updated_at`;
 
 function userOf(r: Record<string, unknown>): UserRow {
   return {
@@ -34,6 +36,7 @@ function userOf(r: Record<string, unknown>): UserRow {
     role: r.role as Role,
     passwordHash: String(r.password_hash),
     fhirUser: (r.fhir_user as string | null) ?? null,
+    patient: (r.patient as string | null) ?? null,
     disabled: Boolean(r.disabled),
     failedLogins: Number(r.failed_logins ?? 0),
     lockedUntil: r.locked_until ? new Date(r.locked_until as string) : null,
@@ -69,12 +72,22 @@ export async function countAdmins(sql: Sql): Promise<number> {
 /** Inserts an account; false when the username is taken. */
 export async function insertUser(
   sql: Sql,
-  u: Pick<UserRow, "id" | "username" | "displayName" | "role" | "passwordHash" | "fhirUser">,
+  u:
+    & Pick<UserRow, "id" | "username" | "displayName" | "role" | "passwordHash" | "fhirUser">
+    & { patient?: string | null },
 ): Promise<boolean> {
   const rows = await sql.query(
-    `INSERT INTO auth_user (id, username, display_name, role, password_hash, fhir_user)
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (username) DO NOTHING RETURNING id`,
-    [u.id, u.username.toLowerCase(), u.displayName, u.role, u.passwordHash, u.fhirUser],
+    `INSERT INTO auth_user (id, username, display_name, role, password_hash, fhir_user, patient)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (username) DO NOTHING RETURNING id`,
+    [
+      u.id,
+      u.username.toLowerCase(),
+      u.displayName,
+      u.role,
+      u.passwordHash,
+      u.fhirUser,
+      u.patient ?? null,
+    ],
   );
   return rows.length > 0;
 }
@@ -83,7 +96,7 @@ export async function updateUser(
   sql: Sql,
   id: string,
   changes: Partial<
-    Pick<UserRow, "displayName" | "role" | "passwordHash" | "fhirUser" | "disabled">
+    Pick<UserRow, "displayName" | "role" | "passwordHash" | "fhirUser" | "patient" | "disabled">
   >,
 ): Promise<boolean> {
   const sets: string[] = [];
@@ -93,6 +106,7 @@ export async function updateUser(
     role: "role",
     passwordHash: "password_hash",
     fhirUser: "fhir_user",
+    patient: "patient",
     disabled: "disabled",
   };
   for (const [k, v] of Object.entries(changes)) {

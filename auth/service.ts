@@ -8,7 +8,13 @@
 import type { Config } from "../config.ts";
 import type { Db } from "../db/db.ts";
 import type { Logger } from "../inference/log.ts";
-import { type Caller, internalCaller, ROLE_SCOPES, unauthorized, WORKER_SCOPE } from "./access.ts";
+import {
+  accountScopes,
+  type Caller,
+  internalCaller,
+  unauthorized,
+  WORKER_SCOPE,
+} from "./access.ts";
 import { verifyClientAssertion } from "./client_assertion.ts";
 import { OAuthError, TokenError } from "./errors.ts";
 import { issueAccessToken, verifyAccessToken } from "./jwt.ts";
@@ -118,6 +124,7 @@ export function createAuthService(
       role: user.role,
       name: user.username,
       ...(user.fhirUser ? { fhirUser: user.fhirUser } : {}),
+      ...(user.patient ? { patient: user.patient } : {}),
     };
   }
 
@@ -128,6 +135,8 @@ export function createAuthService(
       token_type: "Bearer",
       expires_in: expiresIn,
       scope,
+      // SMART: the launch context travels in the token response too.
+      ...(user.patient ? { patient: user.patient } : {}),
     };
     if (parseScopes(scope).other.includes("offline_access")) {
       response.refresh_token = await newRefresh(user.id, scope, crypto.randomUUID());
@@ -185,7 +194,7 @@ export function createAuthService(
         passwordHash: await hashPassword(password, a.passwordIterations),
       });
     }
-    const allowed = ROLE_SCOPES[user.role];
+    const allowed = accountScopes(user.role, user.patient);
     const requested = form.get("scope")?.trim();
     const scope = requested ? narrowScopes(requested, allowed).granted : allowed;
     if (!scope) throw new OAuthError(400, "invalid_scope", `None of "${requested}" is allowed`);
@@ -214,7 +223,7 @@ export function createAuthService(
     const { row, user } = outcome;
     const requested = form.get("scope")?.trim();
     // A refresh may narrow the scope, never widen it (and never past what the role allows now).
-    let scope = narrowScopes(row.scope, ROLE_SCOPES[user.role]).granted;
+    let scope = narrowScopes(row.scope, accountScopes(user.role, user.patient)).granted;
     if (requested) scope = narrowScopes(requested, scope).granted;
     if (!scope) throw new OAuthError(400, "invalid_scope", `None of "${requested}" is allowed`);
     const { token, expiresIn } = await issue(userClaims(user, scope));
@@ -223,6 +232,7 @@ export function createAuthService(
       token_type: "Bearer",
       expires_in: expiresIn,
       scope,
+      ...(user.patient ? { patient: user.patient } : {}),
       refresh_token: await newRefresh(user.id, scope, row.family),
     };
   }

@@ -9,6 +9,8 @@ import { INSTANCE_TAGS, pick, SERIES_TAGS, tagOf } from "./attributes.ts";
 import type { DicomJson } from "./dicom_json.ts";
 import { DicomwebError } from "./errors.ts";
 
+import { patientStudyUids } from "./compartment.ts";
+
 export type QidoLevel = "study" | "series" | "instance";
 
 export interface QidoRequest {
@@ -18,6 +20,8 @@ export interface QidoRequest {
   params: URLSearchParams;
   /** The DICOMweb base, for RetrieveURL. */
   base: string;
+  /** Only the studies of this Patient (id) — a patient-bound caller's compartment. */
+  patient?: string;
 }
 
 export interface QidoResult {
@@ -65,6 +69,9 @@ export async function qido(sql: Sql, req: QidoRequest): Promise<QidoResult> {
     return `$${params.length}`;
   };
   if (req.studyUid) where.push(`st.study_uid = ${bind(req.studyUid)}`);
+  if (req.patient !== undefined) {
+    where.push(`st.study_uid IN (${patientStudyUids(bind, req.patient)})`);
+  }
   if (req.seriesUid) where.push(`se.series_uid = ${bind(req.seriesUid)}`);
   let limit = DEFAULT_LIMIT;
   let offset = 0;

@@ -231,7 +231,7 @@ async function assignIdentities(
         ? await inEntry(
           i,
           entries[i],
-          () => matchCondition(ctx, tx, type, r.ifNoneExist!, "If-None-Exist"),
+          () => matchCondition(ctx, tx, type, r.ifNoneExist!, "If-None-Exist", "create"),
         )
         : undefined;
       if (match) {

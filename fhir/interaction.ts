@@ -5,7 +5,14 @@
  */
 import type { Bundle, Resource } from "@medplum/fhirtypes";
 import type { Sql } from "../db/db.ts";
-import { type Caller, contextsFor, requireAccess, requireAuditAccess } from "../auth/access.ts";
+import { type Caller, requireAccess, requireAuditAccess } from "../auth/access.ts";
+import {
+  assertVisible,
+  compartmentFilter,
+  inCompartment,
+  mayInclude,
+  restriction,
+} from "./compartment.ts";
 import { readAuditEvent, searchAuditEvents } from "../audit/search.ts";
 import type { Interaction } from "../auth/scopes.ts";
 import { isSupportedType } from "./resource_types.ts";
@@ -120,17 +127,19 @@ export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Pr
   if (op === "_history") {
     if (method !== "GET") throw methodNotAllowed(method, `${type}/${id}/_history`);
     if (vid === undefined) {
-      return {
-        status: 200,
-        body: await history(ctx, readSql, { type, id }, new URLSearchParams(query)),
-      };
+      return { status: 200, body: await instanceHistory(ctx, readSql, type, id, query) };
     }
-    return resultOf(ctx, { status: 200, resource: await ops.vread(readSql, type, id, vid) });
+    return resultOf(ctx, {
+      status: 200,
+      resource: visible(ctx, await ops.vread(readSql, type, id, vid)),
+    });
   }
   if (op?.startsWith("$") && vid === undefined) {
     const handler = ctx.operations?.get(`${type}/${op}`);
     if (!handler) throw notFound(`Operation ${op} is not supported on ${type}`);
     if (tx) throw badRequest(`${op} cannot be an entry of a Bundle`);
+    // A patient-bound caller runs operations only on its own patient's resources.
+    if (ctx.caller?.patient !== undefined) visible(ctx, await ops.read(readSql, type, id));
     return await handler(ctx, { type, id, method, body: req.body, query });
   }
   if (op !== undefined) throw notFound(`No such endpoint: /${req.path.join("/")}`);
@@ -138,7 +147,10 @@ export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Pr
   switch (method) {
     case "GET":
     case "HEAD":
-      return resultOf(ctx, { status: 200, resource: await ops.read(readSql, type, id) });
+      return resultOf(ctx, {
+        status: 200,
+        resource: visible(ctx, await ops.read(readSql, type, id)),
+      });
     case "PUT": {
       const resource = bodyResource(req.body, type);
       return resultOf(
@@ -167,14 +179,17 @@ export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Pr
 
 /**
  * Throws a 403 unless the caller's scopes allow this interaction: search (type-level GET and
- * `_search`, type `_history`), read (instance GET, vread, instance `_history`), create, update
- * (PUT, PATCH, conditional update), delete, what an operation declares, and for system-wide
- * history a scope on every type (`*`). A Bundle's entries are checked one by one as they run;
- * included resources of types the caller may not read are left out of searches.
+ * `_search`), read (instance GET, vread, instance `_history`), create, update (PUT, PATCH,
+ * conditional update), delete, what an operation declares. History across a type or the whole
+ * server needs a `user/` or `system/` scope (on every type for the server's). A token bound to a
+ * patient passes here with `patient/` scopes on the types of the Patient compartment; what it
+ * reaches is then kept to that compartment where the interaction runs. A Bundle's entries are
+ * checked one by one as they run; included resources the caller may not read are left out.
  */
 function authorize(ctx: FhirContext, caller: Caller, req: FhirRequest): void {
   const [type, id, op, vid] = req.path;
   const method = req.method.toUpperCase();
+  const allow = (t: string, i: Interaction) => void restriction(ctx, t, i);
   if (type === undefined || type === "metadata") return;
   if (type === "AuditEvent" && ctx.audit) return requireAuditAccess(caller);
   if (type === "_history") return requireAccess(caller, "*", "search");
@@ -187,20 +202,17 @@ function authorize(ctx: FhirContext, caller: Caller, req: FhirRequest): void {
       : method === "PUT"
       ? "update"
       : "delete";
-    return requireAccess(caller, type, interaction);
+    return allow(type, interaction);
   }
-  if (id === "_search" || id === "_history") return requireAccess(caller, type, "search");
+  if (id === "_search") return allow(type, "search");
+  if (id === "_history") return requireAccess(caller, type, "search");
   if (op?.startsWith("$") && vid === undefined) {
     const handler = ctx.operations?.get(`${type}/${op}`);
-    for (const [t, i] of handler?.access ?? [[type, "update"] as const]) {
-      requireAccess(caller, t, i);
-    }
+    for (const [t, i] of handler?.access ?? [[type, "update"] as const]) allow(t, i);
     return;
   }
-  if (op === "_history" || method === "GET" || method === "HEAD") {
-    return requireAccess(caller, type, "read");
-  }
-  requireAccess(caller, type, method === "DELETE" ? "delete" : "update");
+  if (op === "_history" || method === "GET" || method === "HEAD") return allow(type, "read");
+  allow(type, method === "DELETE" ? "delete" : "update");
 }
 
 /** AuditEvents: read and search from the audit trail; never written through the API. */
@@ -245,17 +257,50 @@ async function search(
     maxCount: ctx.maxCount,
     baseUrl: ctx.baseUrl,
   });
+  const patient = restriction(ctx, type, "search");
+  // Not in the self link: the compartment is the token's, not the client's criteria.
+  if (patient !== undefined) req.filters.push(compartmentFilter(type, patient));
   const page = await executeSearch(sql, req);
   const bundle = searchBundle(ctx, req, page, path);
   const caller = ctx.caller;
   if (caller && bundle.entry) {
-    // Included resources the caller may not read are left out (SMART: never shown, not an error).
+    // Included resources the caller may not read (another type, or outside its patient's
+    // compartment) are left out (SMART: never shown, not an error).
     bundle.entry = bundle.entry.filter((e) =>
-      e.search?.mode !== "include" || !e.resource ||
-      contextsFor(caller, e.resource.resourceType, "read").length > 0
+      e.search?.mode !== "include" || !e.resource || mayInclude(caller, e.resource, ctx.baseUrl)
     );
   }
   return bundle;
+}
+
+/** `resource`, unless it lies outside the caller's patient compartment (then a 404). */
+function visible(ctx: FhirContext, resource: Resource): Resource {
+  assertVisible(ctx, resource, "read");
+  return resource;
+}
+
+/**
+ * An instance's history; a patient-bound caller sees only the versions inside its patient's
+ * compartment (and the deletions between them), and none at all when no version is: a 404.
+ */
+async function instanceHistory(
+  ctx: FhirContext,
+  sql: Sql,
+  type: string,
+  id: string,
+  query: [string, string][],
+): Promise<Bundle> {
+  const bundle = await history(ctx, sql, { type, id }, new URLSearchParams(query));
+  const patient = restriction(ctx, type, "read");
+  if (patient === undefined) return bundle;
+  const entries = (bundle.entry ?? []).filter((e) =>
+    !e.resource || inCompartment(e.resource, patient, ctx.baseUrl)
+  );
+  if (!entries.some((e) => e.resource)) throw notFound(`${type}/${id} not found`);
+  if (entries.length === bundle.entry?.length) return bundle;
+  // Versions were left out: the total would count them, so it is not given (it is optional).
+  const { total: _total, ...rest } = bundle;
+  return { ...rest, entry: entries };
 }
 
 function bodyResource(body: unknown, type: string): Resource {

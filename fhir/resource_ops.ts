@@ -14,6 +14,9 @@ import { isSupportedType } from "./resource_types.ts";
 import { findMatches, parseCondition } from "./search/execute.ts";
 import { assertEndpointAllowed } from "./subscriptions/criteria.ts";
 import { ID_PATTERN, validate } from "./validate.ts";
+import type { Interaction } from "../auth/scopes.ts";
+import { forbidden } from "../auth/access.ts";
+import { inCompartment, restriction } from "./compartment.ts";
 
 export interface WriteResult {
   resource: Resource;
@@ -85,9 +88,10 @@ export async function matchCondition(
   type: string,
   query: string,
   what: string,
+  interaction: Interaction,
 ): Promise<Resource | undefined> {
   // Malformed criteria (U+0000, which the lock's key cannot hold, among them) are a 400 first.
-  const condition = parseCondition(ctx, type, query);
+  const condition = parseCondition(ctx, type, query, interaction);
   await sql.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`${type}?${query}`]);
   const matches = await findMatches(ctx, sql, type, condition);
   if (matches.length > 1) {
@@ -110,6 +114,7 @@ export async function create(
       resource.resourceType,
       options.ifNoneExist,
       "If-None-Exist",
+      "create",
     );
     if (match) return { resource: match, status: 200, matched: true };
   }
@@ -171,7 +176,7 @@ export async function conditionalTarget(
   query: string,
   resource: Resource,
 ): Promise<string> {
-  const match = await matchCondition(ctx, sql, type, query, "Conditional update");
+  const match = await matchCondition(ctx, sql, type, query, "Conditional update", "update");
   if (match) {
     if (resource.id !== undefined && resource.id !== match.id) {
       throw badRequest(
@@ -225,7 +230,7 @@ export async function patch(
 }
 
 export async function remove(
-  _ctx: FhirContext,
+  ctx: FhirContext,
   sql: Sql,
   type: string,
   id: string,
@@ -234,7 +239,10 @@ export async function remove(
   checkType(type);
   checkPathId(type, id);
   const current = await repo.readCurrent(sql, type, id, true);
-  if (!current) throw notFound(`${type}/${id} not found`);
+  const patient = restriction(ctx, type, "delete");
+  const hidden = patient !== undefined && current && !current.deleted &&
+    !inCompartment(current.content as unknown as Resource, patient, ctx.baseUrl);
+  if (!current || hidden) throw notFound(`${type}/${id} not found`);
   checkIfMatch(options.ifMatch, current.version, type, id);
   if (current.deleted) {
     return {
@@ -269,7 +277,7 @@ export async function conditionalDelete(
   query: string,
 ): Promise<number> {
   checkType(type);
-  const match = await matchCondition(ctx, sql, type, query, "Conditional delete");
+  const match = await matchCondition(ctx, sql, type, query, "Conditional delete", "delete");
   if (match) await remove(ctx, sql, type, match.id as string);
   return match ? 1 : 0;
 }
@@ -286,6 +294,20 @@ function checkIfMatch(
       `If-Match version ${ifMatch} does not match current version ${version} of ${type}/${id}`,
     );
   }
+}
+
+/** A 403 unless `resource` (as it would be written) lies in `patient`'s compartment. */
+function assertInside(
+  ctx: FhirContext,
+  resource: Resource,
+  patient: string,
+  interaction: Interaction,
+): void {
+  if (inCompartment(resource, patient, ctx.baseUrl)) return;
+  throw forbidden(
+    `The ${resource.resourceType} would not be in the compartment of Patient/${patient}, the ` +
+      `only one this token may ${interaction} in (reference the patient, e.g. in subject)`,
+  );
 }
 
 /** Now, but never at or before the previous version's time (versions sort by time). */
@@ -317,6 +339,8 @@ async function write(
   if (type === "Subscription") {
     assertEndpointAllowed(content as Subscription, ctx.subscriptionEndpoints);
   }
+  const interaction: Interaction = method === "POST" ? "create" : "update";
+  const patient = restriction(ctx, type, interaction);
   const rows = indexResource(content, ctx.baseUrl);
   const first: repo.NewVersion = {
     type,
@@ -327,8 +351,10 @@ async function write(
     method,
     content: content as unknown as Record<string, unknown>,
   };
+  // Checked after the lock: a throw rolls the transaction back, an inserted row with it.
   const { rid, existing } = await repo.insertOrLock(sql, first);
   if (!existing) {
+    if (patient !== undefined) assertInside(ctx, content, patient, interaction);
     if (options.ifMatch !== undefined) {
       throw preconditionFailed(`If-Match given, but ${type}/${id} does not exist`);
     }
@@ -337,6 +363,17 @@ async function write(
     return { resource: content, status: 201 };
   }
   if (options.mustBeNew) throw new Error(`generated id ${type}/${id} collided`);
+  if (patient !== undefined && !existing.deleted) {
+    // Another patient's resource is not there for this token: not found, not overwritten.
+    const before = await repo.readCurrent(sql, type, id);
+    if (
+      !before?.content ||
+      !inCompartment(before.content as unknown as Resource, patient, ctx.baseUrl)
+    ) {
+      throw notFound(`${type}/${id} not found`);
+    }
+  }
+  if (patient !== undefined) assertInside(ctx, content, patient, interaction);
   checkIfMatch(options.ifMatch, existing.version, type, id);
   content = stamp(existing.version + 1, nextTimestamp(existing.lastUpdated));
   const next: repo.NewVersion = {

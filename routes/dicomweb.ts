@@ -6,7 +6,8 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import type { AppEnv } from "../app.ts";
-import { requireAccess } from "../auth/access.ts";
+import { compartmentFor, requireAccess } from "../auth/access.ts";
+import { studyOfPatient } from "../dicom/compartment.ts";
 import { DicomwebError } from "../dicom/errors.ts";
 import { newBoundary, parseMediaType, writeMultipart } from "../dicom/multipart.ts";
 import type { OutgoingPart } from "../dicom/multipart.ts";
@@ -92,16 +93,21 @@ export function dicomwebRoutes(services: Services): Hono<AppEnv> {
     if (warning) headers["Warning"] = warning;
     return c.body(JSON.stringify(result.body), result.status, headers);
   };
-  // DICOMweb is ImagingStudy access: QIDO-RS searches, WADO-RS reads, STOW-RS creates.
+  // DICOMweb is ImagingStudy access: QIDO-RS searches, WADO-RS reads, STOW-RS creates. A token
+  // bound to a patient reads and searches that patient's studies only, and never writes here.
   app.use("*", async (c, next) => {
     const method = c.req.method.toUpperCase();
-    const path = new URL(c.req.url).pathname;
+    const path = c.req.path;
     const caller = c.get("caller");
     if (method === "POST") requireAccess(caller, "ImagingStudy", "create");
     else if (method === "DELETE") requireAccess(caller, "ImagingStudy", "delete");
-    else if (/\/(studies|series|instances)$/.test(path)) {
-      requireAccess(caller, "ImagingStudy", "search");
-    } else requireAccess(caller, "ImagingStudy", "read");
+    else {
+      const patient = compartmentFor(caller, "ImagingStudy", searching(path) ? "search" : "read");
+      const study = /\/studies\/([^/]+)/.exec(path)?.[1];
+      if (patient !== undefined && study && !(await studyOfPatient(services.db, study, patient))) {
+        throw new DicomwebError(404, `Study ${study} not found`);
+      }
+    }
     await next();
   });
   app.post("/studies", (c) => stow(c));
@@ -121,6 +127,7 @@ export function dicomwebRoutes(services: Services): Hono<AppEnv> {
       studyUid,
       seriesUid,
       params: url.searchParams,
+      patient: compartmentFor(c.get("caller"), "ImagingStudy", "search"),
     });
     const headers: Record<string, string> = { "Content-Type": DICOM_JSON };
     const warning = warningHeader(warnings);
@@ -253,6 +260,11 @@ function multipart(
 }
 
 /** Accept for JSON answers: application/dicom+json, application/json or anything. */
+/** QIDO-RS paths (a search) as opposed to WADO-RS ones (a read). */
+function searching(path: string): boolean {
+  return /\/(studies|series|instances)$/.test(path);
+}
+
 function acceptJson(c: Context<AppEnv>): void {
   const accept = c.req.header("accept");
   if (!accept) return;

@@ -4,7 +4,8 @@
  */
 import { Hono } from "hono";
 import type { AppEnv } from "../app.ts";
-import { type Caller, requireAccess } from "../auth/access.ts";
+import { type Caller, compartmentFor } from "../auth/access.ts";
+import type { FhirContext } from "../fhir/context.ts";
 import { findingsOf, findingsXlsx } from "../fhir/operations/findings_export.ts";
 import type { Services } from "../services.ts";
 
@@ -14,15 +15,13 @@ export function reportRoutes(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const ctx = services.fhir.context;
   app.get(`/:id{${ID}}/findings.json`, async (c) => {
-    requireFindings(c.get("caller"));
-    const data = await findingsOf(ctx, c.req.param("id"));
+    const data = await findingsOf(readAs(ctx, c.get("caller")), c.req.param("id"));
     return c.json(data, 200, {
       "Content-Disposition": `attachment; filename="findings-${data.report.id}.json"`,
     });
   });
   app.get(`/:id{${ID}}/findings.xlsx`, async (c) => {
-    requireFindings(c.get("caller"));
-    const data = await findingsOf(ctx, c.req.param("id"));
+    const data = await findingsOf(readAs(ctx, c.get("caller")), c.req.param("id"));
     const bytes = await findingsXlsx(data);
     return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
       "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -32,8 +31,15 @@ export function reportRoutes(services: Services): Hono<AppEnv> {
   return app;
 }
 
-/** An export reads the report and its Observations. */
-function requireFindings(caller: Caller): void {
-  requireAccess(caller, "DiagnosticReport", "read");
-  requireAccess(caller, "Observation", "read");
+/**
+ * An export reads the report and its Observations (403 unless the caller may). A token bound to a
+ * patient reads them as itself, so another patient's report is not found and only its own
+ * patient's Observations are listed; other callers' reads need no search scope of their own.
+ */
+function readAs(ctx: FhirContext, caller: Caller): FhirContext {
+  const limited = [
+    compartmentFor(caller, "DiagnosticReport", "read"),
+    compartmentFor(caller, "Observation", "read"),
+  ].some((patient) => patient !== undefined);
+  return limited ? { ...ctx, caller } : ctx;
 }

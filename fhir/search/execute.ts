@@ -7,6 +7,8 @@ import type { Row, Sql } from "../../db/db.ts";
 import { orderKeys } from "../../db/resource_repo.ts";
 import type { FhirContext } from "../context.ts";
 import { badRequest } from "../outcome.ts";
+import type { Interaction } from "../../auth/scopes.ts";
+import { boundPatient, compartmentFilter } from "../compartment.ts";
 import type { Cursor, IncludeSpec, SearchRequest } from "./model.ts";
 import { encodeCursor, parseSearch } from "./parse.ts";
 import { countSql, pageSql, Params } from "./sql.ts";
@@ -137,8 +139,16 @@ async function reverseInclude(sql: Sql, spec: IncludeSpec, targets: Resource[]) 
   return rows.map((r) => ({ rid: Number(r.rid), resource: orderKeys(r.content as Resource) }));
 }
 
-/** The criteria of a conditional interaction as a search for up to two matches (400 if malformed). */
-export function parseCondition(ctx: FhirContext, type: string, query: string): SearchRequest {
+/**
+ * The criteria of a conditional interaction as a search for up to two matches (400 if malformed),
+ * kept inside the caller's patient compartment when the caller is bound to one for `interaction`.
+ */
+export function parseCondition(
+  ctx: FhirContext,
+  type: string,
+  query: string,
+  interaction: Interaction = "search",
+): SearchRequest {
   const params = [...new URLSearchParams(query.replace(/^\?/, ""))];
   if (params.length === 0) throw badRequest("A conditional interaction needs search criteria");
   const req = parseSearch(type, params, {
@@ -152,6 +162,8 @@ export function parseCondition(ctx: FhirContext, type: string, query: string): S
   req.sort = [];
   req.include = [];
   req.revinclude = [];
+  const patient = boundPatient(ctx, type, interaction);
+  if (patient !== undefined) req.filters.push(compartmentFilter(type, patient));
   return req;
 }
 

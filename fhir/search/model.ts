@@ -34,7 +34,17 @@ export type Filter =
   | { kind: "id"; values: string[]; not?: boolean; missing?: boolean }
   | { kind: "lastUpdated"; values: Extract<Value, { kind: "date" }>[] }
   | { kind: "chain"; def: SearchParamDef; targets: { type: string; inner: Filter }[] }
-  | { kind: "has"; sourceType: string; def: SearchParamDef; inner: Filter };
+  | { kind: "has"; sourceType: string; def: SearchParamDef; inner: Filter }
+  | {
+    /** Keeps the search inside one patient's compartment (a patient-bound token's searches). */
+    kind: "compartment";
+    type: string;
+    patient: string;
+    /** The compartment's search parameters of the type (`subject`, `performer`, …). */
+    codes: string[];
+    /** A Patient is in its own compartment by id. */
+    self: boolean;
+  };
 
 export interface SortKey {
   code: string;

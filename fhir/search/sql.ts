@@ -71,6 +71,19 @@ export function filterSql(filter: Filter, r: string, p: Params): string {
     }
     case "param":
       return paramSql(filter, r, p);
+    case "compartment": {
+      // IN (not EXISTS) lets the planner start from the patient's index rows when that is cheaper.
+      const c = p.alias("m");
+      const codes = filter.codes.map((code) => p.add(code)).join(", ");
+      const linked = codes
+        ? `${r}.rid IN (SELECT ${c}.rid FROM sp_reference ${c} WHERE ${c}.type = ${
+          p.add(filter.type)
+        } AND ${c}.code IN (${codes}) AND ${c}.target_id = ${
+          p.add(filter.patient)
+        } AND ${c}.target_type = 'Patient')`
+        : "FALSE";
+      return filter.self ? `(${r}.id = ${p.add(filter.patient)} OR ${linked})` : linked;
+    }
   }
 }
 
@@ -83,7 +96,10 @@ type ParamFilter = Extract<Filter, { kind: "param" }>;
  */
 function drivingFilter(req: SearchRequest): ParamFilter | undefined {
   const usesResourceColumns =
-    req.filters.some((f) => f.kind === "id" || f.kind === "lastUpdated" || f.kind === "has") ||
+    req.filters.some((f) =>
+      f.kind === "id" || f.kind === "lastUpdated" || f.kind === "has" ||
+      (f.kind === "compartment" && f.self)
+    ) ||
     req.sort.some((k) => k.code === "_id" || k.code === "_lastUpdated");
   if (usesResourceColumns) return undefined;
   return req.filters.find((f): f is ParamFilter =>

@@ -228,25 +228,6 @@ Deno.test("bearer tokens the API refuses: 401, WWW-Authenticate, OperationOutcom
   await assert401(await read("garbage"), /.+/);
 });
 
-Deno.test("patient/… scopes grant nothing while patient compartments are not enforced", async () => {
-  const st = await s();
-  const { token } = await issueAccessToken(st.services.auth.ring, {
-    sub: "someone",
-    kind: "user",
-    scope: "patient/*.rs patient/Patient.read",
-    patient: "p1",
-  }, {
-    issuer: st.services.config.auth.issuer,
-    audience: st.services.auth.audience,
-    ttlSeconds: 60,
-  });
-  for (const path of ["/fhir/Patient/p1", "/fhir/Patient?_id=p1", "/fhir/Observation"]) {
-    const res = await st.call(path, { token });
-    assert.equal(res.status, 403, path);
-    await res.body?.cancel();
-  }
-});
-
 Deno.test("Backend Services: scopes granted ⊆ registered; assertions refused for each flaw", async () => {
   const st = await s();
   const key = st.clientKeys.narrow;

@@ -6,10 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { createApp } from "../../app.ts";
-import { type AuthStack, form, startAuthStack } from "./_auth_harness.ts";
+import { type AuthStack, form, PASSWORD, startAuthStack } from "./_auth_harness.ts";
 
-type Who = "none" | "bad" | "admin" | "clinician" | "viewer" | "system" | "narrow";
-const WHO: Who[] = ["none", "bad", "admin", "clinician", "viewer", "system", "narrow"];
+type Who = "none" | "bad" | "admin" | "clinician" | "viewer" | "system" | "narrow" | "patient";
+/** `patient`: a viewer bound to one Patient (SMART `patient` claim, `patient/*.rs`). */
+const WHO: Who[] = ["none", "bad", "admin", "clinician", "viewer", "system", "narrow", "patient"];
 type Expect = "ok" | 401 | 403;
 
 /** Expected per caller; `public` rows are open to all, `any` rows to every valid token. */
@@ -17,7 +18,7 @@ type Rule =
   | "public"
   | "any"
   | "admin"
-  | Partial<Record<"admin" | "clinician" | "viewer" | "system" | "narrow", Expect>>;
+  | Partial<Record<Exclude<Who, "none" | "bad">, Expect>>;
 
 interface Row {
   /** The route as Hono lists it (`METHOD path`). */
@@ -36,10 +37,26 @@ const json = (body: unknown): RequestInit => ({
   body: JSON.stringify(body),
 });
 // Shorthands for the scopes of each caller: r = read/search, w = create/update, d = delete.
-const READ_ALL = { admin: "ok", clinician: "ok", viewer: "ok", system: "ok", narrow: 403 } as const;
+const READ_ALL = {
+  admin: "ok",
+  clinician: "ok",
+  viewer: "ok",
+  system: "ok",
+  narrow: 403,
+  patient: "ok",
+} as const;
+/** Reads a patient-bound token may not make: not limited to one patient's compartment. */
+const READ_UNBOUND = { ...READ_ALL, patient: 403 } as const;
 const WRITE = { admin: "ok", clinician: "ok", viewer: 403, system: "ok", narrow: 403 } as const;
 const DELETE = { admin: "ok", clinician: 403, viewer: 403, system: "ok", narrow: 403 } as const;
-const PATIENT_READ = { admin: "ok", clinician: "ok", viewer: "ok", system: "ok", narrow: "ok" };
+const PATIENT_READ = {
+  admin: "ok",
+  clinician: "ok",
+  viewer: "ok",
+  system: "ok",
+  narrow: "ok",
+  patient: "ok",
+} as const;
 
 const inst = `/dicomweb/studies/${UID}/series/${UID}/instances/${UID}`;
 const D = "/dicomweb/studies/:study{[0-9.]{1,64}}";
@@ -157,8 +174,9 @@ const ROWS: Row[] = [
     ["read Observation", "GET", "/fhir/Observation/no-such", undefined, READ_ALL],
     ["vread", "GET", "/fhir/Observation/no-such/_history/1", undefined, READ_ALL],
     ["instance history", "GET", "/fhir/Observation/no-such/_history", undefined, READ_ALL],
-    ["type history", "GET", "/fhir/Patient/_history", undefined, PATIENT_READ],
-    ["system history", "GET", "/fhir/_history", undefined, READ_ALL],
+    ["type history", "GET", "/fhir/Patient/_history", undefined, { ...PATIENT_READ, patient: 403 }],
+    ["system history", "GET", "/fhir/_history", undefined, READ_UNBOUND],
+    ["search Device (not in a compartment)", "GET", "/fhir/Device", undefined, READ_UNBOUND],
     ["create", "POST", "/fhir/Patient", json({ resourceType: "Patient" }), WRITE],
     ["update", "PUT", "/fhir/Patient/p1", json({ resourceType: "Patient", id: "p1" }), WRITE],
     ["patch", "PATCH", "/fhir/Patient/no-such", {
@@ -190,7 +208,7 @@ const ROWS: Row[] = [
         type: "batch",
         entry: [{ request: { method: "GET", url: "Observation?code=x" } }],
       }),
-      { admin: "ok", clinician: "ok", viewer: "ok", system: "ok", narrow: "ok" },
+      PATIENT_READ,
     ],
     ["AuditEvent search", "GET", "/fhir/AuditEvent", undefined, "admin"],
     ["AuditEvent read", "GET", "/fhir/AuditEvent/no-such", undefined, "admin"],
@@ -267,7 +285,7 @@ const ROWS: Row[] = [
     name: "NIfTI file",
     method: "GET",
     path: `/uploads/nifti/${crypto.randomUUID()}`,
-    rule: READ_ALL,
+    rule: READ_UNBOUND,
   },
   {
     route: `PUT ${RESULT}`,
@@ -282,7 +300,7 @@ const ROWS: Row[] = [
     name: "result file",
     method: "GET",
     path: `/uploads/results/${KEY}/none.json`,
-    rule: READ_ALL,
+    rule: READ_UNBOUND,
   },
   {
     route: "GET /reports/:id{[A-Za-z0-9\\-.]{1,64}}/findings.json",
@@ -298,7 +316,7 @@ const ROWS: Row[] = [
     path: "/reports/no-such/findings.xlsx",
     rule: READ_ALL,
   },
-  { route: "GET /events", name: "SSE events", method: "GET", path: "/events", rule: READ_ALL },
+  { route: "GET /events", name: "SSE events", method: "GET", path: "/events", rule: READ_UNBOUND },
 ];
 
 function expected(rule: Rule, who: Who): Expect {
@@ -310,7 +328,35 @@ function expected(rule: Rule, who: Who): Expect {
 }
 
 let stack: AuthStack | undefined;
-const stackOnce = async () => stack ??= await startAuthStack();
+let boundToken: string | undefined;
+
+/** The stack, with a viewer bound to Patient/bound and its token. */
+async function start(): Promise<AuthStack> {
+  const s = await startAuthStack();
+  const admin = { token: s.tokens.admin, headers: { "Content-Type": "application/json" } };
+  const patient = await s.call("/fhir/Patient/bound", {
+    ...admin,
+    method: "PUT",
+    body: JSON.stringify({ resourceType: "Patient", id: "bound" }),
+  });
+  assert.equal(patient.status, 201, await patient.text());
+  const user = await s.call("/auth/users", {
+    ...admin,
+    method: "POST",
+    body: JSON.stringify({
+      username: "bound",
+      password: PASSWORD,
+      role: "viewer",
+      patient: "Patient/bound",
+    }),
+  });
+  assert.equal(user.status, 201, await user.text());
+  const login = await (await s.login("bound", PASSWORD)).json();
+  assert.equal(login.patient, "bound");
+  boundToken = login.access_token;
+  return s;
+}
+const stackOnce = async () => stack ??= await start();
 
 Deno.test("every route of the app has a row in the access table", async () => {
   const s = await stackOnce();
@@ -331,7 +377,13 @@ for (const row of ROWS) {
     const s = await stackOnce();
     const failures: string[] = [];
     for (const who of WHO) {
-      const token = who === "none" ? undefined : who === "bad" ? "not.a.jwt" : s.tokens[who];
+      const token = who === "none"
+        ? undefined
+        : who === "bad"
+        ? "not.a.jwt"
+        : who === "patient"
+        ? boundToken
+        : s.tokens[who];
       const init = row.init ?? {};
       const res = await s.call(row.path, {
         ...init,
