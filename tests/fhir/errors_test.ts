@@ -389,7 +389,7 @@ backendTest(
     assert.equal(
       await status(
         db.transaction((tx) =>
-          ops.matchCondition(fhir, tx, "Patient", "identifier=a\u0000b", "If-None-Exist")
+          ops.matchCondition(fhir, tx, "Patient", "identifier=a\u0000b", "If-None-Exist", "create")
         ),
       ),
       400,
