@@ -28,7 +28,10 @@ export type AppEnv = { Variables: { requestId: string; caller: Caller } };
  * and the token and revocation endpoints (which authenticate their own callers).
  */
 export function isPublic(method: string, path: string): boolean {
-  if (path === "/health" || path.startsWith("/health/")) return method === "GET";
+  // Probes are public; /health/detailed (latencies, errors, versions) is for admins.
+  if (path === "/health" || path.startsWith("/health/")) {
+    return method === "GET" && path !== "/health/detailed";
+  }
   if (path.startsWith("/.well-known/") || path.startsWith("/fhir/.well-known/")) return true;
   if (path === "/fhir/metadata") return method === "GET" || method === "HEAD";
   // /metrics checks its own callers (a scrape token or an admin).

@@ -22,6 +22,11 @@ export interface Config {
   searchMaxCount: number;
   /** Log level (LOG_LEVEL: debug, info, warn, error). */
   logLevel: "debug" | "info" | "warn" | "error";
+  /**
+   * On SIGTERM/SIGINT: how long in-flight requests may take to finish before the pools are closed
+   * and the process exits 0 anyway (SHUTDOWN_GRACE_SECONDS, default 25: within Kubernetes' 30).
+   */
+  shutdownGraceSeconds: number;
   /** Where DICOM bytes live: S3 when S3_ENDPOINT is set, else the folder OBJECT_DIR. */
   objectStore: ObjectStoreConfig;
   dicom: DicomConfig;
@@ -282,6 +287,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     searchDefaultCount: int("SEARCH_DEFAULT_COUNT", 20, 1, 1000),
     searchMaxCount: int("SEARCH_MAX_COUNT", 1000, 1, 10000),
     logLevel,
+    shutdownGraceSeconds: int("SHUTDOWN_GRACE_SECONDS", 25, 0, 3600),
     objectStore: {
       s3Endpoint,
       s3Bucket: env.S3_BUCKET || "imaging",

@@ -20,8 +20,23 @@ if (import.meta.main) {
       })),
   }, app.fetch);
   await services.startWorker((request) => app.fetch(request));
+  let stopping = false;
   const shutdown = async () => {
-    await server.shutdown();
+    if (stopping) return;
+    stopping = true;
+    // Stop accepting; let in-flight requests finish (event streams never do) for the grace period.
+    const graceMs = config.shutdownGraceSeconds * 1000;
+    let timer: number | undefined;
+    const drained = await Promise.race([
+      server.shutdown().then(() => true),
+      new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), graceMs)),
+    ]);
+    clearTimeout(timer);
+    console.log(JSON.stringify({
+      level: "info",
+      msg: drained ? "stopped: requests drained" : "stopped: grace period over",
+      graceSeconds: config.shutdownGraceSeconds,
+    }));
     await services.close();
     Deno.exit(0);
   };

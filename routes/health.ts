@@ -1,33 +1,133 @@
-/** @module `/health`: liveness, and readiness (the database answers and is migrated). */
+/**
+ * @module `/health`: liveness (`/health/live`: the process answers), readiness (`/health/ready`:
+ * Postgres answers with every migration applied, the queue's Redis and the object store answer),
+ * the database check of `/health`, and `/health/detailed` for admins (each dependency's latency
+ * and error, versions, queue depth). Probes are public and say only what fails, never why.
+ */
 import { Hono } from "hono";
 import type { AppEnv } from "../app.ts";
+import { requireAdmin } from "../auth/access.ts";
+import { readMigrations } from "../db/migrate.ts";
 import type { Services } from "../services.ts";
+
+/** A dependency's answer: latency, and the error when it failed. */
+interface Check {
+  ok: boolean;
+  latencyMs: number;
+  error?: string;
+  [detail: string]: unknown;
+}
+
+/** Each check gives up after this long (a hung dependency is a failed one). */
+const CHECK_TIMEOUT_MS = 2_000;
+
+async function timed(
+  fn: () => Promise<Record<string, unknown> | void>,
+): Promise<Check> {
+  const t0 = performance.now();
+  let timer: number | undefined;
+  try {
+    const details = await Promise.race([
+      fn(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer in ${CHECK_TIMEOUT_MS} ms`)),
+          CHECK_TIMEOUT_MS,
+        );
+      }),
+    ]);
+    return { ok: true, latencyMs: +(performance.now() - t0).toFixed(2), ...(details ?? {}) };
+  } catch (e) {
+    return {
+      ok: false,
+      latencyMs: +(performance.now() - t0).toFixed(2),
+      error: (e as Error).message ?? String(e),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export function healthRoutes(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const started = Date.now();
+  const known = readMigrations().then((all) => all.length);
+  // A folder store's `head` of a missing key is a stat; an S3 store's a HEAD request.
+  const probeKey = "health/readiness-probe";
+
+  const checks = {
+    database: () =>
+      timed(async () => {
+        const [row] = await services.db.query<{ n: number; latest: number | null }>(
+          `SELECT count(*)::int AS n, max(version) AS latest FROM schema_migration`,
+        );
+        const expected = await known;
+        if (Number(row.n) < expected) {
+          throw new Error(`${row.n} of ${expected} migrations applied`);
+        }
+        return { kind: services.db.kind, migrations: Number(row.n) };
+      }),
+    queue: () =>
+      timed(async () => {
+        if (!(await services.analysis.queue.ping())) throw new Error("the queue does not answer");
+        return { kind: services.config.inference.redisUrl ? "redis" : "in-process" };
+      }),
+    objectStore: () =>
+      timed(async () => {
+        await services.store.head(probeKey);
+        return { kind: services.store.description };
+      }),
+  };
+  const runAll = async () => {
+    const [database, queue, objectStore] = await Promise.all([
+      checks.database(),
+      checks.queue(),
+      checks.objectStore(),
+    ]);
+    return { database, queue, objectStore };
+  };
+
   app.get("/", async (c) => {
-    const t0 = performance.now();
-    try {
-      const rows = await services.db.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM schema_migration`,
-      );
-      return c.json({
-        status: "ok",
-        database: {
-          kind: services.db.kind,
-          migrations: Number(rows[0].n),
-          latencyMs: +(performance.now() - t0).toFixed(2),
-        },
-        uptimeSeconds: Math.round((Date.now() - started) / 1000),
-      });
-    } catch (e) {
-      return c.json({
-        status: "unavailable",
-        database: { kind: services.db.kind, error: (e as Error).message },
-      }, 503);
-    }
+    const database = await checks.database();
+    const body = {
+      status: database.ok ? "ok" : "unavailable",
+      database,
+      uptimeSeconds: Math.round((Date.now() - started) / 1000),
+    };
+    return c.json(body, database.ok ? 200 : 503);
   });
   app.get("/live", (c) => c.json({ status: "ok" }));
+  app.get("/ready", async (c) => {
+    const all = await runAll();
+    const failing = Object.entries(all).filter(([, v]) => !v.ok).map(([k]) => k);
+    c.header("Cache-Control", "no-store");
+    return failing.length
+      ? c.json({ status: "not ready", failing }, 503)
+      : c.json({ status: "ready" }, 200);
+  });
+  app.get("/detailed", async (c) => {
+    requireAdmin(c.get("caller"));
+    const all = await runAll();
+    const postgres = await timed(async () => {
+      const [row] = await services.db.query<{ v: string }>(
+        `SELECT current_setting('server_version') AS v`,
+      );
+      return { version: row.v };
+    });
+    const depth = await timed(async () => ({ ...(await services.analysis.queue.depth()) }));
+    const ok = Object.values(all).every((v) => v.ok);
+    c.header("Cache-Control", "no-store");
+    return c.json({
+      status: ok ? "ready" : "not ready",
+      uptimeSeconds: Math.round((Date.now() - started) / 1000),
+      versions: {
+        deno: Deno.version.deno,
+        v8: Deno.version.v8,
+        typescript: Deno.version.typescript,
+        postgres: postgres.version ?? null,
+      },
+      checks: { ...all, queueDepth: depth },
+    }, ok ? 200 : 503);
+  });
   return app;
 }

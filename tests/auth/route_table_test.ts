@@ -68,6 +68,20 @@ const ROWS: Row[] = [
   { route: "GET /health", name: "health", method: "GET", path: "/health", rule: "public" },
   { route: "GET /health/live", name: "live", method: "GET", path: "/health/live", rule: "public" },
   {
+    route: "GET /health/ready",
+    name: "ready",
+    method: "GET",
+    path: "/health/ready",
+    rule: "public",
+  },
+  {
+    route: "GET /health/detailed",
+    name: "detailed health",
+    method: "GET",
+    path: "/health/detailed",
+    rule: "admin",
+  },
+  {
     route: "POST /auth/token",
     name: "token endpoint",
     method: "POST",
