@@ -13,6 +13,11 @@ export interface Config {
   publicUrl: string;
   /** `postgres://…` to use a real Postgres (DATABASE_URL); empty: embedded PGlite. */
   databaseUrl: string;
+  /**
+   * `postgres://…` of a read replica (DATABASE_READ_URL): FHIR searches run there; reads by id,
+   * histories and writes stay on DATABASE_URL. Empty: everything on DATABASE_URL.
+   */
+  databaseReadUrl: string;
   /** PGlite data folder (PGLITE_DIR, default ./data/pglite); `memory` keeps it in memory. */
   pgliteDir: string;
   /** Postgres pool size (DATABASE_POOL_SIZE, default 10). */
@@ -199,6 +204,14 @@ export function loadConfig(env: Env): Readonly<Config> {
   if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     problems.push(`DATABASE_URL: expected postgres://…, got ${databaseUrl.split("@").pop()}`);
   }
+  const databaseReadUrl = env.DATABASE_READ_URL ?? "";
+  if (databaseReadUrl && !/^postgres(ql)?:\/\//.test(databaseReadUrl)) {
+    problems.push(
+      `DATABASE_READ_URL: expected postgres://…, got ${databaseReadUrl.split("@").pop()}`,
+    );
+  } else if (databaseReadUrl && !databaseUrl) {
+    problems.push("DATABASE_READ_URL: a read replica needs DATABASE_URL (its primary) too");
+  }
   let publicUrl = env.PUBLIC_URL || `http://localhost:${port}`;
   try {
     publicUrl = new URL(publicUrl).toString().replace(/\/$/, "");
@@ -282,6 +295,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     host,
     publicUrl,
     databaseUrl,
+    databaseReadUrl,
     pgliteDir: env.PGLITE_DIR || "./data/pglite",
     databasePoolSize: int("DATABASE_POOL_SIZE", 10, 1, 1000),
     searchDefaultCount: int("SEARCH_DEFAULT_COUNT", 20, 1, 1000),

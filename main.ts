@@ -26,7 +26,7 @@ if (import.meta.main) {
     stopping = true;
     // Stop accepting; let in-flight requests finish (event streams never do) for the grace period.
     const graceMs = config.shutdownGraceSeconds * 1000;
-    let timer: number | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const drained = await Promise.race([
       server.shutdown().then(() => true),
       new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), graceMs)),

@@ -61,6 +61,8 @@ export interface Services {
 export interface ServiceOverrides {
   /** A Postgres schema to use (tests use one each). */
   schema?: string;
+  /** The read replica's schema (default: `schema`). */
+  readSchema?: string;
   /** Subscription retry policy (defaults: fhir/subscriptions/service.ts). */
   subscriptions?: Partial<SubscriptionOptions>;
 }
@@ -94,8 +96,17 @@ export async function createServices(
     schema: overrides.schema,
   });
   await migrate(db);
+  // A replica is migrated through its primary: never written here.
+  const readDb = config.databaseReadUrl
+    ? await openDb({
+      url: config.databaseReadUrl,
+      poolSize: config.databasePoolSize,
+      schema: overrides.readSchema ?? overrides.schema,
+    })
+    : undefined;
   const fhir = createFhirService({
     db,
+    readDb,
     baseUrl: `${config.publicUrl}/fhir`,
     defaultCount: config.searchDefaultCount,
     maxCount: config.searchMaxCount,
@@ -104,10 +115,9 @@ export async function createServices(
   const log = createLogger(config.logLevel, "api");
   const store = createObjectStore(config);
   await store.init();
-  const stability = createStudyStability(
-    config.dicom.stableSeconds,
-    (e) => log("error", "study-stable listener failed", { error: String(e) }),
-  );
+  const stability = createStudyStability(db, config.dicom.stableSeconds, {
+    onError: (e) => log("error", "study stability failed", { error: String(e) }),
+  });
   const dicom = await createDicomService({
     db,
     store,
@@ -191,6 +201,7 @@ export async function createServices(
       changes.close();
       dicom.close();
       await store.close();
+      await readDb?.close();
       await db.close();
     },
   };

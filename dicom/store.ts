@@ -170,7 +170,7 @@ export async function storeInstances(
         ),
       )
     ) {
-      deps.stability.touch(study);
+      await deps.stability.touch(study);
     }
   }
   return outcomes;

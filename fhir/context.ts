@@ -18,6 +18,11 @@ export type OperationHandler =
 
 export interface FhirContext {
   db: Db;
+  /**
+   * A read replica (DATABASE_READ_URL): type-level searches run here. Reads by id, histories,
+   * conditional criteria and everything in a transaction stay on `db` (no replication lag there).
+   */
+  readDb?: Db;
   /** The FHIR base URL as clients see it, e.g. https://imaging.example.org/fhir */
   baseUrl: string;
   defaultCount: number;

@@ -56,6 +56,7 @@ export interface FhirResult {
 export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Promise<FhirResult> {
   const write = <T>(fn: (sql: Sql) => Promise<T>) => tx ? fn(tx) : ctx.db.transaction(fn);
   const readSql = tx ?? ctx.db;
+  const searchSql = tx ?? ctx.readDb ?? ctx.db;
   const [type, id, op, vid, ...extra] = req.path;
   const method = req.method.toUpperCase();
   const query = req.query;
@@ -84,7 +85,7 @@ export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Pr
   if (id === undefined) {
     switch (method) {
       case "GET":
-        return { status: 200, body: await search(ctx, readSql, type, query, req.lenient, type) };
+        return { status: 200, body: await search(ctx, searchSql, type, query, req.lenient, type) };
       case "POST": {
         const resource = bodyResource(req.body, type);
         const result = await write((sql) =>
@@ -118,7 +119,7 @@ export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Pr
 
   if (id === "_search" && op === undefined) {
     if (method !== "POST") throw methodNotAllowed(method, `${type}/_search`);
-    return { status: 200, body: await search(ctx, readSql, type, query, req.lenient, type) };
+    return { status: 200, body: await search(ctx, searchSql, type, query, req.lenient, type) };
   }
   if (id === "_history" && op === undefined) {
     if (method !== "GET") throw methodNotAllowed(method, `${type}/_history`);

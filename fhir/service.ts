@@ -12,6 +12,7 @@ export interface FhirService {
 
 export interface FhirServiceOptions {
   db: Db;
+  readDb?: Db;
   operations?: FhirContext["operations"];
   baseUrl: string;
   defaultCount: number;

@@ -25,7 +25,7 @@ async function timed(
   fn: () => Promise<Record<string, unknown> | void>,
 ): Promise<Check> {
   const t0 = performance.now();
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const details = await Promise.race([
       fn(),
@@ -72,6 +72,12 @@ export function healthRoutes(services: Services): Hono<AppEnv> {
         if (!(await services.analysis.queue.ping())) throw new Error("the queue does not answer");
         return { kind: services.config.inference.redisUrl ? "redis" : "in-process" };
       }),
+    readReplica: () =>
+      timed(async () => {
+        if (!services.fhir.context.readDb) return { kind: "none" };
+        await services.fhir.context.readDb.query(`SELECT 1`);
+        return { kind: "postgres" };
+      }),
     objectStore: () =>
       timed(async () => {
         await services.store.head(probeKey);
@@ -79,12 +85,13 @@ export function healthRoutes(services: Services): Hono<AppEnv> {
       }),
   };
   const runAll = async () => {
-    const [database, queue, objectStore] = await Promise.all([
+    const [database, readReplica, queue, objectStore] = await Promise.all([
       checks.database(),
+      checks.readReplica(),
       checks.queue(),
       checks.objectStore(),
     ]);
-    return { database, queue, objectStore };
+    return { database, readReplica, queue, objectStore };
   };
 
   app.get("/", async (c) => {

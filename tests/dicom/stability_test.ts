@@ -1,0 +1,72 @@
+/**
+ * Study stability across replicas: two `createStudyStability` instances on one database (two API
+ * processes) touched in turn by the instances of one study; exactly one of them hears the study
+ * stable, once, a quiet period after the last touch, whichever touched last.
+ */
+import assert from "node:assert/strict";
+import { type Db, openDb } from "../../db/db.ts";
+import { migrate } from "../../db/migrate.ts";
+import { createStudyStability, type StudyStableEvent } from "../../dicom/stability.ts";
+
+const DATABASE_URL = Deno.env.get("DATABASE_URL") ?? "";
+
+/** A migrated database: PGlite in memory, or a schema of its own on the real Postgres. */
+async function database(backend: "pglite" | "postgres"): Promise<{ db: Db; schema?: string }> {
+  const schema = backend === "postgres" ? `t_${Date.now().toString(36)}_stab` : undefined;
+  const db = await openDb(schema ? { url: DATABASE_URL, schema, poolSize: 4 } : {});
+  await migrate(db);
+  return { db, schema };
+}
+
+for (const backend of ["pglite", "postgres"] as const) {
+  const missing = backend === "postgres" && !DATABASE_URL;
+  Deno.test({
+    name: `two replicas: one stable event per quiet period, from one of them [${backend}${
+      missing ? ": skipped, DATABASE_URL not set" : ""
+    }]`,
+    ignore: missing,
+    fn: async () => {
+      const { db, schema } = await database(backend);
+      // A slow poll: only the touching replica's own due-time poll, or the other's, can fire it.
+      const replicas = [0, 1].map(() => createStudyStability(db, 1, { pollMs: 300 }));
+      const heard: (StudyStableEvent & { replica: number; at: number })[] = [];
+      replicas.forEach((r, replica) =>
+        r.onStable((e) => void heard.push({ ...e, replica, at: Date.now() }))
+      );
+      try {
+        const study = `1.2.826.0.1.${Date.now()}`;
+        await replicas[0].touch(study);
+        await new Promise((r) => setTimeout(r, 500));
+        const last = Date.now();
+        await replicas[1].touch(study); // the quiet period starts again, on the other replica
+        await new Promise((r) => setTimeout(r, 700));
+        assert.equal(heard.length, 0, "replica 0's earlier due time did not fire it");
+        const deadline = Date.now() + 3000;
+        while (!heard.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 700)); // room for a second (wrong) event
+        assert.equal(heard.length, 1, JSON.stringify(heard));
+        assert.equal(heard[0].studyUid, study);
+        const after = heard[0].at - last;
+        assert.ok(after >= 990 && after < 2500, `fired ${after} ms after the last touch`);
+        // A new instance later: a new quiet period, one more event.
+        await replicas[0].touch(study);
+        await new Promise((r) => setTimeout(r, 1800));
+        assert.equal(heard.length, 2);
+        // Many studies at once are claimed once each, across both replicas.
+        const many = Array.from({ length: 150 }, (_, i) => `${study}.${i}`);
+        await Promise.all(many.map((uid, i) => replicas[i % 2].touch(uid)));
+        const end = Date.now() + 5000;
+        while (heard.length < 152 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+        await new Promise((r) => setTimeout(r, 500));
+        const counts = new Map<string, number>();
+        for (const e of heard.slice(2)) counts.set(e.studyUid, (counts.get(e.studyUid) ?? 0) + 1);
+        assert.equal(counts.size, 150);
+        assert.ok([...counts.values()].every((n) => n === 1), "each study once");
+      } finally {
+        replicas.forEach((r) => r.close());
+        if (schema) await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+        await db.close();
+      }
+    },
+  });
+}
