@@ -20,12 +20,14 @@ import { describeRequest } from "./audit/rest.ts";
 import { RateLimited, routeClassOf } from "./ratelimit/limits.ts";
 import { routeClass } from "./observability/stats.ts";
 import { adminRoutes, metricsRoutes } from "./routes/admin.ts";
+import { isUiPath, uiRoutes } from "./routes/ui.ts";
 
 export type AppEnv = { Variables: { requestId: string; caller: Caller } };
 
 /**
  * Routes anyone may call: liveness and readiness, the CapabilityStatement, discovery documents,
- * and the token and revocation endpoints (which authenticate their own callers).
+ * the token and revocation endpoints (which authenticate their own callers), and the web UI's
+ * shell and static assets.
  */
 export function isPublic(method: string, path: string): boolean {
   // Probes are public; /health/detailed (latencies, errors, versions) is for admins.
@@ -36,6 +38,8 @@ export function isPublic(method: string, path: string): boolean {
   if (path === "/fhir/metadata") return method === "GET" || method === "HEAD";
   // /metrics checks its own callers (a scrape token or an admin).
   if (path === "/metrics") return method === "GET";
+  // The web UI's shell and assets (its API calls carry the bearer token like any other).
+  if ((method === "GET" || method === "HEAD") && isUiPath(path)) return true;
   return method === "POST" && (path === "/auth/token" || path === "/auth/revoke");
 }
 
@@ -160,6 +164,7 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.route("/uploads", uploadRoutes(services));
   app.route("/reports", reportRoutes(services));
   app.route("/events", eventRoutes(services));
+  app.route("/", uiRoutes());
   app.notFound((c) => {
     const err = fhirError(
       404,

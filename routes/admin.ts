@@ -1,11 +1,13 @@
 /**
  * @module Figures for operators: `GET /admin/stats` (admins: count, error rate and latency
- * percentiles per route class and overall, last hour and last day) and `GET /metrics`
+ * percentiles per route class and overall, last hour and last day), `GET /admin/queue` (admins:
+ * the analysis queue's depth by state and its latest dead letters) and `GET /metrics`
  * (Prometheus text format), readable by admins or with the scrape token METRICS_TOKEN.
  */
 import { Hono } from "hono";
 import type { AppEnv } from "../app.ts";
 import { requireAdmin, unauthorized } from "../auth/access.ts";
+import { fhirError } from "../fhir/outcome.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../observability/stats.ts";
 import type { Services } from "../services.ts";
 
@@ -14,6 +16,24 @@ export function adminRoutes(services: Services): Hono<AppEnv> {
   app.get("/stats", (c) => {
     requireAdmin(c.get("caller"));
     return c.json(services.stats.snapshot(), 200, { "Cache-Control": "no-store" });
+  });
+  app.get("/queue", async (c) => {
+    requireAdmin(c.get("caller"));
+    const queue = services.analysis.queue;
+    const limit = Math.min(Math.max(Number(c.req.query("dead") ?? 20) || 20, 1), 200);
+    const [depth, deadLetters] = await Promise.all([queue.depth(), queue.deadLetters(limit)])
+      .catch((e) => {
+        throw fhirError(503, "transient", `The analysis queue does not answer: ${e.message ?? e}`);
+      });
+    return c.json(
+      {
+        kind: services.config.inference.redisUrl ? "redis" : "in-process",
+        depth,
+        deadLetters,
+      },
+      200,
+      { "Cache-Control": "no-store" },
+    );
   });
   return app;
 }

@@ -106,6 +106,13 @@ const ROWS: Row[] = [
     rule: "admin",
   },
   {
+    route: "GET /admin/queue",
+    name: "analysis queue",
+    method: "GET",
+    path: "/admin/queue",
+    rule: "admin",
+  },
+  {
     route: "GET /metrics",
     name: "Prometheus metrics",
     method: "GET",
@@ -331,6 +338,21 @@ const ROWS: Row[] = [
     rule: READ_ALL,
   },
   { route: "GET /events", name: "SSE events", method: "GET", path: "/events", rule: READ_UNBOUND },
+  // The web UI: its shell (on each client page) and its hashed assets are public.
+  ...([
+    ["GET /", "/"],
+    ["GET /:page{login|upload|worklist|console|patients}", "/login"],
+    ["GET /patients/:id{[A-Za-z0-9\\-.]{1,64}}", "/patients/p1"],
+    ["GET /studies/:id{[A-Za-z0-9\\-.]{1,64}}", "/studies/s1"],
+    ["GET /studies/:id{[A-Za-z0-9\\-.]{1,64}}/report", "/studies/s1/report"],
+    ["GET /assets/:name{[A-Za-z0-9._-]{1,80}}", "/assets/no-such.js"],
+  ] as [string, string][]).map(([route, path]): Row => ({
+    route,
+    name: `web UI ${path}`,
+    method: "GET",
+    path,
+    rule: "public",
+  })),
 ];
 
 function expected(rule: Rule, who: Who): Expect {
