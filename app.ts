@@ -148,7 +148,7 @@ export function createApp(services: Services): Hono<AppEnv> {
         agent: caller
           ? { kind: caller.kind, id: caller.sub, name: caller.name ?? caller.clientId }
           : { kind: "anonymous", id: "anonymous" },
-        address: addressOf(c),
+        address: addressOf(c, services.config.auth.trustedProxies),
         requestId: c.get("requestId"),
       });
     }

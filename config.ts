@@ -2,6 +2,7 @@
  * @module The one place environment variables are read: `loadConfig(env)` returns one frozen,
  * typed Config and reports every bad variable at once.
  */
+import { parseProxyRanges, type ProxyRange } from "./auth/client_address.ts";
 import { type EndpointPattern, parseEndpointPatterns } from "./fhir/subscriptions/endpoints.ts";
 
 export interface Config {
@@ -86,6 +87,12 @@ export interface AuthConfig {
    * origins such as `https://viewer.example.org`, or `*`; empty, the default: none).
    */
   corsOrigins: string[];
+  /**
+   * Proxies whose `X-Forwarded-For` is believed (TRUSTED_PROXIES: comma-separated addresses and
+   * CIDR blocks, e.g. `10.0.0.0/8,::1`): behind them, login limits and the audit trail see the
+   * client's address. Empty (the default): the peer's address, the header ignored.
+   */
+  trustedProxies: ProxyRange[];
 }
 
 export interface InferenceConfig {
@@ -281,6 +288,14 @@ export function loadConfig(env: Env): Readonly<Config> {
       problems.push(`CORS_ORIGINS: "${o}" is not an origin like https://viewer.example.org`);
     }
   }
+  let trustedProxies: ProxyRange[] = [];
+  try {
+    trustedProxies = parseProxyRanges(
+      (env.TRUSTED_PROXIES ?? "").split(",").map((p) => p.trim()).filter(Boolean),
+    );
+  } catch (e) {
+    problems.push(`TRUSTED_PROXIES: ${(e as Error).message}`);
+  }
   const authMode = env.AUTH || "on";
   if (!["on", "off"].includes(authMode)) problems.push(`AUTH=${env.AUTH}: expected on or off`);
   const adminPassword = env.ADMIN_PASSWORD ?? "";
@@ -351,6 +366,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       loginRatePerMinute: int("LOGIN_RATE_PER_MINUTE", 20, 1, 100_000),
       passwordIterations: int("PASSWORD_ITERATIONS", 600_000, 600_000, 10_000_000),
       corsOrigins,
+      trustedProxies,
     },
     dicom: {
       maxRequestBytes: int("DICOM_MAX_REQUEST_BYTES", 4 * 2 ** 30, 1024, Number.MAX_SAFE_INTEGER),

@@ -143,13 +143,13 @@ export async function createServices(
   const analysis = await createAnalysisService({ config, fhir, dicom, log });
   const audit = createAuditLog(db, log, { enabled: config.auditEnabled });
   const limits = createRateLimiter({
-    limits: config.rateLimits,
+    limits: { ...config.rateLimits, login: config.auth.loginRatePerMinute },
     redisUrl: config.inference.redisUrl || undefined,
     prefix: config.inference.redisKeyPrefix,
     log,
   });
   fhir.context.audit = true;
-  const auth = createAuthService(db, config);
+  const auth = createAuthService(db, config, { limiter: limits });
   await auth.ensureFirstAdmin(log);
   if (config.auth.enabled) {
     // A signing key from the start, so the published JWKS is never empty.

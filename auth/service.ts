@@ -5,6 +5,7 @@
  * `authenticate()` that turns an Authorization header into a `Caller` (verified tokens cached).
  * Accounts and clients for admins are `admin.ts`'s.
  */
+import { createRateLimiter, RateLimited, type RateLimiter } from "../ratelimit/limits.ts";
 import type { Config } from "../config.ts";
 import type { Db } from "../db/db.ts";
 import type { Logger } from "../inference/log.ts";
@@ -78,7 +79,11 @@ const VERIFIED_CACHE = 10_000;
 export function createAuthService(
   db: Db,
   config: Readonly<Config>,
-  options: { now?: () => number } = {},
+  options: {
+    now?: () => number;
+    /** Counts logins per address, with a `login` limit (default: one of its own, in memory). */
+    limiter?: RateLimiter;
+  } = {},
 ): AuthService {
   const a = config.auth;
   const now = options.now ?? Date.now;
@@ -87,7 +92,6 @@ export function createAuthService(
   const audience = `${config.publicUrl}/fhir`;
   const tokenUrl = `${origin}/auth/token`;
   const jtis = repo.jtiStore(db);
-  const attempts = new Map<string, number[]>();
   /** Tokens verified, oldest first (Map order), with their expiry in seconds. */
   const verified = new Map<string, { caller: Caller; exp: number }>();
 
@@ -144,21 +148,28 @@ export function createAuthService(
     return response;
   }
 
-  /** Per-address login attempts in the last minute; throws TooManyAttempts past the limit. */
-  function throttle(address: string): void {
-    const t = now();
-    const recent = (attempts.get(address) ?? []).filter((at) => t - at < 60_000);
-    if (recent.length >= a.loginRatePerMinute) {
-      attempts.set(address, recent);
-      throw new TooManyAttempts(Math.max(1, Math.ceil((recent[0] + 60_000 - t) / 1000)));
+  /**
+   * Per-address login attempts in the last minute (shared by replicas through the rate limiter's
+   * Redis when there is one); throws TooManyAttempts past the limit.
+   */
+  const limiter = options.limiter ?? createRateLimiter({
+    limits: { read: 0, write: 0, upload: 0, login: a.loginRatePerMinute },
+    log: () => {},
+    now,
+  });
+  async function throttle(address: string): Promise<void> {
+    try {
+      await limiter.check(`address:${address}`, "login");
+    } catch (e) {
+      if (e instanceof RateLimited) {
+        throw new TooManyAttempts(Number(e.headers["Retry-After"]) || 60);
+      }
+      throw e;
     }
-    recent.push(t);
-    attempts.set(address, recent);
-    if (attempts.size > 10_000) attempts.clear();
   }
 
   async function passwordGrant(form: URLSearchParams, address: string): Promise<TokenResponse> {
-    throttle(address);
+    await throttle(address);
     const username = (form.get("username") ?? "").trim().toLowerCase();
     const password = form.get("password") ?? "";
     if (!username || !password) {

@@ -31,6 +31,7 @@ if (import.meta.main) {
     tokenProvider: c.clientId
       ? clientCredentials({
         tokenUrl: `${new URL(c.apiUrl).origin}/auth/token`,
+        discoveryUrl: `${new URL(c.apiUrl).origin}/.well-known/smart-configuration`,
         clientId: c.clientId,
         privateJwk: await readPrivateJwk(c.privateKey),
         scope: WORKER_SCOPE,

@@ -10,13 +10,16 @@ import type { Logger } from "../inference/log.ts";
 import { createSharedLink, type SharedLink, withTimeout } from "../inference/_queue_redis_link.ts";
 import { FhirError, outcome } from "../fhir/outcome.ts";
 
-export type RouteClass = "read" | "write" | "upload";
+/** Request classes, and `login`: password logins per client address (the token endpoint's). */
+export type RouteClass = "read" | "write" | "upload" | "login";
 
 export interface RateLimitConfig {
   /** Requests per minute per caller; 0: unlimited. */
   read: number;
   write: number;
   upload: number;
+  /** Password logins per minute per address (absent or 0: unlimited). */
+  login?: number;
 }
 
 /** 429: answered as an OperationOutcome (code throttled) with Retry-After. */
@@ -62,7 +65,7 @@ export function createRateLimiter(options: {
     : memoryCounter();
   return {
     async check(caller, routeClass) {
-      const limit = options.limits[routeClass];
+      const limit = options.limits[routeClass] ?? 0;
       if (!limit) return;
       const t = now();
       const minute = Math.floor(t / 60_000);

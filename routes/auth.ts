@@ -4,6 +4,7 @@
  * accounts and registered clients; plus the discovery documents at `/.well-known` (JWKS, SMART
  * configuration) that the app also serves under the FHIR base.
  */
+import { clientAddress, type ProxyRange } from "../auth/client_address.ts";
 import { Hono } from "hono";
 import type { Context } from "hono";
 import type { AppEnv } from "../app.ts";
@@ -32,13 +33,13 @@ export function authRoutes(services: Services): Hono<AppEnv> {
         agent: form?.get("grant_type") === "client_credentials"
           ? { kind: "client", id: clientOf(form) }
           : { kind: "user", id: form?.get("username")?.slice(0, 64) || "unknown" },
-        address: addressOf(c),
+        address: addressOf(c, services.config.auth.trustedProxies),
         requestId: c.get("requestId"),
         description,
       });
     try {
       form = await formOf(c);
-      const body = await auth.token(form, addressOf(c));
+      const body = await auth.token(form, addressOf(c, services.config.auth.trustedProxies));
       audit(200);
       return c.json(body, 200, NO_STORE);
     } catch (e) {
@@ -252,7 +253,7 @@ async function inputErrors<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /** The client's address: the socket's (X-Forwarded-For is trusted only behind a known proxy). */
-export function addressOf(c: Context): string {
+export function addressOf(c: Context, trustedProxies: readonly ProxyRange[]): string {
   const info = (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr;
-  return info?.hostname ?? "unknown";
+  return clientAddress(info?.hostname, c.req.header("x-forwarded-for"), trustedProxies);
 }

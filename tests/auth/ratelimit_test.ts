@@ -104,3 +104,40 @@ Deno.test("over HTTP: 429, Retry-After and an OperationOutcome; others unaffecte
     await st.close();
   }
 });
+
+Deno.test({
+  name: noRedis.length
+    ? "password logins per address are counted across replicas [skipped, REDIS_URL not set]"
+    : "password logins per address are counted across replicas (two stacks on one Redis)",
+  ignore: noRedis.length > 0,
+  fn: async () => {
+    const redis = await claimRedisDb(Deno.env.get("REDIS_URL")!);
+    const env = {
+      REDIS_URL: redis.url,
+      REDIS_KEY_PREFIX: `login-${crypto.randomUUID().slice(0, 8)}`,
+      LOGIN_RATE_PER_MINUTE: "20",
+    };
+    // Each stack logs its own users in at start; then 20 a minute between them.
+    const [a, b] = [await startAuthStack(env), await startAuthStack(env)];
+    try {
+      const attempt = async (st: typeof a) => {
+        const res = await st.call("/auth/token", {
+          method: "POST",
+          headers: { "Content-Type": "application/x-www-form-urlencoded" },
+          body: "grant_type=password&username=nobody&password=not-the-password",
+        });
+        await res.body?.cancel();
+        return res.status;
+      };
+      const statuses: number[] = [];
+      for (let i = 0; i < 20; i++) statuses.push(await attempt(i % 2 ? a : b));
+      assert.ok(statuses.includes(429), `one replica's logins count on the other: ${statuses}`);
+      const refused = await attempt(a);
+      assert.equal(refused, 429);
+    } finally {
+      await a.close();
+      await b.close();
+      await redis.release();
+    }
+  },
+});

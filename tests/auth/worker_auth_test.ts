@@ -119,7 +119,9 @@ Deno.test({
         return JSON.stringify({ ...await jose.exportJWK(privateKey), kid, alg: "ES384" });
       };
       const env = (id: string, key: string) => ({
-        SIDECAR_API_URL: api.origin,
+        // Another name for the API than its PUBLIC_URL (as behind a load balancer): the
+        // assertion's aud must still be the token endpoint the server announces.
+        SIDECAR_API_URL: api.origin.replace("127.0.0.1", "localhost"),
         SIDECAR_CLIENT_ID: id,
         SIDECAR_PRIVATE_KEY: key,
         REDIS_URL: redis.url,
