@@ -19,6 +19,7 @@ import { addressOf, authRoutes, smartConfiguration, wellKnownRoutes } from "./ro
 import { describeRequest } from "./audit/rest.ts";
 import { RateLimited, routeClassOf } from "./ratelimit/limits.ts";
 import { routeClass } from "./observability/stats.ts";
+import { annotateRequest } from "./observability/tracing.ts";
 import { adminRoutes, metricsRoutes } from "./routes/admin.ts";
 import { isUiPath, uiRoutes } from "./routes/ui.ts";
 
@@ -45,17 +46,35 @@ export function isPublic(method: string, path: string): boolean {
 
 export function createApp(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  // Outermost: every answer, errors included, is counted with its latency and route class.
+  // Outermost: every answer, errors included, is counted with its latency and route class,
+  // logged as one JSON line (ACCESS_LOG) and described on its trace span (when tracing is on).
+  const accessLog = services.config.accessLog;
   app.use("*", async (c, next) => {
     const started = performance.now();
     try {
       await next();
     } finally {
-      services.stats.record({
-        routeClass: routeClass(c.req.method, c.req.path),
-        method: c.req.method,
-        status: c.res.status,
-        ms: performance.now() - started,
+      const ms = performance.now() - started;
+      const route = routeClass(c.req.method, c.req.path);
+      const status = c.res.status;
+      services.stats.record({ routeClass: route, method: c.req.method, status, ms });
+      const caller = c.get("caller");
+      const who = caller ? `${caller.kind}:${caller.sub}` : undefined;
+      const requestId = c.get("requestId");
+      if (accessLog) {
+        services.log(status >= 500 ? "error" : "info", "request", {
+          requestId,
+          method: c.req.method,
+          route,
+          status,
+          ms: Math.round(ms * 100) / 100,
+          ...(who ? { caller: who } : {}),
+        });
+      }
+      annotateRequest({
+        "http.route": route,
+        "request.id": requestId ?? "",
+        ...(who ? { "enduser.id": who } : {}),
       });
     }
   });

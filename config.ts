@@ -33,6 +33,8 @@ export interface Config {
    * and the process exits 0 anyway (SHUTDOWN_GRACE_SECONDS, default 25: within Kubernetes' 30).
    */
   shutdownGraceSeconds: number;
+  /** One JSON line per request (ACCESS_LOG on/off, default on): id, caller, route, status, ms. */
+  accessLog: boolean;
   /** Where DICOM bytes live: S3 when S3_ENDPOINT is set, else the folder OBJECT_DIR. */
   objectStore: ObjectStoreConfig;
   dicom: DicomConfig;
@@ -317,6 +319,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     searchMaxCount: int("SEARCH_MAX_COUNT", 1000, 1, 10000),
     logLevel,
     shutdownGraceSeconds: int("SHUTDOWN_GRACE_SECONDS", 25, 0, 3600),
+    accessLog: bool("ACCESS_LOG", true),
     objectStore: {
       s3Endpoint,
       s3Bucket: env.S3_BUCKET || "imaging",

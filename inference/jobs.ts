@@ -28,6 +28,8 @@ export interface AnalysisJob {
   idempotencyKey: string;
   /** The request that asked for it, carried into the sidecar's logs. */
   requestId?: string;
+  /** That request's trace (W3C traceparent), continued by the sidecar's span (OpenTelemetry). */
+  traceparent?: string;
   enqueuedAt: string;
 }
 

@@ -56,7 +56,15 @@ if (import.meta.main) {
     await queue.close();
     Deno.exit(1);
   }
-  const sidecar = createSidecar({ queue, api, models, log, visibilityMs: c.visibilityMs });
+  const sidecar = createSidecar({
+    queue,
+    api,
+    models,
+    log,
+    visibilityMs: c.visibilityMs,
+    // SIGTERM lets the current job finish for as long as the API gives its requests.
+    stopGraceMs: config.shutdownGraceSeconds * 1000,
+  });
   sidecar.start();
   const server = Deno.serve({
     port: c.sidecarPort,

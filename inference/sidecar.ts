@@ -5,6 +5,7 @@
  * failed with the reason. `stop()` lets the current job finish within a grace period; past it the
  * job is abandoned unacked, so the queue hands it to another sidecar after the visibility timeout.
  */
+import { inSpan } from "../observability/tracing.ts";
 import type { ApiClient } from "./api_client.ts";
 import { type AnalysisOutcome, analyze, type LoadedModel } from "./analysis.ts";
 import { classify } from "./errors.ts";
@@ -75,7 +76,13 @@ export function createSidecar(deps: SidecarDeps): Sidecar {
     };
     log("info", "job started", { ...ctx, model: job.model, attempt: delivery.attempt });
     try {
-      const outcome = await run(job, abort.signal);
+      // One span per job, in the trace of the request that queued it (when tracing is on).
+      const outcome = await inSpan("analysis job", job.traceparent, {
+        "job.id": job.jobId,
+        "task.id": job.taskId,
+        "job.model": job.model,
+        "job.attempt": delivery.attempt,
+      }, () => run(job, abort.signal));
       await queue.ack(delivery);
       if (outcome.kind === "skipped") {
         stats.skipped++;

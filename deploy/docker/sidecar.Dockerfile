@@ -37,6 +37,7 @@ COPY dicom dicom
 COPY auth auth
 COPY db db
 COPY fhir fhir
+COPY observability observability
 RUN set -eu; \
     for bin in node_modules/.deno/onnxruntime-node@*/node_modules/onnxruntime-node/bin/napi-v6; do \
       find "$bin" -mindepth 1 -maxdepth 1 ! -name linux -exec rm -rf {} +; \

@@ -6,6 +6,7 @@
  * returns the Task already running instead of a second one. When the queue cannot be reached the
  * answer is 503 and no Task is left behind.
  */
+import { currentTraceparent } from "../../observability/tracing.ts";
 import type { ImagingStudy, Parameters, Task } from "@medplum/fhirtypes";
 import type { JobQueue } from "../../inference/queue.ts";
 import {
@@ -181,6 +182,7 @@ export async function requestAnalysis(
     priority,
     idempotencyKey: key,
     requestId: req.requestId,
+    traceparent: currentTraceparent(),
     enqueuedAt: now,
   };
   try {
