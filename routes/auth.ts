@@ -77,13 +77,17 @@ export function authRoutes(services: Services): Hono<AppEnv> {
     return c.body(null, 200, NO_STORE);
   });
 
-  app.get("/me", (c) => {
+  app.get("/me", async (c) => {
     const caller = c.get("caller");
+    // A person's display name and FHIR identity are the account's as they are now.
+    const account = caller.kind === "user" ? await auth.users.get(caller.sub) : undefined;
     return c.json(
       {
         kind: caller.kind,
         sub: caller.sub,
         name: caller.name ?? null,
+        displayName: account?.displayName ?? null,
+        fhirUser: account?.fhirUser ?? null,
         role: caller.role ?? null,
         clientId: caller.clientId ?? null,
         patient: caller.patient ?? null,

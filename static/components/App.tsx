@@ -55,7 +55,9 @@ export function App() {
         </nav>
         <div class="who">
           <span data-testid="user">
-            {me.value ? `${me.value.name ?? me.value.sub} · ${me.value.role ?? ""}` : "…"}
+            {me.value
+              ? `${me.value.displayName || me.value.name || me.value.sub} · ${me.value.role ?? ""}`
+              : "…"}
           </span>
           <button type="button" class="ghost" onClick={() => logout()}>Sign out</button>
         </div>

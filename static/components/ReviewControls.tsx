@@ -38,7 +38,7 @@ export function ReviewControls(
     setBusy(true);
     setError(undefined);
     try {
-      const reviewer = { sub: who.sub, name: who.name ?? who.sub };
+      const reviewer = { sub: who.sub, name: who.displayName || who.name || who.sub };
       const body = reviewObservation(observation, v, comment, reviewer, new Date().toISOString());
       await fhirSend("PUT", reviewUpdateUrl(finding.id, reviewer), body);
       setSaved(true);

@@ -16,6 +16,8 @@ export interface Tokens {
 export interface Me {
   sub: string;
   name: string | null;
+  /** The account's display name ("Dr Reader"), when it has one. */
+  displayName?: string | null;
   role: string | null;
   scope: string;
 }

@@ -87,7 +87,7 @@ Deno.test({
       await page.getByRole("heading", { name: "Imaging AI" }).waitFor();
       await shot(page, "01-login");
       await signIn(page, stack.origin, CLINICIAN);
-      assert.match(await page.getByTestId("user").textContent() ?? "", /dr\.reader · clinician/);
+      assert.match(await page.getByTestId("user").textContent() ?? "", /Dr Reader · clinician/);
 
       // Upload the study: 12 files, each with its bar; the overall bar reaches 100 %.
       await page.getByRole("link", { name: "Upload", exact: true }).click();
@@ -156,7 +156,7 @@ Deno.test({
       )).json();
       assert.equal(found.total, 1);
       assert.equal(found.entry[0].resource.valueCodeableConcept.coding[0].code, "agree");
-      assert.equal(found.entry[0].resource.performer[0].display, "dr.reader");
+      assert.equal(found.entry[0].resource.performer[0].display, "Dr Reader");
 
       // The report: conclusion, model, notice; export XLSX.
       await page.getByRole("link", { name: "Open report" }).click();
@@ -202,7 +202,7 @@ Deno.test({
       await other.locator("table.worklist tbody tr").first().getByRole("link").nth(1).click();
       await other.getByRole("link", { name: "Open report" }).click();
       await other.getByTestId("findings").getByText("Agreed").waitFor();
-      assert.match(await other.locator(".other-reviews").first().textContent() ?? "", /dr\.reader/);
+      assert.match(await other.locator(".other-reviews").first().textContent() ?? "", /Dr Reader/);
       assert.deepEqual(pageErrors, []);
       await context.close();
     } finally {
