@@ -5,6 +5,8 @@
  * period is over and claims them with `FOR UPDATE SKIP LOCKED`, so exactly one replica's listeners
  * hear `studyStable`, once per quiet period, whichever replicas received the instances. A replica
  * also polls right when its own touch falls due, so one process fires on time, not on the poll.
+ * A claim is a lease: the period is marked fired only after its listeners ran, so a replica that
+ * stops in between (or a listener that fails) leaves it to another try (migration 012).
  */
 import type { Db } from "../db/db.ts";
 
@@ -24,9 +26,22 @@ export interface StudyStability {
 export interface StabilityOptions {
   /** How often every replica looks for studies touched elsewhere (default 1000 ms). */
   pollMs?: number;
+  /**
+   * How long a replica's claim on a quiet period holds while its listeners run (default 60 s;
+   * longer than `$analyze`'s ORPHANED_AFTER_MS, so a rerun also requeues a Task left `requested`).
+   */
+  leaseMs?: number;
   onError?: (error: unknown) => void;
 }
 
+/** A claimed quiet period: the event, and the claim that marks it fired. */
+interface Claimed extends StudyStableEvent {
+  claimed: string;
+  attempts: number;
+}
+
+/** Tries of a quiet period whose listeners fail, before it is given up (and logged). */
+const MAX_ATTEMPTS = 3;
 /** Claimed per poll at most; the next poll takes the rest. */
 const CLAIM_BATCH = 100;
 /** Claimed rows are kept this long, then removed (a later touch makes a new one). */
@@ -45,15 +60,19 @@ export function createStudyStability(
   let again = false;
   let polls = 0;
 
-  const claim = async (): Promise<StudyStableEvent[]> => {
-    const rows = await db.query<{ study_uid: string; last_instance_at: string | Date }>(
-      `UPDATE study_stability s SET fired_at = now()
+  const leaseSeconds = (options.leaseMs ?? 60_000) / 1000;
+  const claim = async (): Promise<Claimed[]> => {
+    const rows = await db.query<
+      { study_uid: string; last_instance_at: string | Date; claimed: string; attempts: number }
+    >(
+      `UPDATE study_stability s SET claimed_at = clock_timestamp(), attempts = s.attempts + 1
          FROM (SELECT study_uid FROM study_stability
                 WHERE fired_at IS NULL AND last_instance_at <= now() - make_interval(secs => $1)
+                  AND (claimed_at IS NULL OR claimed_at <= now() - make_interval(secs => $2))
                 ORDER BY last_instance_at LIMIT ${CLAIM_BATCH} FOR UPDATE SKIP LOCKED) due
         WHERE s.study_uid = due.study_uid
-        RETURNING s.study_uid, s.last_instance_at`,
-      [seconds],
+        RETURNING s.study_uid, s.last_instance_at, s.claimed_at::text AS claimed, s.attempts`,
+      [seconds, leaseSeconds],
     );
     if (++polls % 3600 === 0) {
       await db.query(
@@ -63,16 +82,28 @@ export function createStudyStability(
     return rows.map((r) => ({
       studyUid: r.study_uid,
       lastInstanceAt: new Date(r.last_instance_at),
+      claimed: r.claimed,
+      attempts: Number(r.attempts),
     }));
   };
-  const fire = (event: StudyStableEvent) => {
-    for (const listener of listeners) {
-      try {
-        Promise.resolve(listener(event)).catch(onError);
-      } catch (e) {
-        onError(e);
-      }
-    }
+  /**
+   * Runs the listeners; then marks the quiet period fired (unless a new instance started another
+   * one meanwhile). A failed listener leaves the claim to lapse, so it is tried again after the
+   * lease, up to MAX_ATTEMPTS times.
+   */
+  const fire = async (event: Claimed) => {
+    const { claimed, attempts, ...stable } = event;
+    const results = await Promise.allSettled(
+      [...listeners].map((listener) => Promise.resolve().then(() => listener(stable))),
+    );
+    const failures = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+    for (const f of failures) onError(f.reason);
+    if (failures.length && attempts < MAX_ATTEMPTS) return;
+    await db.query(
+      `UPDATE study_stability SET fired_at = now()
+        WHERE study_uid = $1 AND claimed_at = $2::timestamptz`,
+      [event.studyUid, claimed],
+    );
   };
   /** One poll at a time; a poll asked for while one runs runs again after it. */
   const poll = (): Promise<void> => {
@@ -85,10 +116,10 @@ export function createStudyStability(
       try {
         do {
           again = false;
-          let events: StudyStableEvent[];
+          let events: Claimed[];
           do {
             events = await claim();
-            events.forEach(fire);
+            await Promise.all(events.map(fire));
           } while (events.length === CLAIM_BATCH && !closed);
         } while (again && !closed);
       } catch (e) {
@@ -114,7 +145,8 @@ export function createStudyStability(
     async touch(studyUid) {
       await db.query(
         `INSERT INTO study_stability (study_uid, last_instance_at) VALUES ($1, now())
-         ON CONFLICT (study_uid) DO UPDATE SET last_instance_at = now(), fired_at = NULL`,
+         ON CONFLICT (study_uid) DO UPDATE
+           SET last_instance_at = now(), fired_at = NULL, claimed_at = NULL, attempts = 0`,
         [studyUid],
       );
       // Falls due here first, unless another touch (here or elsewhere) moves it on.

@@ -135,7 +135,7 @@ export async function requestAnalysis(
     ]],
   });
   const found = (existing.body as { entry?: { resource: Task }[] }).entry?.[0]?.resource;
-  if (found) return { task: found, created: false };
+  if (found && !orphaned(found)) return { task: found, created: false };
   if (!(await deps.queue.ping())) {
     throw fhirError(503, "transient", "The analysis queue is unavailable; try again later");
   }
@@ -167,8 +167,13 @@ export async function requestAnalysis(
       { type: { text: "threshold" }, valueDecimal: threshold },
     ],
   };
-  const task = (await interact(ctx, { method: "POST", path: ["Task"], query: [], body: draft }))
-    .body as Task;
+  // A Task still `requested` long after it was made lost its job (its API stopped between the
+  // Task's commit and the enqueue): it is queued again (jobs are idempotent by key).
+  if (found) {
+    deps.log("warn", "a requested Task was never queued; queueing it now", { taskId: found.id });
+  }
+  const task = found ??
+    (await interact(ctx, { method: "POST", path: ["Task"], query: [], body: draft })).body as Task;
   const job: AnalysisJob = {
     jobId: crypto.randomUUID(),
     taskId: task.id!,
@@ -188,8 +193,11 @@ export async function requestAnalysis(
   try {
     await deps.queue.enqueue(job);
   } catch (e) {
-    deps.log("error", "enqueue failed; removing the Task", { taskId: task.id, error: String(e) });
-    await interact(ctx, { method: "DELETE", path: ["Task", task.id!], query: [] }).catch(() => {});
+    if (!found) {
+      deps.log("error", "enqueue failed; removing the Task", { taskId: task.id, error: String(e) });
+      await interact(ctx, { method: "DELETE", path: ["Task", task.id!], query: [] })
+        .catch(() => {});
+    }
     throw fhirError(503, "transient", "The analysis queue is unavailable; try again later");
   }
   // The sidecar may already have moved it on; only a `requested` Task becomes `accepted`.
@@ -201,11 +209,21 @@ export async function requestAnalysis(
       body: { ...task, status: "accepted", lastModified: new Date().toISOString() },
       ifMatch: task.meta?.versionId,
     });
-    return { task: accepted.body as Task, created: true };
+    return { task: accepted.body as Task, created: !found };
   } catch {
     const current = await interact(ctx, { method: "GET", path: ["Task", task.id!], query: [] });
-    return { task: current.body as Task, created: true };
+    return { task: current.body as Task, created: !found };
   }
+}
+
+/** How long a Task may stay `requested` before it counts as never queued. */
+export const ORPHANED_AFTER_MS = 30_000;
+
+/** A `requested` Task untouched for ORPHANED_AFTER_MS: its job was never queued. */
+function orphaned(task: Task): boolean {
+  if (task.status !== "requested") return false;
+  const since = Date.parse(task.lastModified ?? task.authoredOn ?? "");
+  return Number.isFinite(since) && Date.now() - since > ORPHANED_AFTER_MS;
 }
 
 /** The `$analyze` handler. */

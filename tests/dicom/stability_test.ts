@@ -70,3 +70,65 @@ for (const backend of ["pglite", "postgres"] as const) {
     },
   });
 }
+
+for (const backend of ["pglite", "postgres"] as const) {
+  const missing = backend === "postgres" && !DATABASE_URL;
+  Deno.test({
+    name:
+      `a claim lapses: a replica that stops mid-listener, or a failing listener, is retried [${backend}${
+        missing ? ": skipped, DATABASE_URL not set" : ""
+      }]`,
+    ignore: missing,
+    fn: async () => {
+      const { db, schema } = await database(backend);
+      const options = { pollMs: 100, leaseMs: 800 };
+      const stopped = createStudyStability(db, 0, options);
+      const survivor = createStudyStability(db, 0, options);
+      const heard: string[] = [];
+      try {
+        const study = `1.2.826.0.2.${Date.now()}`;
+        // The first replica claims the quiet period and "stops" inside its listener.
+        let claimedByStopped = false;
+        stopped.onStable(() => {
+          claimedByStopped = true;
+          stopped.close();
+          return new Promise<void>(() => {}); // never finishes: the process is gone
+        });
+        await stopped.touch(study);
+        const t0 = Date.now();
+        while (!claimedByStopped && Date.now() - t0 < 3000) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        assert.ok(claimedByStopped);
+        survivor.onStable((e) => void heard.push(e.studyUid));
+        const end = Date.now() + 5000;
+        while (!heard.length && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+        assert.deepEqual(heard, [study], "the survivor ran it once the claim lapsed");
+        assert.ok(Date.now() - t0 >= 700, "not before the lease ran out");
+
+        // A listener that keeps failing: tried 3 times, then given up.
+        const failing = `${study}.9`;
+        let tries = 0;
+        survivor.onStable((e) => {
+          if (e.studyUid === failing) {
+            tries++;
+            throw new Error("rule failed");
+          }
+        });
+        await survivor.touch(failing);
+        await new Promise((r) => setTimeout(r, 3500));
+        assert.equal(tries, 3);
+        const [row] = await db.query<{ fired: boolean }>(
+          `SELECT fired_at IS NOT NULL AS fired FROM study_stability WHERE study_uid = $1`,
+          [failing],
+        );
+        assert.equal(row.fired, true);
+      } finally {
+        stopped.close();
+        survivor.close();
+        if (schema) await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+        await db.close();
+      }
+    },
+  });
+}
