@@ -137,7 +137,7 @@ osd max object namespace len = 64
 
 [client.rgw.s3]
 admin socket = ${STATE_DIR}/run/\$name.asok
-rgw frontends = beast endpoint=127.0.0.1:${port}
+rgw frontends = beast endpoint=127.0.0.1:${port} tcp_nodelay=1
 rgw data = ${STATE_DIR}/rgw
 # Path-style buckets (http://host:port/bucket/key), as the tests and the app use.
 rgw dns name = 127.0.0.1
