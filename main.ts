@@ -5,7 +5,17 @@ import { createServices } from "./services.ts";
 
 if (import.meta.main) {
   const config = loadConfigOrExit(Deno.env.toObject());
-  const services = await createServices(config);
+  // A database that does not answer or a migration that fails stops start-up with one clear line
+  // (no replica serves on a schema it does not know); the orchestrator restarts it.
+  const services = await createServices(config).catch((e) => {
+    console.error(JSON.stringify({
+      level: "error",
+      time: new Date().toISOString(),
+      msg: "start-up failed",
+      error: e instanceof Error ? e.message : String(e),
+    }));
+    Deno.exit(1);
+  });
   const app = createApp(services);
   const server = Deno.serve({
     port: config.port,

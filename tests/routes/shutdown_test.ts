@@ -1,5 +1,5 @@
 /**
- * SIGTERM on the real entry point (`main.ts` in its own process): the server stops accepting,
+ * Start-up failures and SIGTERM on the real entry point (`main.ts` in its own process): the server stops accepting,
  * in-flight requests finish within SHUTDOWN_GRACE_SECONDS (an event stream, which never ends, is
  * cut at the end of it), the pools close and the process exits 0.
  */
@@ -65,4 +65,32 @@ Deno.test("SIGTERM with an event stream open: cut after the grace period, exit 0
   assert.equal(code, 0);
   assert.match(new TextDecoder().decode(stdout), /stopped: grace period over/);
   assert.ok(ms >= 900 && ms < 6_000, `took ${ms} ms (grace 1 s)`);
+});
+
+Deno.test("start-up with a database that does not answer: one clear error line, exit 1", async () => {
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../../main.ts", import.meta.url).pathname],
+    env: {
+      PORT: "0",
+      DATABASE_URL: "postgres://postgres@127.0.0.1:1/nothing",
+      AUTH: "off",
+      LOG_LEVEL: "error",
+      REDIS_URL: "",
+      S3_ENDPOINT: "",
+      OBJECT_DIR: await Deno.makeTempDir({ prefix: "objects-startup-" }),
+    },
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(code, 1);
+  const lines = new TextDecoder().decode(stderr).trim().split("\n");
+  const failed = lines.map((l) => {
+    try {
+      return JSON.parse(l);
+    } catch {
+      return undefined;
+    }
+  }).find((l) => l?.msg === "start-up failed");
+  assert.ok(failed, lines.join("\n"));
+  assert.match(failed.error, /ECONNREFUSED|connect|refused/i);
 });
