@@ -173,7 +173,8 @@ export async function startServer(
       PORT: String(port),
       HOST: "127.0.0.1",
       PUBLIC_URL: origin,
-      LOG_LEVEL: "warn",
+      // BENCH_LOG_LEVEL=info measures with the access log (one JSON line per request) written.
+      LOG_LEVEL: Deno.env.get("BENCH_LOG_LEVEL") ?? "warn",
       // BENCH_AUTH=on measures with authentication (a token per request); the default is off.
       AUTH: Deno.env.get("BENCH_AUTH") ?? "off",
       ...extraEnv,

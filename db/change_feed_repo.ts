@@ -39,8 +39,9 @@ export async function stampPositions(db: Db): Promise<void> {
       const [mark] = await tx.query<{ txid: string; seq: string }>(
         `SELECT txid::text AS txid, seq::text AS seq FROM change_feed_mark`,
       );
-      const due = await tx.query<{ txid: string; seq: string }>(
-        `SELECT txid::text AS txid, seq::text AS seq FROM resource_version
+      // Aliases other than the column names: ORDER BY an alias of the text would sort as text.
+      const due = await tx.query<{ t: string; s: string }>(
+        `SELECT txid::text AS t, seq::text AS s FROM resource_version
           WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
             ${mark ? "AND (txid, seq) > ($2::text::xid8, $3::bigint)" : ""}
           ORDER BY txid, seq LIMIT $1`,
@@ -52,13 +53,13 @@ export async function stampPositions(db: Db): Promise<void> {
         `INSERT INTO change_feed (pos, seq)
          SELECT top.p + v.n, v.seq FROM (VALUES ${values}) AS v(seq, n),
            (SELECT coalesce(max(pos), 0) AS p FROM change_feed) AS top`,
-        due.map((d) => d.seq),
+        due.map((d) => d.s),
       );
       const last = due[due.length - 1];
       await tx.query(
         `INSERT INTO change_feed_mark (txid, seq) VALUES ($1::text::xid8, $2::bigint)
          ON CONFLICT (one) DO UPDATE SET txid = excluded.txid, seq = excluded.seq`,
-        [last.txid, last.seq],
+        [last.t, last.s],
       );
       return due.length;
     });

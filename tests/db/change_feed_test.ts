@@ -133,3 +133,36 @@ Deno.test({
     }
   },
 });
+
+for (const backend of ["pglite", "postgres"] as const) {
+  const missing = backend === "postgres" && !DATABASE_URL;
+  Deno.test({
+    name: `one transaction of 2 500 versions: all read, once, in order [${backend}${
+      missing ? ": skipped, DATABASE_URL not set" : ""
+    }]`,
+    ignore: missing,
+    fn: async () => {
+      const { db, drop } = backend === "postgres" ? await database() : await (async () => {
+        const db = await openDb({});
+        await migrate(db);
+        return { db, drop: () => db.close() };
+      })();
+      try {
+        const start = await headSeq(db);
+        // More than one stamping round (1 000), seqs past 999 and 1 000 (text order differs).
+        await db.transaction(async (tx) => {
+          for (let i = 0; i < 2500; i++) await writeVersion(tx, `bulk-${i}`);
+        });
+        const seen: string[] = [];
+        let position = start;
+        for (let batch; (batch = await changesAfter(db, position, 400)).length;) {
+          seen.push(...batch.map((c) => c.id));
+          position = batch[batch.length - 1].seq;
+        }
+        assert.deepEqual(seen, Array.from({ length: 2500 }, (_, i) => `bulk-${i}`));
+      } finally {
+        await drop();
+      }
+    },
+  });
+}
