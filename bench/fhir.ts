@@ -18,6 +18,7 @@
  * ADMIN_PASSWORD on first start) and sends its bearer token with every request, so the figures
  * include verifying an ES256 token and checking scopes per request.
  */
+import { flagsOf } from "./_args.ts";
 import autocannon from "autocannon";
 import { machine, waitForQuiet } from "./_host.ts";
 import {
@@ -85,9 +86,7 @@ function parseArgs(args: string[]): Options {
     }
     return n;
   };
-  for (let i = 0; i < args.length; i++) {
-    const [flag, inline] = args[i].split("=", 2);
-    const value = () => inline ?? args[++i];
+  for (const [flag, value] of flagsOf(args)) {
     switch (flag) {
       case "--resources":
         opts.resources = Math.floor(num(flag, value()));
@@ -128,7 +127,7 @@ function parseArgs(args: string[]): Options {
         Deno.exit(0);
         break;
       default:
-        throw new Error(`Unknown option ${args[i]}`);
+        throw new Error(`Unknown option ${flag}`);
     }
   }
   return opts;

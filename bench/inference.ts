@@ -28,6 +28,7 @@
  * be empty (up to `--train-wait` seconds) and for the host to be ≥ 85% idle (up to 3 minutes),
  * and prints what it found; `--no-wait` skips both (for a smoke run) and only reads the idle %.
  */
+import { flagsOf, nonNegative, positive } from "./_args.ts";
 import { cpuIdle, machine, waitForQuiet } from "./_host.ts";
 import { type PhaseResult, runPhase } from "./_inference_pipeline.ts";
 import { makeStudies } from "./_inference_pipeline.ts";
@@ -85,23 +86,7 @@ function parseArgs(args: string[]): Options {
     threads: 0,
     noWait: false,
   };
-  const positive = (name: string, v: string | undefined): number => {
-    const n = Number(v);
-    if (v === undefined || !Number.isInteger(n) || n < 1) {
-      throw new Error(`${name} needs a positive integer, got ${v}`);
-    }
-    return n;
-  };
-  const nonNegative = (name: string, v: string | undefined): number => {
-    const n = Number(v);
-    if (v === undefined || !Number.isInteger(n) || n < 0) {
-      throw new Error(`${name} needs an integer ≥ 0, got ${v}`);
-    }
-    return n;
-  };
-  for (let i = 0; i < args.length; i++) {
-    const [flag, inline] = args[i].split("=", 2);
-    const value = () => inline ?? args[++i];
+  for (const [flag, value] of flagsOf(args)) {
     switch (flag) {
       case "--studies":
       case "--slices":
@@ -152,7 +137,7 @@ function parseArgs(args: string[]): Options {
         Deno.exit(0);
         break;
       default:
-        throw new Error(`Unknown option ${args[i]}\n${USAGE}`);
+        throw new Error(`Unknown option ${flag}\n${USAGE}`);
     }
   }
   return opts;

@@ -22,6 +22,7 @@
  *    server process's VmHWM (its peak resident memory since it started, hence the fresh start).
  *    With `--rounds 2+` the order alternates (ours first in odd rounds) and medians are reported.
  */
+import { flagsOf, positive } from "./_args.ts";
 import { buildBodies, type StowBodies } from "./_ingest_bodies.ts";
 import { machine, waitForQuiet } from "./_host.ts";
 import { cpuSeconds, memory, percentile, qidoCounts, stowAll } from "./_ingest_measure.ts";
@@ -59,16 +60,7 @@ function parseArgs(args: string[]): Options {
     rounds: 1,
     databaseUrl: Deno.env.get("DATABASE_URL") || "postgres://postgres@127.0.0.1:5432/postgres",
   };
-  const positive = (name: string, v: string | undefined): number => {
-    const n = Number(v);
-    if (v === undefined || !Number.isInteger(n) || n < 1) {
-      throw new Error(`${name} needs a positive integer, got ${v}`);
-    }
-    return n;
-  };
-  for (let i = 0; i < args.length; i++) {
-    const [flag, inline] = args[i].split("=", 2);
-    const value = () => inline ?? args[++i];
+  for (const [flag, value] of flagsOf(args)) {
     switch (flag) {
       case "--studies":
       case "--slices":
@@ -87,7 +79,7 @@ function parseArgs(args: string[]): Options {
         Deno.exit(0);
         break;
       default:
-        throw new Error(`Unknown option ${args[i]}\n${USAGE}`);
+        throw new Error(`Unknown option ${flag}\n${USAGE}`);
     }
   }
   return opts;

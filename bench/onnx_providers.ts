@@ -10,6 +10,7 @@
  * ORT_MODULE=<path to an onnxruntime-node folder> loads that copy instead of the npm import
  * (for machines without the npm registry).
  */
+import { flagsOf } from "./_args.ts";
 import { createRequire } from "node:module";
 import { machine } from "./_host.ts";
 
@@ -39,15 +40,13 @@ function parseArgs(args: string[]): Options {
     providers: ["cpu", "cuda", "webgpu"],
     seconds: 10,
   };
-  for (let i = 0; i < args.length; i++) {
-    const [flag, inline] = args[i].split("=", 2);
-    const value = () => inline ?? args[++i];
+  for (const [flag, value] of flagsOf(args)) {
     if (flag === "--model") o.model = value();
     else if (flag === "--providers") o.providers = value().split(",");
     else if (flag === "--seconds") o.seconds = Number(value());
     else if (flag === "--batch") o.batch = Number(value());
     else if (flag === "--json") o.json = value();
-    else throw new Error(`Unknown option ${args[i]}`);
+    else throw new Error(`Unknown option ${flag}`);
   }
   return o;
 }

@@ -26,6 +26,7 @@
  * Before each measurement it waits (up to 3 minutes) for the host to be ≥ 85% idle, unless
  * `--no-wait`.
  */
+import { flagsOf, positive } from "./_args.ts";
 import { haproxyBinary } from "../tests/scale/_haproxy.ts";
 import { type Cluster, startCluster } from "../tests/scale/_cluster.ts";
 import { cpuIdle, machine, waitForQuiet } from "./_host.ts";
@@ -78,16 +79,7 @@ function parseArgs(args: string[]): Options {
     fhir: true,
     inference: true,
   };
-  const positive = (flag: string, v: string | undefined): number => {
-    const n = Number(v);
-    if (v === undefined || !Number.isInteger(n) || n < 1) {
-      throw new Error(`${flag} needs a positive integer, got ${v}`);
-    }
-    return n;
-  };
-  for (let i = 0; i < args.length; i++) {
-    const [flag, inline] = args[i].split("=", 2);
-    const value = () => inline ?? args[++i];
+  for (const [flag, value] of flagsOf(args)) {
     switch (flag) {
       case "--seconds":
       case "--resources":
@@ -129,7 +121,7 @@ function parseArgs(args: string[]): Options {
         Deno.exit(0);
         break;
       default:
-        throw new Error(`Unknown option ${args[i]}\n${USAGE}`);
+        throw new Error(`Unknown option ${flag}\n${USAGE}`);
     }
   }
   return opts;
