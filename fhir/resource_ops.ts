@@ -17,6 +17,7 @@ import { ID_PATTERN, validate } from "./validate.ts";
 import type { Interaction } from "../auth/scopes.ts";
 import { forbidden } from "../auth/access.ts";
 import { inCompartment, restriction } from "./compartment.ts";
+import { assertInScope } from "./granular.ts";
 
 export interface WriteResult {
   resource: Resource;
@@ -243,6 +244,9 @@ export async function remove(
   const hidden = patient !== undefined && current && !current.deleted &&
     !inCompartment(current.content as unknown as Resource, patient, ctx.baseUrl);
   if (!current || hidden) throw notFound(`${type}/${id} not found`);
+  if (!current.deleted) {
+    await assertInScope(ctx, sql, { resourceType: type, id } as Resource, "delete");
+  }
   checkIfMatch(options.ifMatch, current.version, type, id);
   if (current.deleted) {
     return {
@@ -360,6 +364,7 @@ async function write(
     }
     await repo.insertVersion(sql, rid, first);
     await repo.replaceIndex(sql, rid, type, rows as unknown as repo.IndexRowSet, { fresh: true });
+    await assertInScope(ctx, sql, content, interaction);
     return { resource: content, status: 201 };
   }
   if (options.mustBeNew) throw new Error(`generated id ${type}/${id} collided`);
@@ -374,6 +379,8 @@ async function write(
     }
   }
   if (patient !== undefined) assertInside(ctx, content, patient, interaction);
+  // Fine-grained scopes: the version replaced must be in scope (its index is still in place)…
+  if (!existing.deleted) await assertInScope(ctx, sql, content, interaction);
   checkIfMatch(options.ifMatch, existing.version, type, id);
   content = stamp(existing.version + 1, nextTimestamp(existing.lastUpdated));
   const next: repo.NewVersion = {
@@ -385,5 +392,7 @@ async function write(
   await repo.updateCurrent(sql, rid, next);
   await repo.insertVersion(sql, rid, next);
   await repo.replaceIndex(sql, rid, type, rows as unknown as repo.IndexRowSet);
+  // …and so must the new one (checked in this transaction: refused, nothing is committed).
+  await assertInScope(ctx, sql, content, interaction);
   return { resource: content, status: existing.deleted ? 201 : 200 };
 }

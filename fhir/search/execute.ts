@@ -9,6 +9,7 @@ import type { FhirContext } from "../context.ts";
 import { badRequest } from "../outcome.ts";
 import type { Interaction } from "../../auth/scopes.ts";
 import { boundPatient, compartmentFilter } from "../compartment.ts";
+import { conditionQueries, scopeFilter } from "../granular.ts";
 import type { Cursor, IncludeSpec, SearchRequest } from "./model.ts";
 import { encodeCursor, parseSearch } from "./parse.ts";
 import { countSql, pageSql, Params } from "./sql.ts";
@@ -164,6 +165,8 @@ export function parseCondition(
   req.revinclude = [];
   const patient = boundPatient(ctx, type, interaction);
   if (patient !== undefined) req.filters.push(compartmentFilter(type, patient));
+  const queries = conditionQueries(ctx, type, interaction);
+  if (queries) req.filters.push(scopeFilter(ctx, type, queries));
   return req;
 }
 

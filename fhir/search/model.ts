@@ -44,6 +44,11 @@ export type Filter =
     codes: string[];
     /** A Patient is in its own compartment by id. */
     self: boolean;
+  }
+  | {
+    /** Any one of these groups (each AND-ed): the queries of SMART fine-grained scopes. */
+    kind: "anyOf";
+    groups: Filter[][];
   };
 
 export interface SortKey {

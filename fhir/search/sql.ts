@@ -71,6 +71,13 @@ export function filterSql(filter: Filter, r: string, p: Params): string {
     }
     case "param":
       return paramSql(filter, r, p);
+    case "anyOf": {
+      if (!filter.groups.length) return "FALSE";
+      const groups = filter.groups.map((g) =>
+        g.length ? `(${g.map((f) => filterSql(f, r, p)).join(" AND ")})` : "TRUE"
+      );
+      return `(${groups.join(" OR ")})`;
+    }
     case "compartment": {
       // IN (not EXISTS) lets the planner start from the patient's index rows when that is cheaper.
       const c = p.alias("m");
@@ -97,7 +104,7 @@ type ParamFilter = Extract<Filter, { kind: "param" }>;
 function drivingFilter(req: SearchRequest): ParamFilter | undefined {
   const usesResourceColumns =
     req.filters.some((f) =>
-      f.kind === "id" || f.kind === "lastUpdated" || f.kind === "has" ||
+      f.kind === "id" || f.kind === "lastUpdated" || f.kind === "has" || f.kind === "anyOf" ||
       (f.kind === "compartment" && f.self)
     ) ||
     req.sort.some((k) => k.code === "_id" || k.code === "_lastUpdated");
