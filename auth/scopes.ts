@@ -27,7 +27,7 @@ export interface ScopeGrant {
   /** A resource type, or `*` for all. */
   resourceType: string;
   interactions: ReadonlySet<Interaction>;
-  /** A v2 fine-grained filter without its `?` (`category=laboratory`); not enforced, see above. */
+  /** A v2 fine-grained filter without its `?` (`category=laboratory`): see fhir/granular.ts. */
   query?: string;
 }
 
@@ -124,8 +124,8 @@ export function parseScopes(scope: string): ParsedScopes {
 
 /**
  * The contexts (`patient`, `user`, `system`, in that order, each once) of the grants that allow
- * `interaction` on `resourceType`; empty when none does. Grants with a fine-grained query are
- * ignored (not enforced yet, so they allow nothing).
+ * `interaction` on `resourceType` as a whole; empty when none does. Grants with a fine-grained
+ * query never allow a whole type: they are listed by {@link filteredGrants}.
  */
 export function permits(
   scopes: ParsedScopes,
