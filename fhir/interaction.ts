@@ -6,12 +6,13 @@
 import type { Bundle, Resource } from "@medplum/fhirtypes";
 import type { Sql } from "../db/db.ts";
 import { type Caller, requireAccess, requireAuditAccess } from "../auth/access.ts";
-import { assertInScope, filterIncluded, scopeFilter, scopeQueries } from "./granular.ts";
+import { assertInScope, filterIncluded, scopeFilter } from "./granular.ts";
 import {
   assertVisible,
   compartmentFilter,
   inCompartment,
   mayInclude,
+  reachOf,
   restriction,
 } from "./compartment.ts";
 import { readAuditEvent, searchAuditEvents } from "../audit/search.ts";
@@ -140,7 +141,8 @@ export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Pr
     const handler = ctx.operations?.get(`${type}/${op}`);
     if (!handler) throw notFound(`Operation ${op} is not supported on ${type}`);
     if (tx) throw badRequest(`${op} cannot be an entry of a Bundle`);
-    // A patient-bound caller runs operations only on its own patient's resources.
+    // A limited caller (bound to a patient, or holding fine-grained scopes) runs operations only
+    // on resources it may read.
     if (ctx.caller && limited(ctx.caller)) {
       await visible(ctx, readSql, await ops.read(readSql, type, id));
     }
@@ -261,11 +263,10 @@ async function search(
     maxCount: ctx.maxCount,
     baseUrl: ctx.baseUrl,
   });
-  const patient = restriction(ctx, type, "search");
+  const { patient, queries } = reachOf(ctx, type, "search");
   // Not in the self link: the compartment and the scopes' queries are the token's, not the
   // client's criteria.
   if (patient !== undefined) req.filters.push(compartmentFilter(type, patient));
-  const queries = scopeQueries(ctx, type, "search");
   if (queries) req.filters.push(scopeFilter(ctx, type, queries));
   const page = await executeSearch(sql, req);
   const bundle = searchBundle(ctx, req, page, path);
@@ -312,11 +313,9 @@ async function instanceHistory(
   query: [string, string][],
 ): Promise<Bundle> {
   const bundle = await history(ctx, sql, { type, id }, new URLSearchParams(query));
+  const { patient, queries } = reachOf(ctx, type, "read");
   // Fine-grained read scopes: the resource as it is now must be in scope.
-  if (ctx.caller && limited(ctx.caller)) {
-    await assertInScope(ctx, sql, { resourceType: type, id } as Resource, "read");
-  }
-  const patient = restriction(ctx, type, "read");
+  if (queries) await assertInScope(ctx, sql, { resourceType: type, id } as Resource, "read");
   if (patient === undefined) return bundle;
   const entries = (bundle.entry ?? []).filter((e) =>
     !e.resource || inCompartment(e.resource, patient, ctx.baseUrl)

@@ -103,9 +103,18 @@ export function backendTest(name: string, fn: (ctx: TestContext) => Promise<void
   }
 }
 
+/** `fetch` relative to the FHIR base of an app called in-process (no server), for fhirJson. */
+export function inProcess(
+  app: { request: (path: string, init?: RequestInit) => Response | Promise<Response> },
+): Pick<TestContext, "fetch"> {
+  return {
+    fetch: async (path, init) => await app.request(`/fhir/${path.replace(/^\//, "")}`, init),
+  };
+}
+
 /** Sends JSON with the FHIR media type and returns status, headers and parsed body. */
 export async function fhirJson(
-  ctx: TestContext,
+  ctx: Pick<TestContext, "fetch">,
   method: string,
   path: string,
   body?: unknown,

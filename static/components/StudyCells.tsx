@@ -1,4 +1,4 @@
-/** @module The cells a study's row shows in the worklist and on a patient's page. */
+/** @module The columns a study's row shows in the worklist and on a patient's page. */
 import type { StudyRow } from "../lib/study_rows.ts";
 import { formatDate } from "../lib/format.ts";
 import { Link } from "./Link.tsx";
@@ -19,6 +19,17 @@ export function StudyCells({ row }: { row: StudyRow }) {
       <td>
         <DecisionBadge decision={row.decision} />
       </td>
+    </>
+  );
+}
+
+/** The headers of {@link StudyCells}' columns. */
+export function StudyHeaders() {
+  return (
+    <>
+      {["Date", "Modality", "Description", "AI status", "Decision"].map((h) => (
+        <th key={h} scope="col">{h}</th>
+      ))}
     </>
   );
 }

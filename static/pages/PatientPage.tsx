@@ -6,7 +6,7 @@ import { useAsync } from "../lib/hooks.ts";
 import { studyRows } from "../lib/study_rows.ts";
 import { ErrorNote } from "../components/ErrorNote.tsx";
 import { Link } from "../components/Link.tsx";
-import { StudyCells } from "../components/StudyCells.tsx";
+import { StudyCells, StudyHeaders } from "../components/StudyCells.tsx";
 
 export function PatientPage({ id }: { id: string }) {
   const patient = useAsync((signal) => fhirGet<Resource>(`Patient/${id}`, signal), [id]);
@@ -55,11 +55,7 @@ export function PatientPage({ id }: { id: string }) {
       <table class="grid">
         <thead>
           <tr>
-            <th scope="col">Date</th>
-            <th scope="col">Modality</th>
-            <th scope="col">Description</th>
-            <th scope="col">AI status</th>
-            <th scope="col">Decision</th>
+            <StudyHeaders />
           </tr>
         </thead>
         <tbody>

@@ -17,7 +17,7 @@ import {
   type WorklistFilter,
   worklistQuery,
 } from "../lib/worklist_query.ts";
-import { StudyCells } from "../components/StudyCells.tsx";
+import { StudyCells, StudyHeaders } from "../components/StudyCells.tsx";
 import { ErrorNote } from "../components/ErrorNote.tsx";
 import { Link } from "../components/Link.tsx";
 
@@ -106,11 +106,7 @@ export function WorklistPage() {
           <tr>
             <th scope="col">Patient</th>
             <th scope="col">Patient ID</th>
-            <th scope="col">Date</th>
-            <th scope="col">Modality</th>
-            <th scope="col">Description</th>
-            <th scope="col">AI status</th>
-            <th scope="col">Decision</th>
+            <StudyHeaders />
           </tr>
         </thead>
         <tbody>

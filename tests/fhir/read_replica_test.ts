@@ -9,6 +9,7 @@ import { loadConfig } from "../../config.ts";
 import { openDb } from "../../db/db.ts";
 import { migrate } from "../../db/migrate.ts";
 import { createServices } from "../../services.ts";
+import { fhirJson, inProcess } from "../_harness.ts";
 
 const DATABASE_URL = Deno.env.get("DATABASE_URL") ?? "";
 
@@ -35,14 +36,9 @@ Deno.test({
       { schema: primary, readSchema: replica },
     );
     const app = createApp(services);
-    const fhir = async (method: string, path: string, body?: unknown) => {
-      const res = await app.request(`/fhir/${path}`, {
-        method,
-        headers: { "Content-Type": "application/fhir+json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      return { status: res.status, body: await res.json() };
-    };
+    const api = inProcess(app);
+    const fhir = (method: string, path: string, body?: unknown) =>
+      fhirJson(api, method, path, body);
     try {
       const onReplica = await app.request("/fhir/Patient/on-replica", {
         method: "PUT",

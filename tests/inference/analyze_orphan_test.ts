@@ -9,6 +9,7 @@ import { loadConfig } from "../../config.ts";
 import { stowInstances } from "../../dicom/synth/stow.ts";
 import { ORPHANED_AFTER_MS } from "../../fhir/operations/analyze.ts";
 import { createServices } from "../../services.ts";
+import { fhirJson, inProcess } from "../_harness.ts";
 import { modelsDir, until } from "./_process.ts";
 import { smallStudy } from "./_study.ts";
 
@@ -24,14 +25,8 @@ Deno.test("$analyze queues a long-`requested` Task again; a fresh one is left al
     DICOM_STABLE_SECONDS: "0",
   }));
   const app = createApp(services);
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await app.request(`/fhir/${path}`, {
-      method,
-      headers: { "Content-Type": "application/fhir+json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, body: await res.json() };
-  };
+  const api = inProcess(app);
+  const call = (method: string, path: string, body?: unknown) => fhirJson(api, method, path, body);
   try {
     const s = smallStudy(95);
     const stow = await stowInstances("http://local/dicomweb", s.instances, {
