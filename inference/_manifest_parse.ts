@@ -4,6 +4,7 @@
  */
 import type { Coding, ModelLabel, ModelManifest, ProfileSettings } from "./manifest.ts";
 import type { Profile } from "./jobs.ts";
+import { DEFAULT_LUNG_RULES, type LungRules } from "./nodules/assess.ts";
 
 export class ManifestError extends Error {
   constructor(readonly model: string, readonly problems: string[]) {
@@ -144,6 +145,17 @@ export function parseManifest(raw: unknown, folderName: string): ModelManifest {
     26,
   ) as 6 | 18 | 26;
 
+  const lungRules = (o: Obj): LungRules => {
+    const r = { ...DEFAULT_LUNG_RULES };
+    for (const key of Object.keys(o)) {
+      if (!(key in r)) problems.push(`postprocessing.lung.${key}: unknown rule`);
+    }
+    for (const key of Object.keys(r) as (keyof LungRules)[]) {
+      r[key] = num(o, `postprocessing.lung.${key}`, (n) => n >= 0, "a number ≥ 0", r[key]);
+    }
+    return r;
+  };
+
   const profiles: ModelManifest["profiles"] = {};
   const rawProfiles = obj(root, "profiles", false);
   for (const [key, value] of Object.entries(rawProfiles)) {
@@ -240,6 +252,7 @@ export function parseManifest(raw: unknown, folderName: string): ModelManifest {
       minComponentVoxels: nonNeg(post, "postprocessing.minComponentVoxels", 1),
       minVolumeMm3: nonNeg(post, "postprocessing.minVolumeMm3", 0),
       connectivity,
+      ...(post.lung === undefined ? {} : { lung: lungRules(obj(post, "postprocessing.lung")) }),
     },
     profiles,
     labels,

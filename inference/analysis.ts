@@ -24,6 +24,7 @@ import {
   probabilityPlane,
   strideIndices,
 } from "./preprocess.ts";
+import { type LungStage, runLungStage } from "./nodules/lung_stage.ts";
 import { markTaskInProgress, readTask, withFreshTask } from "./task_client.ts";
 import { loadStudyVolume, type Volume } from "./volume.ts";
 
@@ -188,10 +189,17 @@ export async function analyze(
   const volume = withoutPixels(loaded);
   stages.load = lap();
   const probability = await predictVolume(loaded, model, settings, signal);
-  loaded = undefined; // the input planes can go before the components are found
   stages.model = lap();
   signal?.throwIfAborted();
-  const seg = segment(probability, volume, settings);
+  const components = segment(probability, volume, settings);
+  // The lung stage reads the planes too; without it they can go before the components are found.
+  const lungStage = m.postprocessing.lung
+    ? runLungStage(loaded, m, components, m.postprocessing.lung)
+    : undefined;
+  loaded = undefined;
+  const seg = lungStage
+    ? { ...lungStage.assessed, maxProbability: components.maxProbability }
+    : components;
   stages.segment = lap();
 
   const files = await uploadResults(ctx.api, job, {
@@ -199,8 +207,24 @@ export async function analyze(
       description: `${m.name} ${m.version} findings`,
       maxLabel: Math.min(255, seg.findings.length),
     }),
+    lungs: lungStage &&
+      await writeNiftiMask({ maskSlice: lungStage.lungSlice }, volume, {
+        description: "lungs: 1 right, 2 left",
+        maxLabel: 2,
+      }),
     summary: new TextEncoder().encode(JSON.stringify(
-      summaryOf(job, m, settings, volume, seg.findings, seg.maxProbability, model.runner.provider),
+      {
+        ...summaryOf(
+          job,
+          m,
+          settings,
+          volume,
+          seg.findings,
+          seg.maxProbability,
+          model.runner.provider,
+        ),
+        ...(lungStage ? { lungs: lungSummaryOf(lungStage) } : {}),
+      },
       null,
       2,
     )),
@@ -219,6 +243,7 @@ export async function analyze(
       files,
       issued: new Date().toISOString(),
       provider: model.runner.provider,
+      ...(lungStage ? { lungs: lungStage.lung } : {}),
     });
     return await ctx.api.fhir<
       { entry?: { resource?: { id?: string }; response?: { location?: string } }[] }
@@ -257,11 +282,11 @@ function withoutPixels(v: Volume): Omit<Volume, "data"> {
   return copy as Omit<Volume, "data">;
 }
 
-/** PUTs the mask and summary under the job's key; answers their URLs. */
+/** PUTs the masks and summary under the job's key; answers their URLs. */
 async function uploadResults(
   api: ApiClient,
   job: AnalysisJob,
-  bytes: { mask: Uint8Array; summary: Uint8Array },
+  bytes: { mask: Uint8Array; lungs?: Uint8Array; summary: Uint8Array },
   signal?: AbortSignal,
 ): Promise<ResultFiles> {
   const put = async (name: string, body: Uint8Array, type: string) => {
@@ -283,7 +308,33 @@ async function uploadResults(
   };
   return {
     mask: await put("mask.nii.gz", bytes.mask, "application/gzip"),
+    ...(bytes.lungs ? { lungs: await put("lungs.nii.gz", bytes.lungs, "application/gzip") } : {}),
     summary: await put("summary.json", bytes.summary, "application/json"),
+  };
+}
+
+/** The lung stage in the summary: the lungs found, and each dropped candidate with its reason. */
+function lungSummaryOf(stage: LungStage) {
+  const r = (v: number, d = 1) => Math.round(v * 10 ** d) / 10 ** d;
+  return {
+    found: stage.lung.found,
+    volumeMl: { right: r(stage.lung.volumeMl.right, 0), left: r(stage.lung.volumeMl.left, 0) },
+    rejected: stage.assessed.rejected.map(({ finding: f, reason, measures }) => ({
+      reason,
+      centreMm: f.centrePatient.map((v) => r(v)),
+      volumeMm3: r(f.volumeMm3),
+      maxProbability: r(f.maxProbability, 4),
+      ...(measures
+        ? {
+          longAxisMm: r(measures.longAxisMm),
+          shortAxisMm: r(measures.shortAxisMm),
+          zExtentMm: r(measures.zExtentMm),
+          elongation: r(measures.elongation, 2),
+          flatness: r(measures.flatness, 2),
+          compactness: r(measures.compactness, 2),
+        }
+        : {}),
+    })),
   };
 }
 
@@ -318,6 +369,19 @@ function summaryOf(
     positive: findings.length > 0,
     findings: findings.map((f) => ({
       number: f.number,
+      ...(f.lung
+        ? {
+          kind: f.lung.kind,
+          lung: f.lung.lung,
+          zone: f.lung.zone,
+          longAxisMm: r(f.lung.measures.longAxisMm, 1),
+          shortAxisMm: r(f.lung.measures.shortAxisMm, 1),
+          meanDiameterMm: r(f.lung.measures.meanDiameterMm, 1),
+          attenuation: f.lung.measures.attenuation,
+          meanHu: r(f.lung.measures.meanHu, 0),
+          onPleura: !f.lung.centreInLung,
+        }
+        : {}),
       voxels: f.voxels,
       volumeMm3: r(f.volumeMm3, 1),
       longestDiameterMm: r(f.longestDiameterMm, 1),

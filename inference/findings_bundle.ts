@@ -18,7 +18,14 @@ import { type AnalysisJob, JOB_KEY_SYSTEM } from "./jobs.ts";
 import type { ModelManifest, RunSettings } from "./manifest.ts";
 import type { Finding } from "./postprocess.ts";
 import type { Vec3, Volume } from "./volume.ts";
-import { conclusionText, describeLocation, isChestModel } from "./report_text.ts";
+import {
+  conclusionText,
+  describeLocation,
+  findingWords,
+  isChestModel,
+  sizeGroup,
+} from "./report_text.ts";
+import type { LungFinding } from "./nodules/assess.ts";
 
 export { conclusionText, describeLocation };
 
@@ -29,9 +36,18 @@ const SNOMED = "http://snomed.info/sct";
 const LUNG = { system: SNOMED, code: "39607008", display: "Lung structure" };
 const RIGHT_LUNG = { system: SNOMED, code: "3341006", display: "Right lung structure" };
 const LEFT_LUNG = { system: SNOMED, code: "44029006", display: "Left lung structure" };
+/** A lesion of the lung over 30 mm (Fleischner Society glossary): a mass, not a nodule. */
+export const LUNG_MASS: CodeableConcept = {
+  coding: [{ system: SNOMED, code: "309529002", display: "Lung mass" }],
+  text: "Lung mass",
+};
+const LONG_AXIS = { system: SNOMED, code: "103339001", display: "Long axis" };
+const SHORT_AXIS = { system: SNOMED, code: "103340004", display: "Short axis" };
 
 export interface ResultFiles {
   mask: { url: string; size: number };
+  /** The lung mask (chest models with a lung stage). */
+  lungs?: { url: string; size: number };
   summary: { url: string; size: number };
 }
 
@@ -60,6 +76,8 @@ export interface ReportInput {
   issued: string;
   /** The execution provider used, for the report's text. */
   provider?: string;
+  /** What the lung stage found of the lungs (chest models with one). */
+  lungs?: { found: boolean; volumeMl: { right: number; left: number } };
 }
 
 const uuid = () => `urn:uuid:${crypto.randomUUID()}`;
@@ -114,6 +132,7 @@ export function buildFindingsBundle(input: ReportInput): Bundle {
         code: measure("bounding-box", "Bounding box (voxel index, inclusive)"),
         valueString: `[${f.boundingBox.min.join(",")}]-[${f.boundingBox.max.join(",")}]`,
       },
+      ...(f.lung ? lungComponents(f.lung) : []),
       { code: measure("voxel-count", "Voxels"), valueInteger: f.voxels },
       {
         code: measure("series-instance-uid", "Series Instance UID"),
@@ -129,7 +148,7 @@ export function buildFindingsBundle(input: ReportInput): Bundle {
       identifier: [{ system: JOB_KEY_SYSTEM, value: `${key}#${f.number}` }],
       status: "final",
       category: [imagingCategory()],
-      code: label.code,
+      code: f.lung?.kind === "mass" ? LUNG_MASS : label.code,
       subject,
       focus: [imagingStudy],
       derivedFrom: [imagingStudy],
@@ -141,16 +160,23 @@ export function buildFindingsBundle(input: ReportInput): Bundle {
         ? {
           bodySite: {
             coding: [
-              f.centrePatient[0] < 0 ? RIGHT_LUNG : f.centrePatient[0] > 0 ? LEFT_LUNG : LUNG,
+              f.lung
+                ? (f.lung.lung === "right" ? RIGHT_LUNG : LEFT_LUNG)
+                : f.centrePatient[0] < 0
+                ? RIGHT_LUNG
+                : f.centrePatient[0] > 0
+                ? LEFT_LUNG
+                : LUNG,
             ],
+            text: describeLocation(f, volume, chest),
           },
         }
         : {}),
       component: components,
       note: [{
-        text: `Finding ${f.number} of ${findings.length}: ${round(f.longestDiameterMm)} mm, ${
-          round(f.volumeMm3)
-        } mm³, ${describeLocation(f, volume, chest)}. ${seriesNote}.`,
+        text: `Finding ${f.number} of ${findings.length}: ${
+          findingWords(f, volume, chest)
+        }. ${seriesNote}.`,
       }],
     };
     return conditionalCreate(uuid(), observation, `${key}#${f.number}`);
@@ -240,6 +266,14 @@ export function buildFindingsBundle(input: ReportInput): Bundle {
         size: input.files.summary.size,
         title: "Findings (JSON)",
       },
+      ...(input.files.lungs
+        ? [{
+          contentType: "application/gzip",
+          url: input.files.lungs.url,
+          size: input.files.lungs.size,
+          title: "Lung mask (NIfTI: 1 right, 2 left)",
+        }]
+        : []),
     ],
   };
 
@@ -271,6 +305,30 @@ export function buildFindingsBundle(input: ReportInput): Bundle {
       taskCompletedEntry(input.task, reportUrl, deviceUrl, input.issued),
     ],
   };
+}
+
+/** The lung stage's measures as components: axes (SNOMED CT), mean diameter, attenuation. */
+function lungComponents(l: LungFinding): ObservationComponent[] {
+  return [
+    {
+      code: { coding: [LONG_AXIS], text: "Long axis (axial)" },
+      valueQuantity: quantity(round(l.measures.longAxisMm), "mm"),
+    },
+    {
+      code: { coding: [SHORT_AXIS], text: "Short axis (axial, perpendicular)" },
+      valueQuantity: quantity(round(l.measures.shortAxisMm), "mm"),
+    },
+    {
+      code: measure("mean-diameter", "Mean diameter ((long + short axis) / 2)"),
+      valueQuantity: quantity(round(l.measures.meanDiameterMm), "mm"),
+    },
+    { code: measure("attenuation", "Attenuation"), valueString: l.measures.attenuation },
+    {
+      code: measure("mean-hu", "Mean attenuation (HU)"),
+      valueQuantity: quantity(round(l.measures.meanHu, 0), "[hnsf'U]"),
+    },
+    { code: measure("size-group", "Fleischner size group"), valueString: sizeGroup(l) },
+  ];
 }
 
 function conditionalCreate(fullUrl: string, resource: Observation, value: string): BundleEntry {

@@ -3,6 +3,7 @@
  * reads and checks one folder and reports every problem at once; `listModels` reads them all
  * (adding a model is adding a folder); `resolveSettings` applies a profile and a job's threshold.
  */
+import type { LungRules } from "./nodules/assess.ts";
 import type { Profile } from "./jobs.ts";
 import { ManifestError, parseManifest } from "./_manifest_parse.ts";
 
@@ -36,6 +37,8 @@ export interface ProfileSettings {
   sliceStride?: number;
   description?: string;
 }
+
+export type { LungRules };
 
 export interface ModelManifest {
   name: string;
@@ -77,6 +80,11 @@ export interface ModelManifest {
     minComponentVoxels: number;
     minVolumeMm3: number;
     connectivity: 6 | 18 | 26;
+    /**
+     * The lung stage (`postprocessing.lung` in manifest.json): when present, findings outside the
+     * lung mask or not nodule-shaped are dropped, the rest measured and called nodule or mass.
+     */
+    lung?: LungRules;
   };
   profiles: Partial<Record<Profile, ProfileSettings>>;
   labels: ModelLabel[];

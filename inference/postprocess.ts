@@ -7,6 +7,7 @@
 import type { Vec3, Volume } from "./volume.ts";
 import { voxelToPatient } from "./volume.ts";
 import { bilinearTaps } from "./preprocess.ts";
+import type { LungFinding } from "./nodules/assess.ts";
 
 export type Geometry = Pick<
   Volume,
@@ -33,6 +34,8 @@ export interface Finding {
   longestDiameterMm: number;
   maxProbability: number;
   meanProbability: number;
+  /** What the lung stage made of it (models with `postprocessing.lung`). */
+  lung?: LungFinding;
 }
 
 export interface Segmentation {

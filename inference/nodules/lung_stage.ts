@@ -1,0 +1,102 @@
+/**
+ * @module The lung stage of a chest model's post-processing, on the volume the sidecar loaded:
+ * the lung mask on the planes' own grid (the model's input planes, mapped back to HU, or the
+ * modality values), then each component of the model assessed against it (`assess.ts`), and the
+ * lung mask on the series' grid for the NIfTI beside the findings mask.
+ */
+import type { ModelManifest } from "../manifest.ts";
+import type { Geometry, Segmentation } from "../postprocess.ts";
+import type { Volume } from "../volume.ts";
+import { type LungMask, lungMask, type ValueVolume } from "../anatomy/lung_mask.ts";
+import { type Assessed, assessFindings, type LungRules } from "./assess.ts";
+
+export interface LungStage {
+  lung: LungMask;
+  assessed: Assessed;
+  /** Lung labels (0, 1 right, 2 left) of series slice z, `[y][x]`; null when none. */
+  lungSlice(z: number): Uint8Array | null;
+}
+
+/** The loaded planes as a `ValueVolume` on their grid, with HU recovered from the window. */
+export function valueVolume(
+  volume: Pick<Volume, "data" | "values" | "plane" | "dims"> & Geometry,
+  m: Pick<ModelManifest, "preprocessing">,
+): ValueVolume {
+  const { x: nx, y: ny, z: nz } = volume.dims;
+  const { height: h, width: w } = volume.plane;
+  let toHu = { scale: 1, offset: 0 };
+  if (volume.values === "model-input") {
+    const { center, width } = m.preprocessing.window;
+    const [r0, r1] = m.preprocessing.rescale;
+    // x = (clamp(HU) − lo) / width · (r1 − r0) + r0  ⇒  HU = (x − r0) · width / (r1 − r0) + lo
+    const scale = width / (r1 - r0);
+    toHu = { scale, offset: center - width / 2 - r0 * scale };
+  }
+  const fx = nx / w, fy = ny / h;
+  return {
+    data: volume.data,
+    width: w,
+    height: h,
+    depth: nz,
+    sx: volume.spacing.x * fx,
+    sy: volume.spacing.y * fy,
+    sz: Math.hypot(...volume.sliceStep) || volume.spacing.z,
+    toHu,
+    patientX(i, j, k) {
+      // Plane pixel centre → series voxel index (half-pixel centres), then patient x.
+      const x = (i + 0.5) * fx - 0.5, y = (j + 0.5) * fy - 0.5;
+      return volume.origin[0] + x * volume.spacing.x * volume.rowDirection[0] +
+        y * volume.spacing.y * volume.columnDirection[0] + k * volume.sliceStep[0];
+    },
+  };
+}
+
+export function runLungStage(
+  volume: Pick<Volume, "data" | "values" | "plane" | "dims"> & Geometry,
+  m: Pick<ModelManifest, "preprocessing">,
+  seg: Pick<Segmentation, "findings" | "maskSlice">,
+  rules?: LungRules,
+): LungStage {
+  const values = valueVolume(volume, m);
+  const lung = lungMask(values);
+  const { x: nx, y: ny, z: nz } = volume.dims;
+  const { width: w, height: h } = values;
+  const col = Int32Array.from(
+    { length: nx },
+    (_, x) => Math.min(w - 1, Math.floor((x + 0.5) * w / nx)),
+  );
+  const row = Int32Array.from(
+    { length: ny },
+    (_, y) => Math.min(h - 1, Math.floor((y + 0.5) * h / ny)),
+  );
+  const plane = w * h;
+  const inside = (x: number, y: number, z: number) =>
+    x >= 0 && y >= 0 && z >= 0 && x < nx && y < ny && z < nz;
+  const { scale, offset } = values.toHu;
+  const assessed = assessFindings(seg, volume, {
+    lung,
+    huAt: (x, y, z) =>
+      inside(x, y, z) ? values.data[z * plane + row[y] * w + col[x]] * scale + offset : -1000,
+    lungAt: (x, y, z) => inside(x, y, z) ? lung.labels[z * plane + row[y] * w + col[x]] : 0,
+  }, rules);
+  return {
+    lung,
+    assessed,
+    lungSlice(z) {
+      const out = new Uint8Array(nx * ny);
+      let any = false;
+      const base = z * plane;
+      for (let y = 0; y < ny; y++) {
+        const r = base + row[y] * w;
+        for (let x = 0; x < nx; x++) {
+          const l = lung.labels[r + col[x]];
+          if (l) {
+            out[y * nx + x] = l;
+            any = true;
+          }
+        }
+      }
+      return any ? out : null;
+    },
+  };
+}
