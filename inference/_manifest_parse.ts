@@ -89,6 +89,9 @@ export function parseManifest(raw: unknown, folderName: string): ModelManifest {
       );
     }
   }
+  const neighbourSpacingMm = input.neighbourSpacingMm === undefined
+    ? undefined
+    : num(input, "input.neighbourSpacingMm", (n) => n > 0, "a number of mm > 0");
   if (slicesPerSample !== channels) {
     problems.push(
       `input.slicesPerSample (${slicesPerSample}) must equal input.channels (${channels})`,
@@ -232,6 +235,7 @@ export function parseManifest(raw: unknown, folderName: string): ModelManifest {
       dtype,
       slicesPerSample,
       offsets,
+      ...(neighbourSpacingMm === undefined ? {} : { neighbourSpacingMm }),
       batch: posInt(input, "input.batch", 1),
     },
     output: {
@@ -253,6 +257,12 @@ export function parseManifest(raw: unknown, folderName: string): ModelManifest {
       minVolumeMm3: nonNeg(post, "postprocessing.minVolumeMm3", 0),
       connectivity,
       ...(post.lung === undefined ? {} : { lung: lungRules(obj(post, "postprocessing.lung")) }),
+      ...(post.calibration === undefined ? {} : {
+        calibration: ((c: Obj) => ({
+          slope: num(c, "postprocessing.calibration.slope", () => true, "a number"),
+          intercept: num(c, "postprocessing.calibration.intercept", () => true, "a number"),
+        }))(obj(post, "postprocessing.calibration")),
+      }),
     },
     profiles,
     labels,

@@ -14,7 +14,13 @@ import type { Logger } from "./log.ts";
 import { type ModelManifest, resolveSettings, type RunSettings } from "./manifest.ts";
 import { writeNiftiMask } from "./nifti_writer.ts";
 import type { ModelRunner } from "./onnx_runner.ts";
-import { type Finding, type Geometry, type ProbabilityGrid, segment } from "./postprocess.ts";
+import {
+  type Finding,
+  type Geometry,
+  type ProbabilityGrid,
+  segment,
+  type Segmentation,
+} from "./postprocess.ts";
 import {
   flipPlanes,
   makeBatches,
@@ -22,6 +28,7 @@ import {
   type PreparedSlices,
   prepareSlices,
   probabilityPlane,
+  sliceOffsets,
   strideIndices,
 } from "./preprocess.ts";
 import { type LungStage, runLungStage } from "./nodules/lung_stage.ts";
@@ -77,7 +84,7 @@ export type AnalysisOutcome =
  * mirrored and the two maps are averaged.
  */
 export async function predictVolume(
-  volume: Pick<Volume, "data" | "dims" | "values" | "plane">,
+  volume: Pick<Volume, "data" | "dims" | "values" | "plane"> & Partial<Pick<Volume, "sliceStep">>,
   model: LoadedModel,
   settings: Pick<RunSettings, "batch" | "flipTta" | "sliceStride">,
   signal?: AbortSignal,
@@ -89,7 +96,9 @@ export async function predictVolume(
   const names = { input: m.input.name, output: m.output.name };
   const indices = strideIndices(nz, settings.sliceStride);
   let grid: ProbabilityGrid | undefined;
-  for (const batch of makeBatches(prepared, m.input.offsets, settings.batch, indices)) {
+  const sliceMm = volume.sliceStep ? Math.hypot(...volume.sliceStep) : 0;
+  const offsets = sliceOffsets(m.input, sliceMm);
+  for (const batch of makeBatches(prepared, offsets, settings.batch, indices)) {
     signal?.throwIfAborted();
     const out = await model.runner.run(batch.data, batch.dims, names);
     if (out.dims[0] !== batch.slices.length) {
@@ -127,6 +136,39 @@ export async function predictVolume(
     }
   }
   return grid;
+}
+
+/** A volume's findings: what the model, the components and (for chest models) the lung stage give. */
+export interface VolumeFindings {
+  seg: Pick<Segmentation, "findings" | "maskSlice" | "maxProbability">;
+  /** The components before the lung stage. */
+  components: Segmentation;
+  lungStage?: LungStage;
+}
+
+/**
+ * Everything from a loaded volume to its findings, as the sidecar files them (also used by the
+ * evaluation scripts, so their figures are the service's): the model over the slices, the
+ * components, and the lung stage when the manifest has one.
+ */
+export async function findingsOf(
+  volume: Volume,
+  model: LoadedModel,
+  settings: RunSettings,
+  options: { signal?: AbortSignal; modelDone?: () => void } = {},
+): Promise<VolumeFindings> {
+  const m = model.manifest;
+  const probability = await predictVolume(volume, model, settings, options.signal);
+  options.modelDone?.();
+  options.signal?.throwIfAborted();
+  const components = segment(probability, volume, settings);
+  const lungStage = m.postprocessing.lung
+    ? runLungStage(volume, m, components, m.postprocessing.lung, m.postprocessing.calibration)
+    : undefined;
+  const seg = lungStage
+    ? { ...lungStage.assessed, maxProbability: components.maxProbability }
+    : components;
+  return { seg, components, lungStage };
 }
 
 /** The volume's planes as the model's input: as they are when sampled, else prepared here. */
@@ -188,18 +230,11 @@ export async function analyze(
   for (const w of loaded.warnings) ctx.log("warn", w, { jobId: job.jobId, requestId });
   const volume = withoutPixels(loaded);
   stages.load = lap();
-  const probability = await predictVolume(loaded, model, settings, signal);
-  stages.model = lap();
-  signal?.throwIfAborted();
-  const components = segment(probability, volume, settings);
-  // The lung stage reads the planes too; without it they can go before the components are found.
-  const lungStage = m.postprocessing.lung
-    ? runLungStage(loaded, m, components, m.postprocessing.lung)
-    : undefined;
+  const { seg, lungStage } = await findingsOf(loaded, model, settings, {
+    signal,
+    modelDone: () => stages.model = lap(),
+  });
   loaded = undefined;
-  const seg = lungStage
-    ? { ...lungStage.assessed, maxProbability: components.maxProbability }
-    : components;
   stages.segment = lap();
 
   const files = await uploadResults(ctx.api, job, {

@@ -110,6 +110,10 @@ export function buildFindingsBundle(input: ReportInput): Bundle {
   const findingEntries = findings.map((f): BundleEntry => {
     const slice = Math.min(volume.dims.z - 1, Math.max(0, Math.round(f.centreVoxel[2])));
     const components: ObservationComponent[] = [
+      ...(f.probability === undefined ? [] : [{
+        code: measure("calibrated-probability", "Probability (calibrated on held-out data)"),
+        valueQuantity: quantity(round(f.probability, 4), "1"),
+      }]),
       {
         code: measure("probability", "Probability (maximum)"),
         valueQuantity: quantity(round(f.maxProbability, 4), "1"),

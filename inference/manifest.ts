@@ -3,7 +3,7 @@
  * reads and checks one folder and reports every problem at once; `listModels` reads them all
  * (adding a model is adding a folder); `resolveSettings` applies a profile and a job's threshold.
  */
-import type { LungRules } from "./nodules/assess.ts";
+import type { Calibration, LungRules } from "./nodules/assess.ts";
 import type { Profile } from "./jobs.ts";
 import { ManifestError, parseManifest } from "./_manifest_parse.ts";
 
@@ -38,7 +38,7 @@ export interface ProfileSettings {
   description?: string;
 }
 
-export type { LungRules };
+export type { Calibration, LungRules };
 
 export interface ModelManifest {
   name: string;
@@ -59,6 +59,12 @@ export interface ModelManifest {
     slicesPerSample: number;
     /** The slice offset of each channel, e.g. [−1, 0, 1] (`neighbours`; default centred). */
     offsets: number[];
+    /**
+     * When set, `offsets` count steps of this many mm along the slice normal, not slices: the
+     * channels are planes interpolated linearly between the two nearest slices (clamped to the
+     * series), so the model sees the same anatomy whatever the slice spacing.
+     */
+    neighbourSpacingMm?: number;
     /** Slices per inference call. */
     batch: number;
   };
@@ -85,6 +91,8 @@ export interface ModelManifest {
      * lung mask or not nodule-shaped are dropped, the rest measured and called nodule or mass.
      */
     lung?: LungRules;
+    /** Platt scaling of each finding's maximum probability (`postprocessing.calibration`). */
+    calibration?: Calibration;
   };
   profiles: Partial<Record<Profile, ProfileSettings>>;
   labels: ModelLabel[];

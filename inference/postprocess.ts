@@ -36,6 +36,11 @@ export interface Finding {
   meanProbability: number;
   /** What the lung stage made of it (models with `postprocessing.lung`). */
   lung?: LungFinding;
+  /**
+   * The probability that the finding is real, calibrated on held-out data from `maxProbability`
+   * (models with `postprocessing.calibration`).
+   */
+  probability?: number;
 }
 
 export interface Segmentation {

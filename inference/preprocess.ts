@@ -263,7 +263,8 @@ export interface Batch {
 /**
  * Batches of up to `batch` samples for the slices `indices` (default: all); the sample for slice
  * z holds slices z + offsets[c] as its channels (e.g. −1, 0, 1), clamped to the series, so the
- * first and last slices repeat themselves.
+ * first and last slices repeat themselves. A fractional offset (neighbours spaced in mm) is the
+ * linear interpolation of the two slices around it.
  */
 export function* makeBatches(
   prepared: PreparedSlices,
@@ -274,18 +275,34 @@ export function* makeBatches(
   const { data, depth, height, width } = prepared;
   const plane = height * width;
   const channels = offsets.length;
+  const slice = (z: number) => data.subarray(z * plane, (z + 1) * plane);
   for (let first = 0; first < indices.length; first += batch) {
     const slices = indices.slice(first, first + batch);
     const out = new Float32Array(slices.length * channels * plane);
     slices.forEach((zc, s) => {
       for (let c = 0; c < channels; c++) {
-        const z = Math.min(depth - 1, Math.max(0, zc + offsets[c]));
-        const src = data.subarray(z * plane, (z + 1) * plane);
-        out.set(src, (s * channels + c) * plane);
+        const at = Math.min(depth - 1, Math.max(0, zc + offsets[c]));
+        const z0 = Math.floor(at), t = at - z0;
+        const dst = out.subarray((s * channels + c) * plane, (s * channels + c + 1) * plane);
+        if (t < 1e-6 || z0 + 1 >= depth) {
+          dst.set(slice(z0));
+          continue;
+        }
+        const a = slice(z0), b = slice(z0 + 1);
+        for (let i = 0; i < plane; i++) dst[i] = a[i] + (b[i] - a[i]) * t;
       }
     });
     yield { slices, data: out, dims: [slices.length, channels, height, width] };
   }
+}
+
+/** Slice offsets of the channels: as given, or from mm steps and the series' slice spacing. */
+export function sliceOffsets(
+  input: { offsets: readonly number[]; neighbourSpacingMm?: number },
+  sliceMm: number,
+): number[] {
+  if (!input.neighbourSpacingMm || !(sliceMm > 0)) return [...input.offsets];
+  return input.offsets.map((o) => (o * input.neighbourSpacingMm!) / sliceMm);
 }
 
 /** The slices a stride runs: 0, stride, 2·stride, … and always the last. */

@@ -99,7 +99,7 @@ function lungConclusion(input: ReportInput, chest: boolean): string {
   const masses = findings.filter((f) => f.lung?.kind === "mass");
   const out: string[] = [];
   if (!nodules.length) {
-    out.push(`No lung nodules found (highest probability ${round(input.maxProbability, 2)}).`);
+    out.push("No lung nodules found.");
   } else {
     const groups = new Map<string, number>();
     for (const f of nodules) {
@@ -118,7 +118,9 @@ function lungConclusion(input: ReportInput, chest: boolean): string {
     out.push(`${masses.length} lung mass${masses.length === 1 ? "" : "es"} (over 30 mm) found.`);
   }
   const listed = findings.slice(0, 10).map((f) =>
-    `${f.number}. ${findingWords(f, volume, chest)}, probability ${round(f.maxProbability, 2)}`
+    `${f.number}. ${findingWords(f, volume, chest)}, probability ${
+      round(f.probability ?? f.maxProbability, 2)
+    }`
   );
   if (listed.length) {
     out.push(

@@ -27,6 +27,20 @@ export interface LungRules {
   maxZExtentRatio: number;
   /** Smallest fraction of the shell that must be lung when the centre lies outside the mask. */
   minShellLung: number;
+  /** Findings whose (calibrated) probability is below this are not reported. */
+  minProbability: number;
+}
+
+/** Platt scaling of a finding's maximum probability: σ(slope · logit(p) + intercept). */
+export interface Calibration {
+  slope: number;
+  intercept: number;
+}
+
+export function calibrated(p: number, c?: Calibration): number {
+  if (!c) return p;
+  const q = Math.min(1 - 1e-6, Math.max(1e-6, p));
+  return 1 / (1 + Math.exp(-(c.slope * Math.log(q / (1 - q)) + c.intercept)));
 }
 
 export const DEFAULT_LUNG_RULES: LungRules = {
@@ -37,6 +51,7 @@ export const DEFAULT_LUNG_RULES: LungRules = {
   minCompactness: 0.12,
   maxZExtentRatio: 1.6,
   minShellLung: 0.5,
+  minProbability: 0,
 };
 
 export type Zone = "upper" | "middle" | "lower";
@@ -79,6 +94,7 @@ export function assessFindings(
   geometry: Geometry,
   ctx: LungContext,
   rules: LungRules = DEFAULT_LUNG_RULES,
+  calibration?: Calibration,
 ): Assessed {
   const { x: nx, y: ny, z: nz } = geometry.dims;
   const plane = nx * ny;
@@ -139,6 +155,13 @@ export function assessFindings(
         reason: `outside the lungs (${Math.round(shellFraction * 100)} % of its surroundings lung)`,
       });
     }
+    const probability = calibrated(f.maxProbability, calibration);
+    if (probability < rules.minProbability) {
+      return rejected.push({
+        finding: f,
+        reason: `probability ${probability.toFixed(2)} below ${rules.minProbability}`,
+      });
+    }
     const m = measure(v, geometry.spacing, f.longestDiameterMm, ctx.huAt);
     const why = notNoduleShaped(m, rules, geometry.spacing.z);
     if (why) return rejected.push({ finding: f, reason: why, measures: m });
@@ -151,6 +174,7 @@ export function assessFindings(
     const fromTop = superiorFirst ? t : 1 - t;
     kept.push({
       ...f,
+      ...(calibration ? { probability } : {}),
       lung: {
         kind: m.longAxisMm > rules.maxNoduleDiameterMm ? "mass" : "nodule",
         lung: side === RIGHT_LUNG ? "right" : "left",

@@ -8,7 +8,7 @@ import type { ModelManifest } from "../manifest.ts";
 import type { Geometry, Segmentation } from "../postprocess.ts";
 import type { Volume } from "../volume.ts";
 import { type LungMask, lungMask, type ValueVolume } from "../anatomy/lung_mask.ts";
-import { type Assessed, assessFindings, type LungRules } from "./assess.ts";
+import { type Assessed, assessFindings, type Calibration, type LungRules } from "./assess.ts";
 
 export interface LungStage {
   lung: LungMask;
@@ -56,6 +56,7 @@ export function runLungStage(
   m: Pick<ModelManifest, "preprocessing">,
   seg: Pick<Segmentation, "findings" | "maskSlice">,
   rules?: LungRules,
+  calibration?: Calibration,
 ): LungStage {
   const values = valueVolume(volume, m);
   const lung = lungMask(values);
@@ -73,12 +74,18 @@ export function runLungStage(
   const inside = (x: number, y: number, z: number) =>
     x >= 0 && y >= 0 && z >= 0 && x < nx && y < ny && z < nz;
   const { scale, offset } = values.toHu;
-  const assessed = assessFindings(seg, volume, {
-    lung,
-    huAt: (x, y, z) =>
-      inside(x, y, z) ? values.data[z * plane + row[y] * w + col[x]] * scale + offset : -1000,
-    lungAt: (x, y, z) => inside(x, y, z) ? lung.labels[z * plane + row[y] * w + col[x]] : 0,
-  }, rules);
+  const assessed = assessFindings(
+    seg,
+    volume,
+    {
+      lung,
+      huAt: (x, y, z) =>
+        inside(x, y, z) ? values.data[z * plane + row[y] * w + col[x]] * scale + offset : -1000,
+      lungAt: (x, y, z) => inside(x, y, z) ? lung.labels[z * plane + row[y] * w + col[x]] : 0,
+    },
+    rules,
+    calibration,
+  );
   return {
     lung,
     assessed,
