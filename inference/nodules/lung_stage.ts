@@ -7,13 +7,22 @@
 import type { ModelManifest } from "../manifest.ts";
 import type { Geometry, Segmentation } from "../postprocess.ts";
 import type { Volume } from "../volume.ts";
-import { type LungMask, lungMask, type ValueVolume } from "../anatomy/lung_mask.ts";
+import {
+  LEFT_LUNG,
+  type LungMask,
+  lungMask,
+  RIGHT_LUNG,
+  type ValueVolume,
+} from "../anatomy/lung_mask.ts";
 import { type Assessed, assessFindings, type Calibration, type LungRules } from "./assess.ts";
 
 export interface LungStage {
   lung: LungMask;
   assessed: Assessed;
-  /** Lung labels (0, 1 right, 2 left) of series slice z, `[y][x]`; null when none. */
+  /**
+   * Lung labels (0, 1 right, 2 left) of series slice z, `[y][x]`, the reported findings' voxels
+   * included (a nodule on the pleura lies in the lung it grows from); null when none.
+   */
   lungSlice(z: number): Uint8Array | null;
 }
 
@@ -99,6 +108,17 @@ export function runLungStage(
           const l = lung.labels[r + col[x]];
           if (l) {
             out[y * nx + x] = l;
+            any = true;
+          }
+        }
+      }
+      // A nodule on the pleura is lung too (what a rolling ball along the pleura would add).
+      const found = assessed.maskSlice(z);
+      if (found) {
+        for (let i = 0; i < found.length; i++) {
+          const f = found[i] && assessed.findings[found[i] - 1];
+          if (f && !out[i]) {
+            out[i] = f.lung.lung === "right" ? RIGHT_LUNG : LEFT_LUNG;
             any = true;
           }
         }

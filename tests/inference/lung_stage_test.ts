@@ -138,4 +138,10 @@ Deno.test("lung stage: nodules and the mass kept and measured, the rest dropped 
     stage.assessed.maskSlice(z)?.forEach((v) => v && numbers.add(v));
   }
   assert.deepEqual([...numbers].sort(), [1, 2, 3, 4, 5]);
+  // The stored lung mask holds every reported finding's centre, the one on the pleura included.
+  for (const f of stage.assessed.findings) {
+    const [i, j, k] = f.centreVoxel.map(Math.round);
+    const side = stage.lungSlice(k)?.[j * p.width + i];
+    assert.equal(side, f.lung.lung === "right" ? 1 : 2, `centre of finding ${f.number}`);
+  }
 });
