@@ -4,7 +4,7 @@
  * 3D components left, the large ones that span the chest kept (bowel and stomach gas dropped);
  * the trachea and main bronchi removed per slice (small, midline, darker than −800 HU on
  * average, partial volume included); holes filled per slice (vessels, airways and nodules inside a lung are lung), then a
- * 2D closing so that small bumps of the pleura count as lung, and holes filled again. Each voxel is
+ * 2D closing so that small bumps of the pleura count as lung, and the small holes it closed filled. Each voxel is
  * labelled right (1) or left (2) lung: by 3D component when the lungs are apart, else by the
  * body's midline.
  *
@@ -42,6 +42,11 @@ export interface LungMaskOptions {
   airwayMidlineMm?: number;
   /** Holes up to this area (mm²) are filled (larger enclosed regions are the mediastinum). */
   maxHoleMm2?: number;
+  /**
+   * After the closing, only holes up to this area (mm²) are filled: a bite of the pleura closed by
+   * it, not a mediastinal structure (aorta, oesophagus) whose narrow neck the closing bridged.
+   */
+  maxClosedHoleMm2?: number;
   /** Radius of the 2D closing (mm). */
   closingMm?: number;
   /** A component smaller than this (mL) is not a lung. */
@@ -66,6 +71,7 @@ const DEFAULTS: Required<LungMaskOptions> = {
   airwayMaxMeanHu: -800,
   airwayMidlineMm: 30,
   maxHoleMm2: 2000,
+  maxClosedHoleMm2: 400,
   closingMm: 5,
   minLungMl: 15,
 };
@@ -172,7 +178,7 @@ export function lungMask(volume: ValueVolume, options: LungMaskOptions = {}): Lu
   // 5. Vessels and nodules inside are lung; small bumps of the pleura too.
   fillHolesPlanes(lung, grid, o.maxHoleMm2);
   const closed = o.closingMm > 0 ? closePlanes(lung, grid, o.closingMm) : lung;
-  fillHolesPlanes(closed, grid, o.maxHoleMm2);
+  fillHolesPlanes(closed, grid, o.maxClosedHoleMm2);
 
   // 6. Right and left.
   const labels = sideLabels(closed, grid, volume, midline, voxelMl, o.minLungMl);
