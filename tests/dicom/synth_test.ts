@@ -321,7 +321,7 @@ Deno.test("runSynth() writes files and truth.json and posts STOW-RS batches", as
     const lines: string[] = [];
     const base = `http://127.0.0.1:${server.addr.port}/dicomweb/`;
     const args = {
-      ...parseSynthArgs(["--out", out, "--slices", "20", "--size", "64"]),
+      ...parseSynthArgs(["--generator", "v1", "--out", out, "--slices", "20", "--size", "64"]),
       post: base,
       batch: 7,
     };
