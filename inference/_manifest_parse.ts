@@ -261,6 +261,12 @@ export function parseManifest(raw: unknown, folderName: string): ModelManifest {
         calibration: ((c: Obj) => ({
           slope: num(c, "postprocessing.calibration.slope", () => true, "a number"),
           intercept: num(c, "postprocessing.calibration.intercept", () => true, "a number"),
+          feature: oneOf<"maxProbability" | "meanProbability">(
+            c,
+            "postprocessing.calibration.feature",
+            ["maxProbability", "meanProbability"],
+            "maxProbability",
+          ),
         }))(obj(post, "postprocessing.calibration")),
       }),
     },

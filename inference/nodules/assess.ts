@@ -31,14 +31,24 @@ export interface LungRules {
   minProbability: number;
 }
 
-/** Platt scaling of a finding's maximum probability: σ(slope · logit(p) + intercept). */
+/**
+ * Platt scaling of a finding's score: σ(slope · logit(score) + intercept), the score being the
+ * component's maximum or mean probability (`feature`; the maximum saturates near 1 for most
+ * components of a confident network, the mean keeps them apart).
+ */
 export interface Calibration {
   slope: number;
   intercept: number;
+  feature?: "maxProbability" | "meanProbability";
 }
 
-export function calibrated(p: number, c?: Calibration): number {
-  if (!c) return p;
+/** The calibrated probability of a finding (its maximum probability when uncalibrated). */
+export function calibrated(
+  f: Pick<Finding, "maxProbability" | "meanProbability">,
+  c?: Calibration,
+): number {
+  if (!c) return f.maxProbability;
+  const p = c.feature === "meanProbability" ? f.meanProbability : f.maxProbability;
   const q = Math.min(1 - 1e-6, Math.max(1e-6, p));
   return 1 / (1 + Math.exp(-(c.slope * Math.log(q / (1 - q)) + c.intercept)));
 }
@@ -155,7 +165,7 @@ export function assessFindings(
         reason: `outside the lungs (${Math.round(shellFraction * 100)} % of its surroundings lung)`,
       });
     }
-    const probability = calibrated(f.maxProbability, calibration);
+    const probability = calibrated(f, calibration);
     if (probability < rules.minProbability) {
       return rejected.push({
         finding: f,

@@ -21,7 +21,7 @@ CHANNELS = 2 * CONTEXT + 1
 THRESHOLD = 0.55
 MIN_VOLUME_MM3 = 30.0
 
-MODEL_DIR = os.path.join(os.path.dirname(__file__), "..", "models", "lung-nodule-demo")
+MODEL_DIR = os.path.join(os.path.dirname(__file__), "..", "models", "lung-nodule-demo-v1")
 MANIFEST = os.path.join(MODEL_DIR, "manifest.json")
 SIZE_BINS = (("<6mm", 0.0, 6.0), ("6-10mm", 6.0, 10.0), (">10mm", 10.0, 1e9))
 

@@ -40,7 +40,7 @@ const limit = Number(flag("limit", "0"));
 const profile = flag("profile", "standard") as Profile;
 const root = args[0] ?? "inference/train/.data/raw/test";
 
-const modelDir = new URL("../models/lung-nodule-demo", import.meta.url).pathname;
+const modelDir = new URL("../models/lung-nodule-demo-v1", import.meta.url).pathname;
 const model = await loadModel(modelDir);
 const runner = await createRunner(model.modelPath, ["cpu"]);
 const settings = resolveSettings(model.manifest, profile, undefined);

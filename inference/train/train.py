@@ -1,5 +1,5 @@
 """Trains the lung-nodule demo model on the cached synthetic studies (see make_data.sh) and exports
-inference/models/lung-nodule-demo/model.onnx.
+inference/models/lung-nodule-demo-v1/model.onnx (model 1.x).
 
     /usr/bin/python3 inference/train/train.py [--epochs 14] [--steps 100] [--seed 1234]
 

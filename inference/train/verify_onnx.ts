@@ -1,5 +1,5 @@
 /**
- * @module Checks `inference/models/lung-nodule-demo/model.onnx` under ONNX Runtime (onnxruntime-node,
+ * @module Checks `inference/models/lung-nodule-demo-v1/model.onnx` under ONNX Runtime (onnxruntime-node,
  * the sidecar's runtime) against the PyTorch outputs that `evaluate.py` saved for a few real
  * preprocessed test slices: prints one JSON line (max abs difference, batch sizes tried) and exits
  * 1 when the difference exceeds the tolerance.
@@ -15,7 +15,7 @@ import * as ort from "onnxruntime-node";
 const TOLERANCE = 1e-4;
 
 const dir = Deno.args[0] ?? "inference/train/.data/verify";
-const modelPath = new URL("../models/lung-nodule-demo/model.onnx", import.meta.url).pathname;
+const modelPath = new URL("../models/lung-nodule-demo-v1/model.onnx", import.meta.url).pathname;
 const meta = JSON.parse(await Deno.readTextFile(`${dir}/meta.json`)) as {
   n: number;
   channels: number;

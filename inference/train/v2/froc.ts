@@ -9,7 +9,7 @@
  * threshold on the studies given (use a validation set, never the test set) and writes them into
  * the manifest.
  *
- *   deno run -A inference/train/v2/froc.ts DIR [--model lung-nodule-demo] [--models DIR]
+ *   deno run -A inference/train/v2/froc.ts DIR [DIR ...] [--model lung-nodule-demo] [--models DIR]
  *     [--profile standard] [--limit N] [--json OUT] [--fit-calibration] [--max-fp 0.5]
  *
  * A finding hits a nodule when its centre lies within the nodule's radius of the nodule's centre
@@ -24,6 +24,7 @@ import { modelSampler } from "../../preprocess.ts";
 import { createVolumeBuilder, type Volume } from "../../volume.ts";
 import type { Profile } from "../../jobs.ts";
 import type { Finding } from "../../postprocess.ts";
+import type { Calibration } from "../../nodules/assess.ts";
 
 interface Target {
   id: number;
@@ -53,8 +54,9 @@ const limit = Number(flag("limit", "0"));
 const jsonOut = flag("json", "");
 const maxFp = Number(flag("max-fp", "0.5"));
 const fit = has("fit-calibration");
-const root = args[0];
-if (!root) throw new Error("usage: froc.ts DIR [flags]");
+const roots = args;
+const root = roots.join(" + ");
+if (!roots.length) throw new Error("usage: froc.ts DIR [DIR ...] [flags]");
 
 const installed = await loadModel(`${modelsDir}/${modelName}`);
 const manifest = installed.manifest;
@@ -107,6 +109,8 @@ function readNifti(bytes: Uint8Array): { dims: number[]; data: Uint8Array } {
 
 interface Scored {
   score: number;
+  /** The component's mean probability (the calibration's feature). */
+  mean: number;
   scan: number;
   hit: number | null; // index into targets of that scan (a nodule)
   massHit: boolean;
@@ -115,8 +119,11 @@ interface Scored {
 }
 
 const dirs: string[] = [];
-for await (const e of Deno.readDir(root)) if (e.isDirectory) dirs.push(`${root}/${e.name}`);
-dirs.sort();
+for (const r of roots) {
+  const found: string[] = [];
+  for await (const e of Deno.readDir(r)) if (e.isDirectory) found.push(`${r}/${e.name}`);
+  dirs.push(...found.sort());
+}
 const scans = limit ? dirs.slice(0, limit) : dirs;
 const scored: Scored[] = [];
 const nodules: (Target & { scan: number })[] = [];
@@ -180,6 +187,7 @@ for (const [scan, dir] of scans.entries()) {
     if (!t) fp++;
     scored.push({
       score,
+      mean: f.meanProbability,
       scan,
       hit: t && !t.mass ? nodules.findIndex((n) => n.scan === scan && n.id === t.id) : null,
       massHit: !!t?.mass,
@@ -275,16 +283,18 @@ const bySize = Object.fromEntries(
 );
 
 // ---- calibration (Platt) on these studies, and the reporting threshold ----
-let calibration: { slope: number; intercept: number } | undefined;
+let calibration: Calibration | undefined;
 let threshold = manifest.postprocessing.lung?.minProbability ?? 0;
 if (fit) {
   const xs = scored.filter((s) => !s.massHit).map((s) => {
-    const p = Math.min(1 - 1e-6, Math.max(1e-6, s.score));
+    const p = Math.min(1 - 1e-6, Math.max(1e-6, s.mean));
     return [Math.log(p / (1 - p)), s.hit !== null && s.hit >= 0 ? 1 : 0];
   });
+  // Newton's method on the log-likelihood with a ridge on the slope (λ = 1): a few candidates
+  // must not drive it to a step function.
   let a = 1, b = 0;
   for (let it = 0; it < 50; it++) {
-    let ga = 0, gb = 0, haa = 1e-6, hab = 0, hbb = 1e-6;
+    let ga = a, gb = 0, haa = 1, hab = 0, hbb = 1e-6;
     for (const [x, y] of xs) {
       const q = 1 / (1 + Math.exp(-(a * x + b)));
       ga += (q - y) * x;
@@ -298,13 +308,14 @@ if (fit) {
     a -= (hbb * ga - hab * gb) / det;
     b -= (haa * gb - hab * ga) / det;
   }
-  calibration = { slope: r3(a), intercept: r3(b) };
+  calibration = { slope: r3(a), intercept: r3(b), feature: "meanProbability" as const };
   const cal = (p: number) => {
     const q = Math.min(1 - 1e-6, Math.max(1e-6, p));
     return 1 / (1 + Math.exp(-(a * Math.log(q / (1 - q)) + b)));
   };
+  for (const s of scored) s.score = cal(s.mean);
   // The lowest calibrated threshold whose false findings per scan stay within --max-fp.
-  const candidates = scored.filter((s) => !s.massHit).map((s) => ({ ...s, c: cal(s.score) }))
+  const candidates = scored.filter((s) => !s.massHit).map((s) => ({ ...s, c: s.score }))
     .sort((x, y) => y.c - x.c);
   let fp = 0;
   threshold = 1;

@@ -168,6 +168,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--validate-every", type=int, default=150, help="steps")
     ap.add_argument("--out", default=MODEL_DIR)
+    ap.add_argument("--init", help="start from these weights (a model_v2.pt) instead of scratch")
+    ap.add_argument("--small-bias", type=float, default=0.0,
+                    help="draw a lesion with weight (10 mm / diameter) ** bias: small nodules more often")
     a = ap.parse_args()
 
     torch.manual_seed(a.seed)
@@ -178,9 +181,16 @@ def main():
     lesions = []
     for i, st in enumerate(train):
         for l in st["lesions"]:
-            lesions.append((i, l))
-            if not l["mass"]:
-                lesions.append((i, l))  # nodules twice as often as masses
+            copies = 1 if l["mass"] else 2  # nodules twice as often as masses
+            if a.small_bias and not l["mass"]:
+                # Its largest cross-section on the model grid, as a disc's diameter in pixels.
+                r, c = (int(round(v)) for v in l["center"])
+                z0, z1 = l["slices"]
+                box = st["target"][z0 : z1 + 1, max(0, r - 25) : r + 25, max(0, c - 25) : c + 25]
+                area = float((box.astype(np.float32) >= 0.5).sum(axis=(1, 2)).max()) if box.size else 0.0
+                d_px = 2 * np.sqrt(max(area, 1.0) / np.pi)
+                copies = max(1, int(round(2 * min(4.0, (7.0 / max(d_px, 1.5)) ** a.small_bias))))
+            lesions += [(i, l)] * copies
     n_nod = sum(1 for st in train for l in st["lesions"] if not l["mass"])
     print(f"train: {len(train)} studies, {n_nod} nodules; val: {len(val)} studies", flush=True)
 
@@ -195,6 +205,8 @@ def main():
     total = max(50, int(a.minutes * 60 / (step_s * 1.1)))
     print(f"{step_s:.2f} s per step: {total} steps in {a.minutes} min", flush=True)
     model = make_model()
+    if a.init:
+        model.load_state_dict(torch.load(a.init))
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=total, pct_start=0.1)
     best, best_state, best_step, history = -1.0, None, 0, []
@@ -228,6 +240,7 @@ def main():
         "command": "inference/train/v2/make_data_v2.sh && /usr/bin/python3 inference/train/v2/train_v2.py "
         + " ".join(sys.argv[1:]),
         "seed": a.seed,
+        **({"initialisedFrom": os.path.basename(a.init), "smallBias": a.small_bias} if a.init else {}),
         "steps": total,
         "batchSize": a.batch,
         "cropSize": a.crop,
