@@ -147,31 +147,25 @@ export function borderConnected(
   height: number,
   value: 0 | 1,
 ): Uint8Array {
+  const { labels, sizes } = planeComponents(mask, offset, width, height, value);
+  const touches = borderLabels(labels, width, height, sizes.length);
   const out = new Uint8Array(width * height);
-  const stack = new Int32Array(width * height);
-  let top = 0;
-  const push = (i: number) => {
-    if (out[i] || (mask[offset + i] ? 1 : 0) !== value) return;
-    out[i] = 1;
-    stack[top++] = i;
-  };
+  for (let i = 0; i < out.length; i++) if (labels[i] && touches[labels[i]]) out[i] = 1;
+  return out;
+}
+
+/** Which labels (by index) have a pixel on the plane's border. */
+function borderLabels(labels: Int32Array, width: number, height: number, count: number) {
+  const touches = new Uint8Array(count);
   for (let x = 0; x < width; x++) {
-    push(x);
-    push((height - 1) * width + x);
+    touches[labels[x]] = 1;
+    touches[labels[(height - 1) * width + x]] = 1;
   }
   for (let y = 0; y < height; y++) {
-    push(y * width);
-    push(y * width + width - 1);
+    touches[labels[y * width]] = 1;
+    touches[labels[y * width + width - 1]] = 1;
   }
-  while (top > 0) {
-    const i = stack[--top];
-    const x = i % width, y = (i - x) / width;
-    if (x > 0) push(i - 1);
-    if (x < width - 1) push(i + 1);
-    if (y > 0) push(i - width);
-    if (y < height - 1) push(i + width);
-  }
-  return out;
+  return touches;
 }
 
 /** 2D components of one plane: labels (4-connected, 1..n) and each label's pixel count. */
@@ -185,8 +179,9 @@ export function planeComponents(
   const labels = new Int32Array(width * height);
   const stack = new Int32Array(width * height);
   const sizes = [0];
+  const is = (j: number) => !labels[j] && (mask[offset + j] ? 1 : 0) === value;
   for (let s = 0; s < width * height; s++) {
-    if (labels[s] || (mask[offset + s] ? 1 : 0) !== value) continue;
+    if (!is(s)) continue;
     const label = sizes.length;
     let top = 0, size = 0;
     labels[s] = label;
@@ -195,15 +190,10 @@ export function planeComponents(
       const i = stack[--top];
       size++;
       const x = i % width, y = (i - x) / width;
-      const visit = (j: number) => {
-        if (labels[j] || (mask[offset + j] ? 1 : 0) !== value) return;
-        labels[j] = label;
-        stack[top++] = j;
-      };
-      if (x > 0) visit(i - 1);
-      if (x < width - 1) visit(i + 1);
-      if (y > 0) visit(i - width);
-      if (y < height - 1) visit(i + width);
+      if (x > 0 && is(i - 1)) (labels[i - 1] = label, stack[top++] = i - 1);
+      if (x < width - 1 && is(i + 1)) (labels[i + 1] = label, stack[top++] = i + 1);
+      if (y > 0 && is(i - width)) (labels[i - width] = label, stack[top++] = i - width);
+      if (y < height - 1 && is(i + width)) (labels[i + width] = label, stack[top++] = i + width);
     }
     sizes.push(size);
   }
@@ -222,15 +212,7 @@ export function fillHolesPlanes(mask: Uint8Array, grid: Grid, maxAreaMm2 = Infin
     const o = k * plane;
     const { labels, sizes } = planeComponents(mask, o, w, h, 0);
     if (sizes.length <= 2) continue; // only the outside
-    const touches = new Uint8Array(sizes.length);
-    for (let x = 0; x < w; x++) {
-      touches[labels[x]] = 1;
-      touches[labels[(h - 1) * w + x]] = 1;
-    }
-    for (let y = 0; y < h; y++) {
-      touches[labels[y * w]] = 1;
-      touches[labels[y * w + w - 1]] = 1;
-    }
+    const touches = borderLabels(labels, w, h, sizes.length);
     for (let i = 0; i < plane; i++) {
       const l = labels[i];
       if (l && !touches[l] && sizes[l] * pixelMm2 <= maxAreaMm2) mask[o + i] = 1;

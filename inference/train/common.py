@@ -250,3 +250,24 @@ def components(mask, spacing, min_volume_mm3=MIN_VOLUME_MM3):
         for k, c in zip(keep, centroids)
     ]
     return labels, comps
+
+
+def export_onnx(model, path, channels=CHANNELS, size=SIZE):
+    """ONNX (opset 17, dynamic batch, input "input", output "probability"), checked with
+    onnx.checker; the same for every version of the model."""
+    import onnx
+
+    model.eval()
+    torch.onnx.export(
+        model,
+        torch.zeros(1, channels, size, size),
+        path,
+        opset_version=17,
+        input_names=["input"],
+        output_names=["probability"],
+        dynamic_axes={"input": {0: "batch"}, "probability": {0: "batch"}},
+        do_constant_folding=True,
+    )
+    m = onnx.load(path)
+    onnx.checker.check_model(m, full_check=True)
+    return m

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common import CHANNELS, MANIFEST, MODEL_DIR, SIZE, THRESHOLD, UNet, stack_inputs
+from common import CHANNELS, MANIFEST, MODEL_DIR, SIZE, THRESHOLD, UNet, export_onnx, stack_inputs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.environ.get("DATA", os.path.join(HERE, ".data"))
@@ -98,26 +98,6 @@ def validate(model, studies, rng_seed=7, negatives=12):
             tsum += float(t.sum())
     model.train()
     return 2 * inter / max(psum + tsum, 1.0)
-
-
-def export_onnx(model, path):
-    import onnx
-
-    model.eval()
-    dummy = torch.zeros(1, CHANNELS, SIZE, SIZE)
-    torch.onnx.export(
-        model,
-        dummy,
-        path,
-        opset_version=17,
-        input_names=["input"],
-        output_names=["probability"],
-        dynamic_axes={"input": {0: "batch"}, "probability": {0: "batch"}},
-        do_constant_folding=True,
-    )
-    m = onnx.load(path)
-    onnx.checker.check_model(m, full_check=True)
-    return m
 
 
 def main():

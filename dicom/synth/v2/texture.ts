@@ -6,8 +6,8 @@
 
 import type { Rng } from "../rng.ts";
 
-/** A 3D field of unit standard deviation. */
-export interface Texture {
+/** A coarse isotropic volume of `step` mm voxels from (x0, y0, z0); slice k lies at z0 − k·step. */
+export interface CoarseVolume<T extends Float32Array | Uint8Array> {
   x0: number;
   y0: number;
   z0: number;
@@ -15,8 +15,11 @@ export interface Texture {
   nx: number;
   ny: number;
   nz: number;
-  data: Float32Array;
+  data: T;
 }
+
+/** A 3D field of unit standard deviation. */
+export type Texture = CoarseVolume<Float32Array>;
 
 /** A field over the box [x0, x1] × [y0, y1] × [z0, z1] (mm) with the given grid step. */
 export function createTexture(

@@ -9,19 +9,11 @@
 
 import type { Rng } from "../rng.ts";
 import type { Lobe } from "./lungs.ts";
+import type { CoarseVolume } from "./texture.ts";
 import { addPolyline, buildTubeSet, type TubePoint, type TubeSet } from "./tubes.ts";
 
 /** A coarse lung label volume (1 right, 2 left); slice k lies at z = z0 − k·step. */
-export interface LabelVolume {
-  x0: number;
-  y0: number;
-  z0: number;
-  step: number;
-  nx: number;
-  ny: number;
-  nz: number;
-  data: Uint8Array;
-}
+export type LabelVolume = CoarseVolume<Uint8Array>;
 
 /** The grown trees. */
 export interface Trees {

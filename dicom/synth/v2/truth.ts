@@ -11,13 +11,9 @@ import type { SynthPatient, SynthStudyInfo } from "../identity.ts";
 import type { Lobe } from "./lungs.ts";
 import type { NoduleShape, NoduleSpec, NoduleType } from "./nodules.ts";
 import type { Scanner } from "./params.ts";
+import type { VoxelIndex } from "../truth.ts";
 
-/** A voxel index: column (x), row (y), slice (0-based, instance number − 1). */
-export interface VoxelIndex {
-  column: number;
-  row: number;
-  slice: number;
-}
+export type { VoxelIndex };
 
 /** The truth about one nodule or mass. */
 export interface LesionTruthV2 {

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from common import UNet, conv_block  # noqa: E402,F401  (the same U-Net as 1.x, more channels)
+from common import UNet  # noqa: E402  (the same U-Net as 1.x, more channels)
 
 WINDOW_CENTER = -600.0
 WINDOW_WIDTH = 1500.0

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from common import export_onnx
 from common_v2 import CHANNELS, NEIGHBOUR_SPACING_MM, NEIGHBOURS, SIZE, channel_planes, make_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -137,23 +138,6 @@ def validate(model, studies, every=3):
     return 2 * inter / max(psum + tsum, 1.0), fp_lung / max(planes, 1)
 
 
-def export_onnx(model, path):
-    import onnx
-
-    model.eval()
-    torch.onnx.export(
-        model,
-        torch.zeros(1, CHANNELS, SIZE, SIZE),
-        path,
-        opset_version=17,
-        input_names=["input"],
-        output_names=["probability"],
-        dynamic_axes={"input": {0: "batch"}, "probability": {0: "batch"}},
-        do_constant_folding=True,
-    )
-    onnx.checker.check_model(onnx.load(path), full_check=True)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cache", required=True, help="folder with train/ and val/ caches")
@@ -233,7 +217,7 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     torch.save(model.state_dict(), os.path.join(a.cache, "model_v2.pt"))
     onnx_path = os.path.join(a.out, "model.onnx")
-    export_onnx(model, onnx_path)
+    export_onnx(model, onnx_path, channels=CHANNELS, size=SIZE)
     size = os.path.getsize(onnx_path)
     print(f"exported {onnx_path}: {size / 1e6:.2f} MB, {params} parameters, best step {best_step}")
     training = {
