@@ -58,6 +58,36 @@ Deno.test({
   },
 });
 
+Deno.test("parseManifest() checks the lung stage, the calibration and mm-spaced neighbours", () => {
+  try {
+    parseManifest({
+      name: "demo",
+      version: "2.0.0",
+      input: { name: "x", channels: 3, height: 8, width: 8, neighbourSpacingMm: 0 },
+      output: { name: "y" },
+      preprocessing: { window: { center: 0, width: 1 }, rescale: [0, 1] },
+      postprocessing: {
+        lung: { maxElongation: -1, bogus: 1 },
+        calibration: { slope: "steep", intercept: 0, feature: "median" },
+      },
+      labels: [{ index: 1, code: { system: "s", code: "c" } }],
+    }, "demo");
+    assert.fail("expected a ManifestError");
+  } catch (e) {
+    assert.ok(e instanceof ManifestError);
+    const text = e.problems.join("\n");
+    for (
+      const expected of [
+        "input.neighbourSpacingMm: expected a number of mm > 0, got 0",
+        "postprocessing.lung.bogus: unknown rule",
+        "postprocessing.lung.maxElongation: expected a number ≥ 0, got -1",
+        'postprocessing.calibration.slope: expected a number, got "steep"',
+        "postprocessing.calibration.feature: expected one of maxProbability, meanProbability",
+      ]
+    ) assert.ok(text.includes(expected), `missing "${expected}" in:\n${text}`);
+  }
+});
+
 Deno.test("parseManifest() lists every problem at once, with its path", () => {
   try {
     parseManifest({
