@@ -5,6 +5,8 @@
 import type { Coding, ModelLabel, ModelManifest, ProfileSettings } from "./manifest.ts";
 import type { Profile } from "./jobs.ts";
 import { DEFAULT_LUNG_RULES, type LungRules } from "./nodules/assess.ts";
+import { DEFAULT_CANDIDATE_OPTIONS } from "./nodules/candidates.ts";
+import type { CandidateStageConfig } from "./nodules/candidate_stage.ts";
 
 export class ManifestError extends Error {
   constructor(readonly model: string, readonly problems: string[]) {
@@ -159,6 +161,56 @@ export function parseManifest(raw: unknown, folderName: string): ModelManifest {
     return r;
   };
 
+  const candidateStage = (o: Obj): CandidateStageConfig => {
+    const at = "postprocessing.candidates";
+    const d = DEFAULT_CANDIDATE_OPTIONS;
+    const known = [
+      ...Object.keys(d),
+      ...["file", "sha256", "input", "output", "patch", "batch", "calibration", "minProbability"],
+      "description",
+    ];
+    for (const key of Object.keys(o)) {
+      if (!known.includes(key)) problems.push(`${at}.${key}: unknown setting`);
+    }
+    const file = str(o, `${at}.file`);
+    if (file.includes("/") || file.startsWith(".")) {
+      problems.push(`${at}.file: expected a file name in the model's folder, got ${show(file)}`);
+    }
+    const scales = o.scalesMm ?? d.scalesMm;
+    const scalesOk = Array.isArray(scales) && scales.length > 0 &&
+      scales.every((s) => typeof s === "number" && s > 0 && s < 20);
+    if (!scalesOk) {
+      problems.push(`${at}.scalesMm: expected a non-empty array of numbers in (0, 20) mm`);
+    }
+    const positive = (key: string, fallback?: number) =>
+      num(o, `${at}.${key}`, (n) => n > 0, "a number > 0", fallback);
+    const calibration = obj(o, `${at}.calibration`);
+    const sha256 = o.sha256;
+    if (sha256 !== undefined && (typeof sha256 !== "string" || !/^[0-9a-fA-F]{64}$/.test(sha256))) {
+      problems.push(`${at}.sha256: expected 64 hex digits`);
+    }
+    return {
+      file,
+      ...(typeof sha256 === "string" ? { sha256 } : {}),
+      input: str(o, `${at}.input`, "patch"),
+      output: str(o, `${at}.output`, "probability"),
+      patch: posInt(o, `${at}.patch`),
+      batch: posInt(o, `${at}.batch`, 32),
+      gridMm: positive("gridMm", d.gridMm),
+      scalesMm: scalesOk ? scales as number[] : d.scalesMm,
+      minResponseHu: nonNeg(o, `${at}.minResponseHu`, d.minResponseHu),
+      minCentreHu: num(o, `${at}.minCentreHu`, () => true, "a number (HU)", d.minCentreHu),
+      minBlobness: num(o, `${at}.minBlobness`, (n) => n >= 0 && n <= 1, "0 to 1", d.minBlobness),
+      pleuraMm: nonNeg(o, `${at}.pleuraMm`, d.pleuraMm),
+      maxCandidates: posInt(o, `${at}.maxCandidates`, d.maxCandidates),
+      minProbability: num(o, `${at}.minProbability`, (n) => n >= 0 && n < 1, "0 to 1", 0),
+      calibration: {
+        slope: num(calibration, `${at}.calibration.slope`, () => true, "a number"),
+        intercept: num(calibration, `${at}.calibration.intercept`, () => true, "a number"),
+      },
+    };
+  };
+
   const profiles: ModelManifest["profiles"] = {};
   const rawProfiles = obj(root, "profiles", false);
   for (const [key, value] of Object.entries(rawProfiles)) {
@@ -269,6 +321,9 @@ export function parseManifest(raw: unknown, folderName: string): ModelManifest {
           ),
         }))(obj(post, "postprocessing.calibration")),
       }),
+      ...(post.candidates === undefined
+        ? {}
+        : { candidates: candidateStage(obj(post, "postprocessing.candidates")) }),
     },
     profiles,
     labels,
@@ -278,6 +333,11 @@ export function parseManifest(raw: unknown, folderName: string): ModelManifest {
     metrics: root.metrics,
     sha256: isObj(root.file) && typeof root.file.sha256 === "string" ? root.file.sha256 : undefined,
   };
+  if (manifest.postprocessing.candidates && !manifest.postprocessing.lung) {
+    problems.push(
+      "postprocessing.candidates: needs postprocessing.lung (the lung mask it searches)",
+    );
+  }
   const softmax = manifest.output.activation === "softmax";
   for (const l of labels) if (l.outputChannel < 0) l.outputChannel = softmax ? l.index : 0;
   if (problems.length) throw new ManifestError(folderName, problems);

@@ -55,6 +55,8 @@ export interface StageTimes {
 export interface LoadedModel {
   manifest: ModelManifest;
   runner: ModelRunner;
+  /** The candidate classifier's session (manifests with `postprocessing.candidates`). */
+  candidates?: ModelRunner;
 }
 
 export interface AnalysisContext {
@@ -149,7 +151,7 @@ export interface VolumeFindings {
 /**
  * Everything from a loaded volume to its findings, as the sidecar files them (also used by the
  * evaluation scripts, so their figures are the service's): the model over the slices, the
- * components, and the lung stage when the manifest has one.
+ * components, and the lung stage (and its candidate stage) when the manifest has them.
  */
 export async function findingsOf(
   volume: Volume,
@@ -162,8 +164,19 @@ export async function findingsOf(
   options.modelDone?.();
   options.signal?.throwIfAborted();
   const components = segment(probability, volume, settings);
+  const candidates = m.postprocessing.candidates;
+  if (candidates && !model.candidates) {
+    throw new Error(`Model ${m.name} has a candidate stage but its classifier is not loaded`);
+  }
   const lungStage = m.postprocessing.lung
-    ? runLungStage(volume, m, components, m.postprocessing.lung, m.postprocessing.calibration)
+    ? await runLungStage(
+      volume,
+      m,
+      components,
+      m.postprocessing.lung,
+      m.postprocessing.calibration,
+      candidates && { config: candidates, runner: model.candidates!, signal: options.signal },
+    )
     : undefined;
   const seg = lungStage
     ? { ...lungStage.assessed, maxProbability: components.maxProbability }
@@ -354,6 +367,15 @@ function lungSummaryOf(stage: LungStage) {
   return {
     found: stage.lung.found,
     volumeMl: { right: r(stage.lung.volumeMl.right, 0), left: r(stage.lung.volumeMl.left, 0) },
+    ...(stage.candidates
+      ? {
+        candidates: {
+          found: stage.candidates.length,
+          accepted: stage.candidates.filter((c) => c.accepted).length,
+          reported: stage.assessed.findings.filter((f) => f.source === "candidates").length,
+        },
+      }
+      : {}),
     rejected: stage.assessed.rejected.map(({ finding: f, reason, measures }) => ({
       reason,
       centreMm: f.centrePatient.map((v) => r(v)),
@@ -417,6 +439,8 @@ function summaryOf(
           onPleura: !f.lung.centreInLung,
         }
         : {}),
+      source: f.source ?? "segmentation",
+      ...(f.probability !== undefined ? { probability: r(f.probability, 4) } : {}),
       voxels: f.voxels,
       volumeMm3: r(f.volumeMm3, 1),
       longestDiameterMm: r(f.longestDiameterMm, 1),

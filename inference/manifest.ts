@@ -4,6 +4,7 @@
  * (adding a model is adding a folder); `resolveSettings` applies a profile and a job's threshold.
  */
 import type { Calibration, LungRules } from "./nodules/assess.ts";
+import type { CandidateStageConfig } from "./nodules/candidate_stage.ts";
 import type { Profile } from "./jobs.ts";
 import { ManifestError, parseManifest } from "./_manifest_parse.ts";
 
@@ -38,7 +39,7 @@ export interface ProfileSettings {
   description?: string;
 }
 
-export type { Calibration, LungRules };
+export type { Calibration, CandidateStageConfig, LungRules };
 
 export interface ModelManifest {
   name: string;
@@ -93,6 +94,12 @@ export interface ModelManifest {
     lung?: LungRules;
     /** Platt scaling of each finding's maximum probability (`postprocessing.calibration`). */
     calibration?: Calibration;
+    /**
+     * The candidate stage (`postprocessing.candidates`): blobs found by image processing in the
+     * lungs, each classified by a second network (`file`, beside model.onnx); what it accepts joins
+     * the segmentation's components before the lung rules. Needs `lung`.
+     */
+    candidates?: CandidateStageConfig;
   };
   profiles: Partial<Record<Profile, ProfileSettings>>;
   labels: ModelLabel[];
@@ -109,6 +116,8 @@ export interface InstalledModel {
   manifest: ModelManifest;
   dir: string;
   modelPath: string;
+  /** The candidate classifier, when the manifest has a candidate stage. */
+  candidatesPath?: string;
 }
 
 /** The effective settings of one job. */
@@ -135,25 +144,33 @@ export async function loadModel(dir: string): Promise<InstalledModel> {
   }
   const manifest = parseManifest(raw, name);
   const modelPath = `${folder}/model.onnx`;
+  await checkFile(name, modelPath, manifest.sha256, "file.sha256");
+  const stage = manifest.postprocessing.candidates;
+  if (!stage) return { manifest, dir: folder, modelPath };
+  const candidatesPath = `${folder}/${stage.file}`;
+  await checkFile(name, candidatesPath, stage.sha256, "postprocessing.candidates.sha256");
+  return { manifest, dir: folder, modelPath, candidatesPath };
+}
+
+/** That `path` exists, is not empty and, when `sha256` is given, has that digest. */
+async function checkFile(name: string, path: string, sha256: string | undefined, field: string) {
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(modelPath);
+    bytes = await Deno.readFile(path);
     if (bytes.length === 0) throw new Error("empty");
   } catch {
-    throw new ManifestError(name, [`${modelPath}: missing or empty`]);
+    throw new ManifestError(name, [`${path}: missing or empty`]);
   }
-  if (manifest.sha256) {
-    const digest = new Uint8Array(
-      await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>),
-    );
-    const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-    if (hex !== manifest.sha256.toLowerCase()) {
-      throw new ManifestError(name, [
-        `${modelPath}: SHA-256 ${hex} differs from the manifest's file.sha256 ${manifest.sha256}`,
-      ]);
-    }
+  if (!sha256) return;
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>),
+  );
+  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  if (hex !== sha256.toLowerCase()) {
+    throw new ManifestError(name, [
+      `${path}: SHA-256 ${hex} differs from the manifest's ${field} ${sha256}`,
+    ]);
   }
-  return { manifest, dir: folder, modelPath };
 }
 
 /** Every model folder in `modelsDir`; a folder that fails is reported, not thrown. */

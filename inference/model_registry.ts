@@ -26,7 +26,7 @@ export async function loadModels(
   const { models, errors } = await listModels(modelsDir);
   for (const e of errors) log("error", "model left out", { model: e.model, problems: e.problems });
   const loaded = new Map<string, LoadedModel>();
-  for (const { manifest, modelPath } of models) {
+  for (const { manifest, modelPath, candidatesPath } of models) {
     try {
       const runner = await createRunner(modelPath, providers, {
         log,
@@ -60,7 +60,42 @@ export async function loadModels(
           return undefined;
         });
       }
-      loaded.set(manifest.name, { manifest, runner });
+      let candidates: ModelRunner | undefined;
+      if (candidatesPath) {
+        candidates = await createRunner(candidatesPath, providers, {
+          log,
+          model: `${manifest.name} candidates`,
+          threads: options.threads,
+        }).catch(async (e) => {
+          await runner.close();
+          throw e;
+        });
+        const stage = manifest.postprocessing.candidates!;
+        if (
+          !candidates.inputNames.includes(stage.input) ||
+          !candidates.outputNames.includes(stage.output)
+        ) {
+          await runner.close();
+          await candidates.close();
+          throw new Error(
+            `${stage.file} has no input "${stage.input}" or output "${stage.output}" (it has ` +
+              `${candidates.inputNames.join(", ")}; ${candidates.outputNames.join(", ")})`,
+          );
+        }
+        if (options.warmUp !== false) {
+          const s = stage.patch;
+          await candidates.run(new Float32Array(stage.batch * s ** 3), [stage.batch, 1, s, s, s], {
+            input: stage.input,
+            output: stage.output,
+          }).catch((e) =>
+            log("warn", "candidate classifier warm-up failed", {
+              model: manifest.name,
+              error: (e as Error).message?.split("\n")[0],
+            })
+          );
+        }
+      }
+      loaded.set(manifest.name, { manifest, runner, ...(candidates ? { candidates } : {}) });
       log("info", "model loaded", {
         model: manifest.name,
         version: manifest.version,
@@ -88,5 +123,8 @@ async function warmUp(manifest: ModelManifest, runner: ModelRunner): Promise<num
 }
 
 export async function closeModels(models: ReadonlyMap<string, LoadedModel>): Promise<void> {
-  for (const m of models.values()) await m.runner.close().catch(() => {});
+  for (const m of models.values()) {
+    await m.runner.close().catch(() => {});
+    await m.candidates?.close().catch(() => {});
+  }
 }

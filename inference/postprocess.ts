@@ -41,6 +41,11 @@ export interface Finding {
    * (models with `postprocessing.calibration`).
    */
   probability?: number;
+  /**
+   * What found it: the segmentation network's components, or the candidate stage (classical blob
+   * detection and the candidate classifier; `nodules/candidate_stage.ts`). Absent: the network.
+   */
+  source?: "segmentation" | "candidates";
 }
 
 export interface Segmentation {

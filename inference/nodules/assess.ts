@@ -165,7 +165,8 @@ export function assessFindings(
         reason: `outside the lungs (${Math.round(shellFraction * 100)} % of its surroundings lung)`,
       });
     }
-    const probability = calibrated(f, calibration);
+    // The candidate stage sets its own calibrated probability.
+    const probability = f.probability ?? calibrated(f, calibration);
     if (probability < rules.minProbability) {
       return rejected.push({
         finding: f,
@@ -184,7 +185,7 @@ export function assessFindings(
     const fromTop = superiorFirst ? t : 1 - t;
     kept.push({
       ...f,
-      ...(calibration ? { probability } : {}),
+      ...(calibration || f.probability !== undefined ? { probability } : {}),
       lung: {
         kind: m.longAxisMm > rules.maxNoduleDiameterMm ? "mass" : "nodule",
         lung: side === RIGHT_LUNG ? "right" : "left",

@@ -15,10 +15,18 @@ import {
   type ValueVolume,
 } from "../anatomy/lung_mask.ts";
 import { type Assessed, assessFindings, type Calibration, type LungRules } from "./assess.ts";
+import type { ModelRunner } from "../onnx_runner.ts";
+import {
+  type CandidateStageConfig,
+  runCandidateStage,
+  type ScoredCandidate,
+} from "./candidate_stage.ts";
 
 export interface LungStage {
   lung: LungMask;
   assessed: Assessed;
+  /** The candidate stage's candidates with their scores (models with one). */
+  candidates?: ScoredCandidate[];
   /**
    * Lung labels (0, 1 right, 2 left) of series slice z, `[y][x]`, the reported findings' voxels
    * included (a nodule on the pleura lies in the lung it grows from); null when none.
@@ -60,13 +68,18 @@ export function valueVolume(
   };
 }
 
-export function runLungStage(
+export async function runLungStage(
   volume: Pick<Volume, "data" | "values" | "plane" | "dims"> & Geometry,
   m: Pick<ModelManifest, "preprocessing">,
   seg: Pick<Segmentation, "findings" | "maskSlice">,
   rules?: LungRules,
   calibration?: Calibration,
-): LungStage {
+  candidateStage?: {
+    config: CandidateStageConfig;
+    runner: Pick<ModelRunner, "run">;
+    signal?: AbortSignal;
+  },
+): Promise<LungStage> {
   const values = valueVolume(volume, m);
   const lung = lungMask(values);
   const { x: nx, y: ny, z: nz } = volume.dims;
@@ -83,21 +96,31 @@ export function runLungStage(
   const inside = (x: number, y: number, z: number) =>
     x >= 0 && y >= 0 && z >= 0 && x < nx && y < ny && z < nz;
   const { scale, offset } = values.toHu;
-  const assessed = assessFindings(
-    seg,
-    volume,
-    {
+  const ctx = {
+    lung,
+    huAt: (x: number, y: number, z: number) =>
+      inside(x, y, z) ? values.data[z * plane + row[y] * w + col[x]] * scale + offset : -1000,
+    lungAt: (x: number, y: number, z: number) =>
+      inside(x, y, z) ? lung.labels[z * plane + row[y] * w + col[x]] : 0,
+  };
+  let assessed = assessFindings(seg, volume, ctx, rules, calibration);
+  let candidates: ScoredCandidate[] | undefined;
+  if (candidateStage) {
+    const found = await runCandidateStage(
+      values,
       lung,
-      huAt: (x, y, z) =>
-        inside(x, y, z) ? values.data[z * plane + row[y] * w + col[x]] * scale + offset : -1000,
-      lungAt: (x, y, z) => inside(x, y, z) ? lung.labels[z * plane + row[y] * w + col[x]] : 0,
-    },
-    rules,
-    calibration,
-  );
+      volume,
+      candidateStage.config,
+      candidateStage.runner,
+      candidateStage.signal,
+    );
+    candidates = found.scored;
+    assessed = mergeAssessed(assessed, assessFindings(found, volume, ctx, rules), nx, ny);
+  }
   return {
     lung,
     assessed,
+    ...(candidates ? { candidates } : {}),
     lungSlice(z) {
       const out = new Uint8Array(nx * ny);
       let any = false;
@@ -124,6 +147,68 @@ export function runLungStage(
         }
       }
       return any ? out : null;
+    },
+  };
+}
+
+/**
+ * The segmentation's findings and the candidate stage's, as one list: a candidate whose centre
+ * lies in a finding of `a` (or within half its long axis of that finding's centre, at least 3 mm)
+ * is the same nodule: dropped, the finding keeping its segmentation and taking the higher of the
+ * two probabilities. The rest are numbered together by falling probability, the mask following.
+ * `nx`, `ny`: the series' columns and rows.
+ */
+export function mergeAssessed(a: Assessed, b: Assessed, nx: number, ny: number): Assessed {
+  const plane = nx * ny;
+  const p = (f: Assessed["findings"][number]) => f.probability ?? f.maxProbability;
+  const raised = new Map<number, number>();
+  const duplicateOf = (f: Assessed["findings"][number]) => {
+    const c = f.centreVoxel.map(Math.round);
+    const inA = a.maskSlice(c[2])?.[c[1] * nx + c[0]] ?? 0;
+    return a.findings.find((g) =>
+      g.number === inA ||
+      Math.hypot(...g.centrePatient.map((v, i) => v - f.centrePatient[i])) <=
+        Math.max(3, g.lung.measures.longAxisMm / 2)
+    );
+  };
+  const extra = b.findings.filter((f) => {
+    const g = duplicateOf(f);
+    if (g) raised.set(g.number, Math.max(raised.get(g.number) ?? p(g), p(f)));
+    return !g;
+  });
+  const fused = a.findings.map((f) =>
+    raised.has(f.number) && raised.get(f.number)! > p(f)
+      ? { ...f, probability: raised.get(f.number)! }
+      : f
+  );
+  const all = [
+    ...fused.map((f) => ({ f, from: a, old: f.number })),
+    ...extra.map((f) => ({ f, from: b, old: f.number })),
+  ].sort((x, y) =>
+    (y.f.probability ?? y.f.maxProbability) - (x.f.probability ?? x.f.maxProbability)
+  );
+  const renumber = new Map<Assessed, Map<number, number>>([[a, new Map()], [b, new Map()]]);
+  const findings = all.map(({ f, from, old }, n) => {
+    renumber.get(from)!.set(old, n + 1);
+    return { ...f, number: n + 1 };
+  });
+  return {
+    findings,
+    rejected: [...a.rejected, ...b.rejected],
+    maskSlice(z) {
+      let out: Uint8Array | null = null;
+      for (const from of [a, b]) {
+        const m = from.maskSlice(z);
+        if (!m) continue;
+        const map = renumber.get(from)!;
+        for (let i = 0; i < plane; i++) {
+          const n = m[i] && map.get(m[i]);
+          if (!n || out?.[i]) continue;
+          out ??= new Uint8Array(plane);
+          out[i] = Math.min(255, n);
+        }
+      }
+      return out;
     },
   };
 }

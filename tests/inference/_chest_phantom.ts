@@ -6,6 +6,7 @@
  * spheres: free nodules, a nodule on the pleura, a mass. HU on any grid (pixel spacing, slice
  * spacing, size), slices averaged over their thickness, seeded Gaussian noise.
  */
+import type { Geometry } from "../../inference/postprocess.ts";
 
 export interface PhantomOptions {
   size?: number;
@@ -142,5 +143,32 @@ export function chestPhantom(o: PhantomOptions = {}): Phantom {
     spheres,
     tags,
     voxelOf: (p) => [(p[0] - origin[0]) / px, (p[1] - origin[1]) / px, (top - p[2]) / dz],
+  };
+}
+
+/** The phantom as the lung stage reads it: HU on its own grid, patient x of a voxel. */
+export function phantomValues(p: Phantom) {
+  return {
+    data: p.hu,
+    width: p.width,
+    height: p.height,
+    depth: p.depth,
+    sx: p.pixelMm,
+    sy: p.pixelMm,
+    sz: p.sliceMm,
+    toHu: { scale: 1, offset: 0 },
+    patientX: (i: number) => p.origin[0] + i * p.pixelMm,
+  };
+}
+
+/** The phantom's geometry: rows along +y, columns along +x, slices along −z. */
+export function phantomGeometry(p: Phantom): Geometry {
+  return {
+    dims: { x: p.width, y: p.height, z: p.depth },
+    spacing: { x: p.pixelMm, y: p.pixelMm, z: p.sliceMm },
+    origin: p.origin,
+    rowDirection: [1, 0, 0],
+    columnDirection: [0, 1, 0],
+    sliceStep: [0, 0, -p.sliceMm],
   };
 }

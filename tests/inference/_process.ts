@@ -397,8 +397,9 @@ export async function modelsDir(names: TestModel[]): Promise<string> {
 }
 
 /**
- * Copies the installed lung-nodule-demo. It may be being retrained while the tests run: the copy
- * is retried until model.onnx matches the manifest's SHA-256 (a consistent pair).
+ * Copies the installed lung-nodule-demo (model.onnx, and the candidate classifier when the
+ * manifest names one). It may be being retrained while the tests run: the copy is retried until
+ * model.onnx matches the manifest's SHA-256 (a consistent pair).
  */
 async function copyRealModel(to: string): Promise<void> {
   for (let attempt = 1;; attempt++) {
@@ -410,6 +411,10 @@ async function copyRealModel(to: string): Promise<void> {
     if (!want || want === got || attempt >= 20) {
       await Deno.writeTextFile(`${to}/manifest.json`, manifest);
       await Deno.writeFile(`${to}/model.onnx`, bytes);
+      const extra = JSON.parse(manifest)?.postprocessing?.candidates?.file;
+      if (typeof extra === "string") {
+        await Deno.copyFile(`${REAL_MODEL}/${extra}`, `${to}/${extra}`);
+      }
       return;
     }
     await sleep(500);

@@ -81,6 +81,26 @@ const SCANS: Scan[] = [
       }
     },
   },
+  {
+    name: "on 5 mm slices solid nodules of 6-14 mm are found (the candidate stage)",
+    options: {
+      seed: 7104,
+      nodules: 3,
+      noduleDiameterMm: [6, 14],
+      noduleTypes: ["solid"],
+      matrix: 256,
+      thicknessMm: 5,
+    },
+    check(r, truth) {
+      for (const n of truth.nodules) {
+        assert.ok(
+          r.findings.some((f) => near(f, n.centerMm, Math.max(n.diameterMm / 2, 4))),
+          `nodule ${n.id} (${n.diameterMm} mm, ${n.type}) not found`,
+        );
+      }
+      assert.ok(r.findings.length <= truth.nodules.length + 2, `${r.findings.length} findings`);
+    },
+  },
 ];
 
 const centreOf = (f: Json) =>

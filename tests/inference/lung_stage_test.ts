@@ -6,10 +6,16 @@
  * outside the lungs dropped with a reason.
  */
 import assert from "node:assert/strict";
-import { chestPhantom, type Phantom, type Sphere } from "./_chest_phantom.ts";
+import {
+  chestPhantom,
+  type Phantom,
+  phantomGeometry,
+  phantomValues,
+  type Sphere,
+} from "./_chest_phantom.ts";
 import { LEFT_LUNG, lungMask, RIGHT_LUNG } from "../../inference/anatomy/lung_mask.ts";
 import { runLungStage } from "../../inference/nodules/lung_stage.ts";
-import { type Geometry, segment } from "../../inference/postprocess.ts";
+import { segment } from "../../inference/postprocess.ts";
 
 const SPHERES: Sphere[] = [
   { name: "free 8 mm", c: [-70, 40, 60], r: 4 },
@@ -24,30 +30,8 @@ const SPHERES: Sphere[] = [
 ];
 const OUTSIDE = new Set(["chest wall", "heart", "liver"]);
 
-function valuesOf(p: Phantom) {
-  return {
-    data: p.hu,
-    width: p.width,
-    height: p.height,
-    depth: p.depth,
-    sx: p.pixelMm,
-    sy: p.pixelMm,
-    sz: p.sliceMm,
-    toHu: { scale: 1, offset: 0 },
-    patientX: (i: number) => p.origin[0] + i * p.pixelMm,
-  };
-}
-
-function geometryOf(p: Phantom): Geometry {
-  return {
-    dims: { x: p.width, y: p.height, z: p.depth },
-    spacing: { x: p.pixelMm, y: p.pixelMm, z: p.sliceMm },
-    origin: p.origin,
-    rowDirection: [1, 0, 0],
-    columnDirection: [0, 1, 0],
-    sliceStep: [0, 0, -p.sliceMm],
-  };
-}
+const valuesOf = phantomValues;
+const geometryOf = phantomGeometry;
 
 const at = (p: Phantom, labels: Uint8Array, c: [number, number, number]) => {
   const [i, j, k] = p.voxelOf(c).map(Math.round);
@@ -81,14 +65,14 @@ for (
   });
 }
 
-Deno.test("lung stage: nodules and the mass kept and measured, the rest dropped with reasons", () => {
+Deno.test("lung stage: nodules and the mass kept and measured, the rest dropped with reasons", async () => {
   const p = chestPhantom({ sliceMm: 2.5, pixelMm: 1.4, size: 256, spheres: SPHERES });
   // A model that flags every vessel and sphere, inside the lungs or not.
   const probability = new Float32Array(p.tags.length);
   for (let i = 0; i < p.tags.length; i++) probability[i] = p.tags[i] ? 0.9 : 0.01;
   const g = geometryOf(p);
   const seg = segment(probability, g, { threshold: 0.5, connectivity: 26, minVolumeMm3: 10 });
-  const stage = runLungStage(
+  const stage = await runLungStage(
     { ...g, data: p.hu, values: "modality", plane: { height: p.height, width: p.width } },
     { preprocessing: { window: { center: 0, width: 1 }, rescale: [0, 1] } },
     seg,

@@ -54,6 +54,7 @@ const limit = Number(flag("limit", "0"));
 const jsonOut = flag("json", "");
 const maxFp = Number(flag("max-fp", "0.5"));
 const fit = has("fit-calibration");
+const withoutCandidates = has("without-candidates");
 const roots = args;
 const root = roots.join(" + ");
 if (!roots.length) throw new Error("usage: froc.ts DIR [DIR ...] [flags]");
@@ -61,12 +62,22 @@ if (!roots.length) throw new Error("usage: froc.ts DIR [DIR ...] [flags]");
 const installed = await loadModel(`${modelsDir}/${modelName}`);
 const manifest = installed.manifest;
 const runner = await createRunner(installed.modelPath, ["cpu"]);
+const candidatesRunner = installed.candidatesPath && !withoutCandidates
+  ? await createRunner(installed.candidatesPath, ["cpu"])
+  : undefined;
 // Every candidate with its score: no reporting threshold while measuring.
 const measuring = structuredClone(manifest);
 if (measuring.postprocessing.lung) measuring.postprocessing.lung.minProbability = 0;
+const stage = measuring.postprocessing.candidates;
+if (stage) stage.minProbability = Math.min(0.02, stage.minProbability);
+if (withoutCandidates) delete measuring.postprocessing.candidates;
 if (fit) delete measuring.postprocessing.calibration;
 const settings = resolveSettings(measuring, profile, undefined);
-const model = { manifest: measuring, runner };
+const model = {
+  manifest: measuring,
+  runner,
+  ...(candidatesRunner ? { candidates: candidatesRunner } : {}),
+};
 const sampler = modelSampler(measuring);
 
 function targetsOf(truth: Record<string, unknown>): Target[] {
@@ -116,6 +127,7 @@ interface Scored {
   massHit: boolean;
   kind: string;
   longAxisMm: number;
+  source: "segmentation" | "candidates";
 }
 
 const dirs: string[] = [];
@@ -193,6 +205,7 @@ for (const [scan, dir] of scans.entries()) {
       massHit: !!t?.mass,
       kind,
       longAxisMm: f.lung?.measures.longAxisMm ?? f.longestDiameterMm,
+      source: f.source ?? "segmentation",
     });
   }
   perScanFp.push(fp);
@@ -286,7 +299,8 @@ const bySize = Object.fromEntries(
 let calibration: Calibration | undefined;
 let threshold = manifest.postprocessing.lung?.minProbability ?? 0;
 if (fit) {
-  const xs = scored.filter((s) => !s.massHit).map((s) => {
+  // The network's components only: the candidate stage calibrates its own.
+  const xs = scored.filter((s) => !s.massHit && s.source === "segmentation").map((s) => {
     const p = Math.min(1 - 1e-6, Math.max(1e-6, s.mean));
     return [Math.log(p / (1 - p)), s.hit !== null && s.hit >= 0 ? 1 : 0];
   });
@@ -313,17 +327,24 @@ if (fit) {
     const q = Math.min(1 - 1e-6, Math.max(1e-6, p));
     return 1 / (1 + Math.exp(-(a * Math.log(q / (1 - q)) + b)));
   };
-  for (const s of scored) s.score = cal(s.mean);
-  // The lowest calibrated threshold whose false findings per scan stay within --max-fp.
+  for (const s of scored) if (s.source === "segmentation") s.score = cal(s.mean);
+  // The most nodules found within --max-fp false findings per scan, and the highest calibrated
+  // threshold that finds them all: below it, only false findings are added.
   const candidates = scored.filter((s) => !s.massHit).map((s) => ({ ...s, c: s.score }))
     .sort((x, y) => y.c - x.c);
-  let fp = 0;
-  threshold = 1;
+  let fp = 0, best = 0;
+  const hits = new Set<number>();
+  const reach: { c: number; found: number }[] = [];
   for (let i = 0; i < candidates.length; i++) {
-    if (candidates[i].hit === null || candidates[i].hit! < 0) fp++;
+    const s = candidates[i];
+    if (s.hit === null || s.hit < 0) fp++;
+    else hits.add(s.hit);
     if (fp / scans.length > maxFp) break;
-    threshold = candidates[i].c;
+    if (i + 1 < candidates.length && candidates[i + 1].c === s.c) continue;
+    reach.push({ c: s.c, found: hits.size });
+    best = Math.max(best, hits.size);
   }
+  threshold = reach.find((r) => r.found === best)?.c ?? 1;
   threshold = Math.max(0.05, Math.floor(threshold * 100) / 100);
   const path = `${modelsDir}/${modelName}/manifest.json`;
   const raw = JSON.parse(await Deno.readTextFile(path));
@@ -388,6 +409,17 @@ const result = {
     ),
     nodulesOver30mm: reported.filter((s) => s.kind === "nodule" && s.longAxisMm > 30).length,
   },
+  bySource: Object.fromEntries(
+    (["segmentation", "candidates"] as const).map((source) => {
+      const mine = reported.filter((s) => s.source === source);
+      return [source, {
+        reported: mine.length,
+        nodulesHit: new Set(mine.filter((s) => s.hit !== null && s.hit >= 0).map((s) => s.hit))
+          .size,
+        false: mine.filter(falseOf).length,
+      }];
+    }),
+  ),
   allCandidatesNodulesOver30mm: bigNodules,
   massesCalledMass: `${massesCalledMass}/${massesTotal}`,
   nodulesOnlyCalledMass: nodulesCalledMass,
@@ -398,6 +430,15 @@ const result = {
     volumeErrorMedianPercent: Math.round(median(volErr) * 10) / 10,
   },
   cpuSecondsPer100Slices: Math.round((msTotal / slicesTotal) * 100) / 1000,
+  // The FROC curve (every nodule hit or false finding added below a threshold), for choosing one.
+  curve: overall.points.filter((p, i, all) =>
+    i === all.length - 1 || p.sensitivity !== all[i + 1].sensitivity ||
+    Math.floor(p.fpRate * 8) !== Math.floor(all[i + 1].fpRate * 8)
+  ).map((p) => ({
+    threshold: Math.round(p.threshold * 1e4) / 1e4,
+    falsePerScan: r3(p.fpRate),
+    sensitivity: r3(p.sensitivity),
+  })),
   ...(calibration ? { calibration } : {}),
 };
 console.log(JSON.stringify(result, null, 2));

@@ -44,9 +44,10 @@ def main():
     rec = json.load(open(a.training))
     path = os.path.join(MODEL_DIR, "manifest.json")
     old = json.load(open(path)) if os.path.exists(path) else {}
-    post_old = old.get("postprocessing", {}) if old.get("version") == "2.0.0" else {}
+    same_line = old.get("version", "").startswith("2.")
+    post_old = old.get("postprocessing", {}) if same_line else {}
     lung = {**LUNG_RULES, **post_old.get("lung", {})}
-    metrics = dict(old.get("metrics", {})) if old.get("version") == "2.0.0" else {}
+    metrics = dict(old.get("metrics", {})) if same_line else {}
     for item in a.metrics:
         name, p = item.split("=", 1)
         metrics[name] = json.load(open(p))
@@ -128,6 +129,14 @@ def main():
         "metrics": metrics,
         "training": training_of(a.training, rec),
     }
+    if "candidates" in post_old:
+        # The candidate stage (install_candidates.py) stays, with its version and training.
+        manifest["version"] = old["version"]
+        manifest["displayName"] = old.get("displayName", manifest["displayName"])
+        manifest["architecture"] = old.get("architecture", manifest["architecture"])
+        manifest["postprocessing"]["candidates"] = post_old["candidates"]
+        if "candidates" in old.get("training", {}):
+            manifest["training"] = {**manifest["training"], "candidates": old["training"]["candidates"]}
     with open(path, "w") as f:
         json.dump(manifest, f, indent=2, ensure_ascii=False)
         f.write("\n")
