@@ -2,6 +2,7 @@
  * @module createApp(services): the Hono app. Every route is mounted here; one onError turns every
  * error into an OperationOutcome (a 500 names the request id and never shows a stack).
  */
+import { databaseUnavailable } from "./db/unavailable.ts";
 import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
@@ -62,7 +63,8 @@ export function createApp(services: Services): Hono<AppEnv> {
       const who = caller ? `${caller.kind}:${caller.sub}` : undefined;
       const requestId = c.get("requestId");
       if (accessLog) {
-        services.log(status >= 500 ? "error" : "info", "request", {
+        // 503: a dependency is down (answered, with Retry-After), not a fault of ours.
+        services.log(status === 503 ? "warn" : status >= 500 ? "error" : "info", "request", {
           requestId,
           method: c.req.method,
           route,
@@ -194,9 +196,17 @@ export function createApp(services: Services): Hono<AppEnv> {
   });
   app.onError((error, c) => {
     const requestId = c.get("requestId");
+    const down = error instanceof DicomwebError ? null : databaseUnavailable(error);
     const err = error instanceof DicomwebError
       ? fhirError(error.status, issueCode(error.status), error.message)
+      : down
+      ? fhirError(
+        503,
+        "transient",
+        `The database is unavailable (${down}); try again in a few seconds (request id ${requestId})`,
+      )
       : toFhirError(error, requestId);
+    if (down) c.header("Retry-After", String(DATABASE_RETRY_AFTER_SECONDS));
     if (
       error instanceof DicomwebError || error instanceof AuthError || error instanceof RateLimited
     ) {
@@ -222,6 +232,9 @@ export function createApp(services: Services): Hono<AppEnv> {
   });
   return app;
 }
+
+/** What a client is told to wait when the database is down (a restart or failover takes seconds). */
+const DATABASE_RETRY_AFTER_SECONDS = 5;
 
 function issueCode(status: number) {
   switch (status) {

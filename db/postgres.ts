@@ -20,6 +20,9 @@ export async function openPostgres(url: string, options: DbOptions): Promise<Db>
   const sql = postgres(url, {
     max: options.poolSize ?? 10,
     onnotice: () => {},
+    // After a server restart or failover a connection retries in 0.1, 0.2, 0.4 … s, at most every
+    // 2 s (the driver's default grows to 20 s over a few failures, long after the server is back).
+    backoff: (attempts: number) => Math.min(0.1 * 2 ** Math.max(0, attempts - 1), 2),
     types: {
       // Timestamps go to the server as text, so `infinity` and `-infinity` pass through.
       date: {

@@ -1,0 +1,59 @@
+/**
+ * @module Whether an error means that the database cannot be reached right now (the server
+ * restarting, failing over, refusing connections, a connection dropped mid-query), as opposed to a
+ * fault of the request or of our code. The API answers those with 503 and Retry-After; the request
+ * may be repeated once the database is back. Reads the driver's error codes (postgres.js, Node's
+ * socket errors, SQLSTATE classes 08 and 57P) through the `cause` chain.
+ */
+
+/** postgres.js and socket error codes of a connection that is gone or cannot be made. */
+const CONNECTION_CODES = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+]);
+
+/**
+ * SQLSTATEs of a server that is going away or not accepting work: 57P01 admin shutdown, 57P02
+ * crash shutdown, 57P03 cannot connect now (starting up, shutting down, recovering), 53300 too many
+ * connections; class 08, connection exceptions.
+ */
+function unavailableState(code: string): boolean {
+  return code === "57P01" || code === "57P02" || code === "57P03" || code === "53300" ||
+    /^08[0-9A-Z]{3}$/.test(code);
+}
+
+/** The database's unavailability behind `error`, in words (for the OperationOutcome), or null. */
+export function databaseUnavailable(error: unknown): string | null {
+  let e: unknown = error;
+  for (let depth = 0; e && depth < 4; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string") {
+      if (CONNECTION_CODES.has(code)) return describe(code);
+      if (unavailableState(code)) return `the database server answered ${code}`;
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return null;
+}
+
+function describe(code: string): string {
+  switch (code) {
+    case "ECONNREFUSED":
+      return "the database refused the connection";
+    case "CONNECT_TIMEOUT":
+    case "ETIMEDOUT":
+      return "the connection to the database timed out";
+    default:
+      return `the connection to the database was lost (${code})`;
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * The API while its database is down, on a private Postgres (`_private_postgres.ts`) it stops and
+ * starts: FHIR reads and writes, QIDO-RS and the readiness probe answer 503 with Retry-After and an
+ * OperationOutcome that names the database (never 500), liveness stays 200, and once the server
+ * is back the same requests succeed without a restart of the API.
+ */
+import assert from "node:assert/strict";
+import { createApp } from "../../app.ts";
+import { loadConfig } from "../../config.ts";
+import { createServices } from "../../services.ts";
+import { databaseUnavailable } from "../../db/unavailable.ts";
+import { postgresBin, startPrivatePostgres } from "../_private_postgres.ts";
+
+Deno.test("databaseUnavailable() knows connection errors and server shutdowns, not query errors", () => {
+  assert.match(databaseUnavailable({ code: "ECONNREFUSED" })!, /refused/);
+  assert.match(databaseUnavailable({ code: "CONNECTION_CLOSED" })!, /lost/);
+  assert.match(databaseUnavailable({ code: "57P01" })!, /57P01/);
+  assert.match(databaseUnavailable({ code: "08006" })!, /08006/);
+  assert.match(databaseUnavailable(new Error("x", { cause: { code: "ECONNRESET" } }))!, /lost/);
+  assert.equal(databaseUnavailable({ code: "23505" }), null); // unique violation: a real error
+  assert.equal(databaseUnavailable({ code: "42P01" }), null);
+  assert.equal(databaseUnavailable(new TypeError("bug")), null);
+});
+
+Deno.test({
+  name: "database down: 503 + Retry-After + OperationOutcome, liveness 200, back by itself",
+  ignore: !postgresBin(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const pg = await startPrivatePostgres();
+    const config = loadConfig({
+      DATABASE_URL: pg.url,
+      DATABASE_POOL_SIZE: "4",
+      OBJECT_DIR: await Deno.makeTempDir({ prefix: "objects-" }),
+      LOG_LEVEL: "error",
+      AUTH: "off",
+      AUDIT: "off",
+    });
+    const services = await createServices(config);
+    const app = createApp(services);
+    const call = async (method: string, path: string, body?: unknown) => {
+      const r = await app.request(path, {
+        method,
+        headers: body ? { "Content-Type": "application/fhir+json" } : {},
+        body: body ? JSON.stringify(body) : undefined,
+      });
+      const text = await r.text();
+      return { status: r.status, headers: r.headers, json: text ? JSON.parse(text) : undefined };
+    };
+    try {
+      const created = await call("POST", "/fhir/Patient", { resourceType: "Patient" });
+      assert.equal(created.status, 201);
+      const id = created.json.id;
+      await pg.stop();
+      for (
+        const [method, path, body] of [
+          ["GET", `/fhir/Patient/${id}`],
+          ["GET", "/fhir/Patient?_count=5"],
+          ["POST", "/fhir/Patient", { resourceType: "Patient" }],
+          ["GET", "/dicomweb/studies"],
+        ] as const
+      ) {
+        const r = await call(method, path, body);
+        assert.equal(r.status, 503, `${method} ${path}: ${JSON.stringify(r.json)}`);
+        assert.equal(r.headers.get("Retry-After"), "5", `${method} ${path}`);
+        assert.equal(r.json.resourceType, "OperationOutcome");
+        assert.equal(r.json.issue[0].code, "transient");
+        assert.match(r.json.issue[0].diagnostics, /database/);
+      }
+      assert.equal((await app.request("/health/ready")).status, 503);
+      assert.equal((await app.request("/health/live")).status, 200);
+      await pg.start();
+      let back = 0;
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline) {
+        back = (await call("GET", `/fhir/Patient/${id}`)).status;
+        if (back === 200) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(back, 200, "the API did not come back with the database");
+      assert.equal((await call("POST", "/fhir/Patient", { resourceType: "Patient" })).status, 201);
+    } finally {
+      await services.close?.().catch(() => {});
+      await pg.close();
+    }
+  },
+});
