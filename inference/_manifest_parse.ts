@@ -167,6 +167,7 @@ export function parseManifest(raw: unknown, folderName: string): ModelManifest {
     const known = [
       ...Object.keys(d),
       ...["file", "sha256", "input", "output", "patch", "batch", "calibration", "minProbability"],
+      "minRegionHu",
       "description",
     ];
     for (const key of Object.keys(o)) {
@@ -204,6 +205,7 @@ export function parseManifest(raw: unknown, folderName: string): ModelManifest {
       pleuraMm: nonNeg(o, `${at}.pleuraMm`, d.pleuraMm),
       maxCandidates: posInt(o, `${at}.maxCandidates`, d.maxCandidates),
       minProbability: num(o, `${at}.minProbability`, (n) => n >= 0 && n < 1, "0 to 1", 0),
+      minRegionHu: num(o, `${at}.minRegionHu`, () => true, "a number (HU)", -750),
       calibration: {
         slope: num(calibration, `${at}.calibration.slope`, () => true, "a number"),
         intercept: num(calibration, `${at}.calibration.intercept`, () => true, "a number"),

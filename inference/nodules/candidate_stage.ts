@@ -86,6 +86,11 @@ export interface CandidateStageConfig extends CandidateOptions {
   calibration: { slope: number; intercept: number };
   /** Candidates whose calibrated probability is below this are not segmented (the lung rules' minProbability decides what is reported). */
   minProbability: number;
+  /**
+   * A grown region whose mean is below this (HU) is dropped: noise or texture of the parenchyma,
+   * not a nodule (ground-glass nodules are about −700 to −300 HU). Default −750.
+   */
+  minRegionHu?: number;
 }
 
 export interface ScoredCandidate extends Candidate {
@@ -151,7 +156,19 @@ export async function runCandidateStage(
     depth: d,
   };
   const owner = new Map<number, number>();
-  accepted.forEach((c, n) => grow(values, lung.labels, c, grid.data, owner, n));
+  const largest = Math.max(...config.scalesMm);
+  const minRegionHu = config.minRegionHu ?? -750;
+  accepted.forEach((c, n) => {
+    const region = grow(values, lung.labels, c, largest);
+    if (!region.length) return;
+    let sum = 0;
+    for (const i of region) sum += values.data[i] * values.toHu.scale + values.toHu.offset;
+    if (sum / region.length < minRegionHu) return;
+    for (const i of region) {
+      grid.data[i] = 1;
+      if (!owner.has(i)) owner.set(i, n);
+    }
+  });
   const seg = segment(grid, geometry, {
     threshold: 0.5,
     connectivity: 26,
@@ -197,16 +214,15 @@ export function platt(p: number, c: { slope: number; intercept: number }): numbe
  * Region growing on the value grid from the candidate's brightest voxel nearby: 6-connected
  * voxels of the lung mask (which holds a nodule on the pleura, not the chest wall it touches) at
  * or above half the way from the parenchyma (−850 HU) to that voxel, within a ball of 1.5 times
- * the blob's radius (√3 σ) plus a voxel; marks them 1 in `out` and `owner`.
+ * the blob's radius (√3 σ) plus a voxel, or of 16 mm at the largest scale (which answers for every
+ * larger nodule too, up to 30 mm); answers the region's voxel indices.
  */
 function grow(
   v: ValueVolume,
   lung: Uint8Array,
   c: Candidate,
-  out: Float32Array,
-  owner: Map<number, number>,
-  n: number,
-): void {
+  largestScaleMm: number,
+): number[] {
   const { width: w, height: h, depth: d } = v;
   const plane = w * h;
   const hu = (i: number) => v.data[i] * v.toHu.scale + v.toHu.offset;
@@ -222,16 +238,18 @@ function grow(
       }
     }
   }
-  if (seed < 0) return;
+  if (seed < 0) return [];
   const threshold = Math.min(peak, (peak - 850) / 2);
-  const radius = 1.5 * Math.sqrt(3) * c.scaleMm + Math.max(v.sx, v.sy, v.sz);
+  const radius = c.scaleMm >= largestScaleMm
+    ? 16
+    : 1.5 * Math.sqrt(3) * c.scaleMm + Math.max(v.sx, v.sy, v.sz);
   const r2 = radius * radius;
   const stack = [seed];
   const seen = new Set<number>([seed]);
+  const region: number[] = [];
   while (stack.length) {
     const i = stack.pop()!;
-    out[i] = 1;
-    if (!owner.has(i)) owner.set(i, n);
+    region.push(i);
     const z = Math.floor(i / plane), y = Math.floor((i - z * plane) / w), x = i - z * plane - y * w;
     for (const [dx, dy, dz] of STEPS) {
       const X = x + dx, Y = y + dy, Z = z + dz;
@@ -244,6 +262,7 @@ function grow(
       stack.push(j);
     }
   }
+  return region;
 }
 
 const STEPS = [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]];

@@ -154,14 +154,18 @@ export async function runLungStage(
 /**
  * The segmentation's findings and the candidate stage's, as one list: a candidate whose centre
  * lies in a finding of `a` (or within half its long axis of that finding's centre, at least 3 mm)
- * is the same nodule: dropped, the finding keeping its segmentation and taking the higher of the
- * two probabilities. The rest are numbered together by falling probability, the mask following.
+ * is the same nodule, reported once with the higher of the two probabilities: with the candidate's
+ * segmentation when both call it solid (a density threshold half-way to the parenchyma is how solid
+ * nodules are measured; the network's mask on its 256² grid runs smaller), else with the
+ * finding's. The rest are numbered together by falling probability, the mask following.
  * `nx`, `ny`: the series' columns and rows.
  */
 export function mergeAssessed(a: Assessed, b: Assessed, nx: number, ny: number): Assessed {
   const plane = nx * ny;
   const p = (f: Assessed["findings"][number]) => f.probability ?? f.maxProbability;
   const raised = new Map<number, number>();
+  /** Findings of `a` whose segmentation a solid candidate replaces. */
+  const replaced = new Set<number>();
   const duplicateOf = (f: Assessed["findings"][number]) => {
     const c = f.centreVoxel.map(Math.round);
     const inA = a.maskSlice(c[2])?.[c[1] * nx + c[0]] ?? 0;
@@ -171,12 +175,18 @@ export function mergeAssessed(a: Assessed, b: Assessed, nx: number, ny: number):
         Math.max(3, g.lung.measures.longAxisMm / 2)
     );
   };
-  const extra = b.findings.filter((f) => {
+  const solid = (f: Assessed["findings"][number]) => f.lung.measures.attenuation === "solid";
+  const extra = b.findings.flatMap((f) => {
     const g = duplicateOf(f);
-    if (g) raised.set(g.number, Math.max(raised.get(g.number) ?? p(g), p(f)));
-    return !g;
+    if (!g) return [f];
+    if (solid(f) && solid(g) && !replaced.has(g.number)) {
+      replaced.add(g.number);
+      return [{ ...f, probability: Math.max(p(f), p(g)) }];
+    }
+    raised.set(g.number, Math.max(raised.get(g.number) ?? p(g), p(f)));
+    return [];
   });
-  const fused = a.findings.map((f) =>
+  const fused = a.findings.filter((f) => !replaced.has(f.number)).map((f) =>
     raised.has(f.number) && raised.get(f.number)! > p(f)
       ? { ...f, probability: raised.get(f.number)! }
       : f

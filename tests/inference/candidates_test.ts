@@ -130,7 +130,7 @@ Deno.test("candidate stage: accepted candidates become measured findings; calibr
   }
 
   // Through the lung stage with a network that found only the 10 mm nodule: the candidates add
-  // the others, the 10 mm one is not reported twice, and the numbers follow the probabilities.
+  // the others, the 10 mm one is reported once, and the numbers follow the probabilities.
   const probability = new Float32Array(p.tags.length);
   for (let i = 0; i < p.tags.length; i++) probability[i] = p.tags[i] === 2 + 2 ? 0.99 : 0;
   const seg = segment(probability, g, { threshold: 0.5, connectivity: 26, minVolumeMm3: 1 });
@@ -146,7 +146,9 @@ Deno.test("candidate stage: accepted candidates become measured findings; calibr
   const hits = (s: Sphere) =>
     findings.filter((f) => Math.hypot(...f.centrePatient.map((v, a) => v - s.c[a])) <= s.r + 1);
   assert.equal(hits(solid10).length, 1, "the 10 mm nodule once");
-  assert.equal(hits(solid10)[0].source ?? "segmentation", "segmentation");
+  // Solid in both: reported with the candidate's segmentation (a density threshold), measured.
+  assert.equal(hits(solid10)[0].source, "candidates");
+  assert.ok(Math.abs(hits(solid10)[0].lung.measures.longAxisMm - 10) <= 3);
   for (const name of ["solid 6 mm", "pleural 6 mm"]) {
     const s = SMALL.find((s) => s.name === name)!;
     const why = stage.assessed.rejected.filter((r) =>
@@ -165,7 +167,8 @@ Deno.test("candidate stage: accepted candidates become measured findings; calibr
 });
 
 Deno.test("mergeAssessed: a candidate on a finding is merged into it; numbering and mask follow probability", () => {
-  const finding = (n: number, x: number, probability: number) => ({
+  const finding = (n: number, x: number, probability: number, source?: "candidates") => ({
+    ...(source ? { source } : {}),
     number: n,
     voxels: 1,
     volumeMm3: 1,
@@ -206,23 +209,33 @@ Deno.test("mergeAssessed: a candidate on a finding is merged into it; numbering 
     maskSlice: () => Uint8Array.from([1, 0, 0, 0]),
   };
   const b = {
-    findings: [finding(1, 0, 0.95), finding(2, 3, 0.9)],
+    findings: [finding(1, 0, 0.95, "candidates"), finding(2, 3, 0.9, "candidates")],
     rejected: [],
-    maskSlice: () => Uint8Array.from([1, 0, 0, 2]),
+    maskSlice: () => Uint8Array.from([1, 1, 0, 2]),
   };
   const m = mergeAssessed(a, b, 4, 1);
   assert.equal(m.findings.length, 2);
-  // The duplicate's higher probability goes to the finding it duplicates.
+  // Both solid: reported once, with the higher probability and the candidate's segmentation.
   assert.deepEqual(m.findings.map((f) => [f.number, f.probability, f.centreVoxel[0]]), [
     [1, 0.95, 0],
     [2, 0.9, 3],
   ]);
-  assert.deepEqual([...m.maskSlice(0)!], [1, 0, 0, 2]);
+  assert.equal(m.findings[0].source, "candidates");
+  assert.deepEqual([...m.maskSlice(0)!], [1, 1, 0, 2]);
+  // A ground-glass finding keeps the network's segmentation and takes the higher probability.
+  const ggo = structuredClone(finding(1, 0, 0.6));
+  ggo.lung.measures.attenuation = "ground-glass" as "solid";
+  const kept = mergeAssessed({ ...a, findings: [ggo] }, b, 4, 1);
+  assert.deepEqual(kept.findings.map((f) => [f.number, f.probability, f.source]), [
+    [1, 0.95, undefined],
+    [2, 0.9, "candidates"],
+  ]);
+  assert.deepEqual([...kept.maskSlice(0)!], [1, 0, 0, 2]);
   // Without duplicates, the numbers follow the probabilities across both lists.
   const low = { ...a, findings: [finding(1, 0, 0.6)] };
   const far = {
     ...b,
-    findings: [finding(1, 2, 0.95)],
+    findings: [finding(1, 2, 0.95, "candidates")],
     maskSlice: () => Uint8Array.from([0, 0, 1, 0]),
   };
   const n = mergeAssessed(low, far, 4, 1);
