@@ -48,6 +48,12 @@ export interface Config {
    * deliveries to one are failed, not sent. Empty (the default): any http(s) endpoint.
    */
   subscriptionEndpoints: EndpointPattern[];
+  /**
+   * Whether the server's own requests (Subscription notifications, clients' `jwks_uri`) may go to
+   * loopback, private, link-local and metadata addresses (OUTBOUND_PRIVATE_ADDRESSES: `refuse`,
+   * the default, or `allow`). An endpoint that SUBSCRIPTION_ENDPOINTS names is allowed either way.
+   */
+  outboundPrivateAddresses: "refuse" | "allow";
   inference: InferenceConfig;
   auth: AuthConfig;
   /** Write an AuditEvent for every access, login and failed login (AUDIT: on, the default, or off). */
@@ -269,6 +275,12 @@ export function loadConfig(env: Env): Readonly<Config> {
   } catch (e) {
     problems.push(`SUBSCRIPTION_ENDPOINTS: ${(e as Error).message}`);
   }
+  const outboundPrivateAddresses = env.OUTBOUND_PRIVATE_ADDRESSES || "refuse";
+  if (outboundPrivateAddresses !== "refuse" && outboundPrivateAddresses !== "allow") {
+    problems.push(
+      `OUTBOUND_PRIVATE_ADDRESSES=${outboundPrivateAddresses}: expected refuse (the default) or allow`,
+    );
+  }
   let rules: AnalysisRule[] = [];
   if (env.ANALYSIS_RULES) {
     try {
@@ -331,6 +343,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     },
     changeFeedIntervalMs: int("CHANGE_FEED_INTERVAL_MS", 250, 10, 60_000),
     subscriptionEndpoints,
+    outboundPrivateAddresses: outboundPrivateAddresses as "refuse" | "allow",
     inference: {
       redisUrl: env.REDIS_URL ?? "",
       redisKeyPrefix,

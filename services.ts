@@ -111,6 +111,7 @@ export async function createServices(
     defaultCount: config.searchDefaultCount,
     maxCount: config.searchMaxCount,
     subscriptionEndpoints: [...config.subscriptionEndpoints],
+    outboundPrivateAddresses: config.outboundPrivateAddresses,
   });
   const log = createLogger(config.logLevel, "api");
   const store = createObjectStore(config);

@@ -9,6 +9,7 @@
  * `OAuthError("invalid_client")`: 400 for an assertion that is not well formed (not a JWT, no
  * `kid`, a claim missing), 401 for one that does not authenticate the client.
  */
+import { outboundProblem } from "../platform/outbound.ts";
 import {
   decodeJwt,
   decodeProtectedHeader,
@@ -284,10 +285,21 @@ async function clientKey(
   }
 }
 
-/** GETs a JWKS over https, with a timeout, no redirects and a size limit. */
-async function fetchJwksHttps(uri: string): Promise<{ keys: JsonWebKey[] }> {
+/**
+ * GETs a JWKS over https, with a timeout, no redirects and a size limit; never from a loopback,
+ * private, link-local or metadata address unless `privateAddresses` is `allow`
+ * (OUTBOUND_PRIVATE_ADDRESSES).
+ */
+export async function fetchJwksHttps(
+  uri: string,
+  privateAddresses: "refuse" | "allow" = "refuse",
+): Promise<{ keys: JsonWebKey[] }> {
   const url = new URL(uri);
   if (url.protocol !== "https:") throw new Error("jwks_uri must be an https URL");
+  if (privateAddresses !== "allow") {
+    const problem = await outboundProblem(url);
+    if (problem) throw new Error(`jwks_uri refused: ${problem}`);
+  }
   const res = await fetch(url, {
     headers: { accept: "application/jwk-set+json, application/json" },
     redirect: "error",

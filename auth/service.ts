@@ -16,7 +16,7 @@ import {
   unauthorized,
   WORKER_SCOPE,
 } from "./access.ts";
-import { verifyClientAssertion } from "./client_assertion.ts";
+import { fetchJwksHttps, verifyClientAssertion } from "./client_assertion.ts";
 import { OAuthError, TokenError } from "./errors.ts";
 import { issueAccessToken, verifyAccessToken } from "./jwt.ts";
 import { createKeyRing, type KeyRing } from "./keys.ts";
@@ -86,6 +86,10 @@ export function createAuthService(
   } = {},
 ): AuthService {
   const a = config.auth;
+  // One function for the service's life: fetched key sets are cached per fetcher.
+  const fetchJwks = config.outboundPrivateAddresses === "allow"
+    ? (uri: string) => fetchJwksHttps(uri, "allow")
+    : undefined;
   const now = options.now ?? Date.now;
   const ring = createKeyRing(repo.signingKeyRepo(db));
   const origin = new URL(config.publicUrl).origin;
@@ -263,6 +267,7 @@ export function createAuthService(
       tokenUrl,
       jti: jtis,
       now,
+      ...(fetchJwks ? { fetchJwks } : {}),
     });
     const requested = form.get("scope")?.trim();
     if (!requested) throw new OAuthError(400, "invalid_scope", "scope is required");

@@ -35,6 +35,13 @@ export interface FhirContext {
    */
   subscriptionEndpoints?: EndpointPattern[];
   /**
+   * OUTBOUND_PRIVATE_ADDRESSES: `allow` lets Subscriptions notify loopback, private, link-local and
+   * metadata addresses; absent or `refuse`: only SUBSCRIPTION_ENDPOINTS may name one.
+   */
+  outboundPrivateAddresses?: "refuse" | "allow";
+  /** How the sender resolves an endpoint's host before it sends (default: hosts file, then DNS). */
+  resolveHost?: (host: string) => Promise<string[]>;
+  /**
    * Who is calling, for this request (and the entries of its Bundle): every interaction checks
    * the caller's scopes. Absent: the service itself (internal calls), allowed everything.
    */

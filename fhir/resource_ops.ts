@@ -341,7 +341,11 @@ async function write(
   let content = stamp(1, nextTimestamp());
   validate(content);
   if (type === "Subscription") {
-    assertEndpointAllowed(content as Subscription, ctx.subscriptionEndpoints);
+    assertEndpointAllowed(
+      content as Subscription,
+      ctx.subscriptionEndpoints,
+      ctx.outboundPrivateAddresses,
+    );
   }
   const interaction: Interaction = method === "POST" ? "create" : "update";
   const patient = restriction(ctx, type, interaction);

@@ -18,6 +18,7 @@ export interface FhirServiceOptions {
   defaultCount: number;
   maxCount: number;
   subscriptionEndpoints?: FhirContext["subscriptionEndpoints"];
+  outboundPrivateAddresses?: FhirContext["outboundPrivateAddresses"];
 }
 
 export function createFhirService(options: FhirServiceOptions): FhirService {

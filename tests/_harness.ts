@@ -50,6 +50,8 @@ async function start(backend: Backend): Promise<TestContext> {
     // These suites test FHIR, DICOMweb and the pipeline; tests/auth tests authentication itself,
     // over every route, with AUTH=on (the default outside tests).
     AUTH: "off",
+    // Subscription tests notify servers on 127.0.0.1 (tests/fhir/outbound_test.ts checks refusal).
+    OUTBOUND_PRIVATE_ADDRESSES: "allow",
     ...s3,
   });
   const services = await createServices(config, { schema });

@@ -27,6 +27,8 @@ WORKDIR /app
 # member's deno.json must be there for the root deno.json to load.
 COPY deno.json deno.lock ./
 COPY static/deno.json static/deno.json
+# postgres.js is linked from this folder (deno.json "links": the patched 3.4.10).
+COPY vendor vendor
 RUN deno install --frozen
 # The API's sources: tests/deploy/deploy_test.ts checks they cover main.ts's module graph.
 COPY main.ts app.ts config.ts services.ts ./
@@ -39,6 +41,7 @@ COPY auth auth
 COPY audit audit
 COPY ratelimit ratelimit
 COPY observability observability
+COPY platform platform
 COPY static static
 # The UI is bundled in memory on its first request (Deno.bundle, esbuild); bundling it once here
 # fetches esbuild into the Deno cache, so the running container needs neither the network nor a

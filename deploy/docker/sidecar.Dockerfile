@@ -26,6 +26,8 @@ ENV PATH=/opt/deno/bin:$PATH
 WORKDIR /app
 COPY deno.json deno.lock ./
 COPY static/deno.json static/deno.json
+# postgres.js is linked from this folder (deno.json "links": the patched 3.4.10).
+COPY vendor vendor
 # --allow-scripts runs onnxruntime-node's install script (Deno runs none by default), and only it.
 RUN deno install --frozen --allow-scripts=npm:onnxruntime-node \
  && ls node_modules/.deno/onnxruntime-node@*/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so
@@ -38,6 +40,7 @@ COPY auth auth
 COPY db db
 COPY fhir fhir
 COPY observability observability
+COPY platform platform
 RUN set -eu; \
     for bin in node_modules/.deno/onnxruntime-node@*/node_modules/onnxruntime-node/bin/napi-v6; do \
       find "$bin" -mindepth 1 -maxdepth 1 ! -name linux -exec rm -rf {} +; \

@@ -2,6 +2,7 @@
  * @module What makes an R4 Subscription usable: its criteria (`Type?query`, parsed by the server's
  * own search parser, so every search feature works in criteria) and its rest-hook channel.
  */
+import { hostProblem } from "../../platform/outbound.ts";
 import type { Subscription } from "@medplum/fhirtypes";
 import { FhirError, fhirError } from "../outcome.ts";
 import { isSupportedType } from "../resource_types.ts";
@@ -77,11 +78,15 @@ export function parseHeaders(lines: string[] | undefined): [string, string][] {
 
 /**
  * The rest-hook endpoint as an absolute http(s) URL that `allowed` (SUBSCRIPTION_ENDPOINTS; empty:
- * any) lets the server send to; throws a SubscriptionProblem, EndpointNotAllowed for the list.
+ * any public endpoint) lets the server send to; throws a SubscriptionProblem, EndpointNotAllowed
+ * for the list and, unless `privateAddresses` is `allow` or the list names it, for a loopback,
+ * private, link-local or metadata address or `localhost` (names are resolved and checked again
+ * before each notification: `platform/outbound.ts`).
  */
 export function checkEndpoint(
   raw: string | undefined,
   allowed: readonly EndpointPattern[] = [],
+  privateAddresses: "refuse" | "allow" = "refuse",
 ): URL {
   let endpoint: URL;
   try {
@@ -101,6 +106,10 @@ export function checkEndpoint(
       `Subscription.channel.endpoint "${raw}" is not in SUBSCRIPTION_ENDPOINTS, the endpoints this server may notify`,
     );
   }
+  if (privateAddresses !== "allow" && !allowed.length) {
+    const problem = hostProblem(endpoint.hostname);
+    if (problem) throw new EndpointNotAllowed(privateMessage(raw ?? "", problem));
+  }
   return endpoint;
 }
 
@@ -113,11 +122,12 @@ export function checkEndpoint(
 export function assertEndpointAllowed(
   sub: Subscription,
   allowed: readonly EndpointPattern[] | undefined,
+  privateAddresses: "refuse" | "allow" = "refuse",
 ): void {
-  if (!allowed?.length || sub.channel?.type !== "rest-hook") return;
+  if (sub.channel?.type !== "rest-hook") return;
   if (sub.status !== "requested" && sub.status !== "active") return;
   try {
-    checkEndpoint(sub.channel.endpoint, allowed);
+    checkEndpoint(sub.channel.endpoint, allowed ?? [], privateAddresses);
   } catch (e) {
     if (!(e instanceof EndpointNotAllowed)) return;
     throw fhirError(400, "value", e.message, "Subscription.channel.endpoint");
@@ -132,6 +142,7 @@ export function assertEndpointAllowed(
 export function checkSubscription(
   sub: Subscription,
   allowed: readonly EndpointPattern[] = [],
+  privateAddresses: "refuse" | "allow" = "refuse",
 ): ActiveSubscription {
   const { type, params } = parseCriteria(sub.criteria);
   const channel = sub.channel;
@@ -140,7 +151,7 @@ export function checkSubscription(
       `Subscription.channel.type "${channel?.type}" is not supported; use rest-hook`,
     );
   }
-  const endpoint = checkEndpoint(channel.endpoint, allowed);
+  const endpoint = checkEndpoint(channel.endpoint, allowed, privateAddresses);
   const payload = channel.payload?.split(";")[0].trim().toLowerCase();
   if (payload && !PAYLOAD_TYPES.has(payload)) {
     throw new SubscriptionProblem(
@@ -166,4 +177,11 @@ export function notificationUrl(sub: ActiveSubscription, type: string, id: strin
   const url = new URL(sub.endpoint);
   url.pathname = `${url.pathname.replace(/\/+$/, "")}/${type}/${encodeURIComponent(id)}`;
   return url.toString();
+}
+
+/** Why a Subscription may not notify an address, and how an administrator allows it. */
+export function privateMessage(endpoint: string, problem: string): string {
+  return `Subscription.channel.endpoint "${endpoint}": ${problem}; this server does not send ` +
+    `notifications to loopback, private, link-local or metadata addresses unless ` +
+    `SUBSCRIPTION_ENDPOINTS names the endpoint or OUTBOUND_PRIVATE_ADDRESSES=allow`;
 }

@@ -34,7 +34,11 @@ export function createMatcher(deps: MatcherDeps) {
     for (const sub of await notifiedSubscriptions(deps.db)) {
       let checked: ActiveSubscription;
       try {
-        checked = checkSubscription(sub, fhir.context.subscriptionEndpoints);
+        checked = checkSubscription(
+          sub,
+          fhir.context.subscriptionEndpoints,
+          fhir.context.outboundPrivateAddresses,
+        );
       } catch (e) {
         if (!(e instanceof SubscriptionProblem)) throw e;
         continue;
@@ -55,7 +59,11 @@ export function createMatcher(deps: MatcherDeps) {
     if (sub.status !== "requested" && sub.status !== "active") return;
     const from: Subscription["status"][] = ["requested", "active"];
     try {
-      const checked = checkSubscription(sub, fhir.context.subscriptionEndpoints);
+      const checked = checkSubscription(
+        sub,
+        fhir.context.subscriptionEndpoints,
+        fhir.context.outboundPrivateAddresses,
+      );
       if (checked.end !== undefined && checked.end <= Date.now()) {
         await setSubscriptionStatus(fhir, sub.id!, { status: "off" }, from);
       } else if (sub.status === "requested") {

@@ -5,6 +5,7 @@
  * attempt the delivery fails and the Subscription goes to `error`, and a later success sets it
  * back to `active`. One loop per process claims due rows, so replicas share the work.
  */
+import { outboundProblem } from "../../platform/outbound.ts";
 import type { Db } from "../../db/db.ts";
 import type { FhirService } from "../service.ts";
 import { FhirError } from "../outcome.ts";
@@ -12,6 +13,7 @@ import {
   checkSubscription,
   EndpointNotAllowed,
   notificationUrl,
+  privateMessage,
   SubscriptionProblem,
 } from "./criteria.ts";
 import {
@@ -89,7 +91,19 @@ export function createSender(deps: SenderDeps) {
     }
     let sub;
     try {
-      sub = checkSubscription(stored, fhir.context.subscriptionEndpoints);
+      sub = checkSubscription(
+        stored,
+        fhir.context.subscriptionEndpoints,
+        fhir.context.outboundPrivateAddresses,
+      );
+      // The endpoint's name, resolved now (it may point elsewhere than when it was checked).
+      if (
+        fhir.context.outboundPrivateAddresses !== "allow" &&
+        !fhir.context.subscriptionEndpoints?.length
+      ) {
+        const problem = await outboundProblem(new URL(sub.endpoint), fhir.context.resolveHost);
+        if (problem) throw new EndpointNotAllowed(privateMessage(sub.endpoint, problem));
+      }
     } catch (e) {
       if (e instanceof EndpointNotAllowed) {
         // SUBSCRIPTION_ENDPOINTS was tightened after the Subscription was made: never send there.

@@ -196,7 +196,14 @@ export function startApi(env: Record<string, string>): Promise<Child> {
     name: "api",
     script: "main.ts",
     port,
-    env: { PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}`, AUTH: "off", ...env },
+    env: {
+      PORT: String(port),
+      PUBLIC_URL: `http://127.0.0.1:${port}`,
+      AUTH: "off",
+      // The e2e's subscriber listens on 127.0.0.1.
+      OUTBOUND_PRIVATE_ADDRESSES: "allow",
+      ...env,
+    },
     readyPath: "/health",
   });
 }
