@@ -156,10 +156,9 @@ export async function runCandidateStage(
     depth: d,
   };
   const owner = new Map<number, number>();
-  const largest = Math.max(...config.scalesMm);
   const minRegionHu = config.minRegionHu ?? -750;
   accepted.forEach((c, n) => {
-    const region = grow(values, lung.labels, c, largest);
+    const region = grow(values, lung.labels, c);
     if (!region.length) return;
     let sum = 0;
     for (const i of region) sum += values.data[i] * values.toHu.scale + values.toHu.offset;
@@ -214,14 +213,13 @@ export function platt(p: number, c: { slope: number; intercept: number }): numbe
  * Region growing on the value grid from the candidate's brightest voxel nearby: 6-connected
  * voxels of the lung mask (which holds a nodule on the pleura, not the chest wall it touches) at
  * or above half the way from the parenchyma (−850 HU) to that voxel, within a ball of 1.5 times
- * the blob's radius (√3 σ) plus a voxel, or of 16 mm at the largest scale (which answers for every
- * larger nodule too, up to 30 mm); answers the region's voxel indices.
+ * the blob's radius (√3 σ) plus a voxel (so it does not run along the vessels a nodule touches);
+ * answers the region's voxel indices.
  */
 function grow(
   v: ValueVolume,
   lung: Uint8Array,
   c: Candidate,
-  largestScaleMm: number,
 ): number[] {
   const { width: w, height: h, depth: d } = v;
   const plane = w * h;
@@ -240,9 +238,7 @@ function grow(
   }
   if (seed < 0) return [];
   const threshold = Math.min(peak, (peak - 850) / 2);
-  const radius = c.scaleMm >= largestScaleMm
-    ? 16
-    : 1.5 * Math.sqrt(3) * c.scaleMm + Math.max(v.sx, v.sy, v.sz);
+  const radius = 1.5 * Math.sqrt(3) * c.scaleMm + Math.max(v.sx, v.sy, v.sz);
   const r2 = radius * radius;
   const stack = [seed];
   const seen = new Set<number>([seed]);

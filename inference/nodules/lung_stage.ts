@@ -155,9 +155,9 @@ export async function runLungStage(
  * The segmentation's findings and the candidate stage's, as one list: a candidate whose centre
  * lies in a finding of `a` (or within half its long axis of that finding's centre, at least 3 mm)
  * is the same nodule, reported once with the higher of the two probabilities: with the candidate's
- * segmentation when both call it solid (a density threshold half-way to the parenchyma is how solid
- * nodules are measured; the network's mask on its 256² grid runs smaller), else with the
- * finding's. The rest are numbered together by falling probability, the mask following.
+ * segmentation when both call it solid and the candidate's is the larger (a density threshold
+ * half-way to the parenchyma is how solid nodules are measured; the network's mask on its 256² grid
+ * runs small; the candidate's stops at its ball), else with the finding's. The rest are numbered together by falling probability, the mask following.
  * `nx`, `ny`: the series' columns and rows.
  */
 export function mergeAssessed(a: Assessed, b: Assessed, nx: number, ny: number): Assessed {
@@ -179,7 +179,7 @@ export function mergeAssessed(a: Assessed, b: Assessed, nx: number, ny: number):
   const extra = b.findings.flatMap((f) => {
     const g = duplicateOf(f);
     if (!g) return [f];
-    if (solid(f) && solid(g) && !replaced.has(g.number)) {
+    if (solid(f) && solid(g) && f.volumeMm3 > g.volumeMm3 && !replaced.has(g.number)) {
       replaced.add(g.number);
       return [{ ...f, probability: Math.max(p(f), p(g)) }];
     }

@@ -146,8 +146,8 @@ Deno.test("candidate stage: accepted candidates become measured findings; calibr
   const hits = (s: Sphere) =>
     findings.filter((f) => Math.hypot(...f.centrePatient.map((v, a) => v - s.c[a])) <= s.r + 1);
   assert.equal(hits(solid10).length, 1, "the 10 mm nodule once");
-  // Solid in both: reported with the candidate's segmentation (a density threshold), measured.
-  assert.equal(hits(solid10)[0].source, "candidates");
+  // Solid in both: reported once, with the larger of the two segmentations (here the network's,
+  // drawn from the phantom's own labels), measured.
   assert.ok(Math.abs(hits(solid10)[0].lung.measures.longAxisMm - 10) <= 3);
   for (const name of ["solid 6 mm", "pleural 6 mm"]) {
     const s = SMALL.find((s) => s.name === name)!;
@@ -209,13 +209,17 @@ Deno.test("mergeAssessed: a candidate on a finding is merged into it; numbering 
     maskSlice: () => Uint8Array.from([1, 0, 0, 0]),
   };
   const b = {
-    findings: [finding(1, 0, 0.95, "candidates"), finding(2, 3, 0.9, "candidates")],
+    findings: [
+      { ...finding(1, 0, 0.95, "candidates"), volumeMm3: 2 },
+      finding(2, 3, 0.9, "candidates"),
+    ],
     rejected: [],
     maskSlice: () => Uint8Array.from([1, 1, 0, 2]),
   };
   const m = mergeAssessed(a, b, 4, 1);
   assert.equal(m.findings.length, 2);
-  // Both solid: reported once, with the higher probability and the candidate's segmentation.
+  // Both solid and the candidate's segmentation the larger: reported once, with the higher
+  // probability and the candidate's segmentation.
   assert.deepEqual(m.findings.map((f) => [f.number, f.probability, f.centreVoxel[0]]), [
     [1, 0.95, 0],
     [2, 0.9, 3],
@@ -231,6 +235,13 @@ Deno.test("mergeAssessed: a candidate on a finding is merged into it; numbering 
     [2, 0.9, "candidates"],
   ]);
   assert.deepEqual([...kept.maskSlice(0)!], [1, 0, 0, 2]);
+  // So does a solid finding whose segmentation is the larger.
+  const big = { ...finding(1, 0, 0.6), volumeMm3: 5 };
+  const larger = mergeAssessed({ ...a, findings: [big] }, b, 4, 1);
+  assert.deepEqual(larger.findings.map((f) => [f.probability, f.source, f.volumeMm3]), [
+    [0.95, undefined, 5],
+    [0.9, "candidates", 1],
+  ]);
   // Without duplicates, the numbers follow the probabilities across both lists.
   const low = { ...a, findings: [finding(1, 0, 0.6)] };
   const far = {
