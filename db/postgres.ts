@@ -1,8 +1,8 @@
 /** @module A Db on a real Postgres server through postgres.js. */
-import postgres from "postgres";
+import postgres, { type Sql as PgSql, type TransactionSql } from "postgres";
 import type { Db, DbOptions, Row, Sql } from "./db.ts";
 
-type Client = postgres.Sql | postgres.TransactionSql;
+type Client = PgSql | TransactionSql;
 
 function wrap(client: Client): Sql {
   return {

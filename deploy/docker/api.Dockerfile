@@ -27,7 +27,7 @@ WORKDIR /app
 # member's deno.json must be there for the root deno.json to load.
 COPY deno.json deno.lock ./
 COPY static/deno.json static/deno.json
-# postgres.js is linked from this folder (deno.json "links": the patched 3.4.10).
+# postgres.js comes from this folder (the patched 3.4.10; deno.json maps "postgres" to it).
 COPY vendor vendor
 RUN deno install --frozen
 # The API's sources: tests/deploy/deploy_test.ts checks they cover main.ts's module graph.

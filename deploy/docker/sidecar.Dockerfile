@@ -26,7 +26,7 @@ ENV PATH=/opt/deno/bin:$PATH
 WORKDIR /app
 COPY deno.json deno.lock ./
 COPY static/deno.json static/deno.json
-# postgres.js is linked from this folder (deno.json "links": the patched 3.4.10).
+# postgres.js comes from this folder (the patched 3.4.10; deno.json maps "postgres" to it).
 COPY vendor vendor
 # --allow-scripts runs onnxruntime-node's install script (Deno runs none by default), and only it.
 RUN deno install --frozen --allow-scripts=npm:onnxruntime-node \
