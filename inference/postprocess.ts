@@ -365,7 +365,7 @@ export function segment(
       voxels: count[c],
       volumeMm3: count[c] * voxelMm3,
       centreVoxel: centre,
-      centrePatient: voxelToPatient(geometry as Volume, centre[0], centre[1], centre[2]),
+      centrePatient: voxelToPatient(geometry, centre[0], centre[1], centre[2]),
       boundingBox: box,
       longestDiameterMm: longestDiameter(labelAt, c, box, geometry),
       maxProbability: maxP[c],

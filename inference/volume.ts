@@ -248,14 +248,31 @@ function assemble(
   };
 }
 
+type Placement = Pick<
+  Volume,
+  "origin" | "spacing" | "rowDirection" | "columnDirection" | "sliceStep"
+>;
+
 /** Patient coordinates (LPS, mm) of a (fractional) voxel index: i column, j row, k slice. */
-export function voxelToPatient(v: Volume, i: number, j: number, k: number): Vec3 {
+export function voxelToPatient(v: Placement, i: number, j: number, k: number): Vec3 {
   const out: Vec3 = [0, 0, 0];
   for (let a = 0; a < 3; a++) {
     out[a] = v.origin[a] + i * v.spacing.x * v.rowDirection[a] +
       j * v.spacing.y * v.columnDirection[a] + k * v.sliceStep[a];
   }
   return out;
+}
+
+/** The (fractional) voxel index of a patient position: the inverse of `voxelToPatient`. */
+export function patientToVoxel(v: Placement, p: readonly number[]): Vec3 {
+  const d = [p[0] - v.origin[0], p[1] - v.origin[1], p[2] - v.origin[2]];
+  const dot = (u: readonly number[]) => d[0] * u[0] + d[1] * u[1] + d[2] * u[2];
+  const step = Math.hypot(...v.sliceStep) || 1;
+  return [
+    dot(v.rowDirection) / v.spacing.x,
+    dot(v.columnDirection) / v.spacing.y,
+    dot(v.sliceStep.map((s) => s / step)) / step,
+  ];
 }
 
 /** The series of `studyUid` a model reads: its modality, the most instances. */

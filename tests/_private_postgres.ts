@@ -53,12 +53,14 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   const as = (cmd: string[]) => root ? ["runuser", "-u", "postgres", "--", ...cmd] : cmd;
   await run(as([`${bin}/initdb`, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]));
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
-  const ctl = (...args: string[]) =>
-    run(as([`${bin}/pg_ctl`, "-D", data, "-l", `${dir}/log`, "-o", options, "-w", ...args]));
+  const ctl = async (...args: string[]) =>
+    void await run(
+      as([`${bin}/pg_ctl`, "-D", data, "-l", `${dir}/log`, "-o", options, "-w", ...args]),
+    );
   await ctl("start");
   const pids = async () => {
     const head = (await Deno.readTextFile(`${data}/postmaster.pid`)).split("\n")[0].trim();
-    const children = await output(["pgrep", "-P", head]).catch(() => "");
+    const children = await run(["pgrep", "-P", head]).catch(() => "");
     return [head, ...children.split("\n").filter(Boolean)];
   };
   return {
@@ -67,12 +69,8 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     restart: () => ctl("restart", "-m", "fast"),
     stop: () => ctl("stop", "-m", "fast"),
     start: () => ctl("start"),
-    async pause() {
-      await run(["kill", "-STOP", ...await pids()]);
-    },
-    async resume() {
-      await run(["kill", "-CONT", ...await pids()]);
-    },
+    pause: async () => void await run(["kill", "-STOP", ...await pids()]),
+    resume: async () => void await run(["kill", "-CONT", ...await pids()]),
     async close() {
       await ctl("stop", "-m", "immediate").catch(() => {});
       await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -80,25 +78,15 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   };
 }
 
-async function run(cmd: string[]): Promise<void> {
+/** Runs `cmd`; answers its stdout, throws with its stderr when it fails. */
+async function run(cmd: string[]): Promise<string> {
   const out = await new Deno.Command(cmd[0], {
     args: cmd.slice(1),
     stdout: "piped",
     stderr: "piped",
-  })
-    .output();
+  }).output();
   if (!out.success) {
     throw new Error(`${cmd.join(" ")}: ${new TextDecoder().decode(out.stderr).slice(0, 500)}`);
   }
-}
-
-async function output(cmd: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    stdout: "piped",
-    stderr: "null",
-  })
-    .output();
-  if (!out.success) throw new Error(`${cmd.join(" ")} failed`);
   return new TextDecoder().decode(out.stdout);
 }

@@ -48,7 +48,11 @@ export function calibrated(
   c?: Calibration,
 ): number {
   if (!c) return f.maxProbability;
-  const p = c.feature === "meanProbability" ? f.meanProbability : f.maxProbability;
+  return platt(c.feature === "meanProbability" ? f.meanProbability : f.maxProbability, c);
+}
+
+/** Platt scaling: σ(slope · logit(p) + intercept), p kept off 0 and 1. */
+export function platt(p: number, c: { slope: number; intercept: number }): number {
   const q = Math.min(1 - 1e-6, Math.max(1e-6, p));
   return 1 / (1 + Math.exp(-(c.slope * Math.log(q / (1 - q)) + c.intercept)));
 }

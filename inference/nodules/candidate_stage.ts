@@ -7,6 +7,8 @@
  */
 import type { LungMask, ValueVolume } from "../anatomy/lung_mask.ts";
 import type { ModelRunner } from "../onnx_runner.ts";
+import { patientToVoxel, voxelToPatient } from "../volume.ts";
+import { platt } from "./assess.ts";
 import { type Geometry, type ProbabilityGrid, segment, type Segmentation } from "../postprocess.ts";
 import {
   type Candidate,
@@ -19,31 +21,23 @@ import {
 
 type Vec3 = [number, number, number];
 
-/** Series voxel (x column, y row, z slice) of a value-volume voxel. */
+/** Series voxel (x column, y row, z slice) of a value-volume voxel, and back (half-pixel centres). */
 export function valueToSeries(
   values: Pick<ValueVolume, "width" | "height">,
   geometry: Geometry,
-  at: Vec3,
+  at: readonly number[],
 ): Vec3 {
   const fx = geometry.dims.x / values.width, fy = geometry.dims.y / values.height;
   return [(at[0] + 0.5) * fx - 0.5, (at[1] + 0.5) * fy - 0.5, at[2]];
 }
 
-/** Patient position (LPS, mm) of a series voxel. */
-export function seriesToPatient(g: Geometry, v: Vec3): Vec3 {
-  return [0, 1, 2].map((a) =>
-    g.origin[a] + v[0] * g.spacing.x * g.rowDirection[a] +
-    v[1] * g.spacing.y * g.columnDirection[a] + v[2] * g.sliceStep[a]
-  ) as Vec3;
-}
-
-/** Series voxel of a patient position (the inverse of `seriesToPatient`). */
-export function patientToSeries(g: Geometry, p: Vec3): Vec3 {
-  const d = [p[0] - g.origin[0], p[1] - g.origin[1], p[2] - g.origin[2]];
-  const dot = (u: readonly number[]) => d[0] * u[0] + d[1] * u[1] + d[2] * u[2];
-  const step = Math.hypot(...g.sliceStep) || 1;
-  const n = g.sliceStep.map((s) => s / step);
-  return [dot(g.rowDirection) / g.spacing.x, dot(g.columnDirection) / g.spacing.y, dot(n) / step];
+export function seriesToValue(
+  values: Pick<ValueVolume, "width" | "height">,
+  geometry: Geometry,
+  s: readonly number[],
+): Vec3 {
+  const fx = geometry.dims.x / values.width, fy = geometry.dims.y / values.height;
+  return [(s[0] + 0.5) / fx - 0.5, (s[1] + 0.5) / fy - 0.5, s[2]];
 }
 
 /** Patient position of an isotropic-grid voxel. */
@@ -53,8 +47,8 @@ export function isoToPatient(
   g: Geometry,
   at: readonly number[],
 ): Vec3 {
-  const v: Vec3 = [0, 1, 2].map((a) => iso.origin[a] + at[a] * iso.step[a]) as Vec3;
-  return seriesToPatient(g, valueToSeries(values, g, v));
+  const v = [0, 1, 2].map((a) => iso.origin[a] + at[a] * iso.step[a]);
+  return voxelToPatient(g, ...valueToSeries(values, g, v));
 }
 
 /** Isotropic-grid position of a patient position. */
@@ -64,9 +58,7 @@ export function patientToIso(
   g: Geometry,
   p: Vec3,
 ): Vec3 {
-  const s = patientToSeries(g, p);
-  const fx = g.dims.x / values.width, fy = g.dims.y / values.height;
-  const v = [(s[0] + 0.5) / fx - 0.5, (s[1] + 0.5) / fy - 0.5, s[2]];
+  const v = seriesToValue(values, g, patientToVoxel(g, p));
   return [0, 1, 2].map((a) => (v[a] - iso.origin[a]) / iso.step[a]) as Vec3;
 }
 
@@ -176,9 +168,7 @@ export async function runCandidateStage(
   });
   const findings = seg.findings.map((f) => {
     // The candidate whose region holds the component's centre (the nearest when none does).
-    const s = f.centreVoxel;
-    const fx = geometry.dims.x / w, fy = geometry.dims.y / h;
-    const at = [(s[0] + 0.5) / fx - 0.5, (s[1] + 0.5) / fy - 0.5, s[2]].map(Math.round);
+    const at = seriesToValue(values, geometry, f.centreVoxel).map(Math.round);
     let n = owner.get(at[2] * plane + at[1] * w + at[0]);
     if (n === undefined) {
       let best = Infinity;
@@ -201,12 +191,6 @@ export async function runCandidateStage(
     };
   });
   return { findings, maskSlice: (z) => seg.maskSlice(z), scored };
-}
-
-/** σ(slope · logit(p) + intercept). */
-export function platt(p: number, c: { slope: number; intercept: number }): number {
-  const q = Math.min(1 - 1e-6, Math.max(1e-6, p));
-  return 1 / (1 + Math.exp(-(c.slope * Math.log(q / (1 - q)) + c.intercept)));
 }
 
 /**

@@ -157,8 +157,8 @@ export async function runLungStage(
  * is the same nodule, reported once with the higher of the two probabilities: with the candidate's
  * segmentation when both call it solid and the candidate's is the larger (a density threshold
  * half-way to the parenchyma is how solid nodules are measured; the network's mask on its 256² grid
- * runs small; the candidate's stops at its ball), else with the finding's. The rest are numbered together by falling probability, the mask following.
- * `nx`, `ny`: the series' columns and rows.
+ * runs small; the candidate's stops at its ball), else with the finding's. The rest are numbered
+ * together by falling probability, the mask following. `nx`, `ny`: the series' columns and rows.
  */
 export function mergeAssessed(a: Assessed, b: Assessed, nx: number, ny: number): Assessed {
   const plane = nx * ny;

@@ -18,9 +18,9 @@ import {
 import {
   isoToPatient,
   patientToIso,
-  platt,
   runCandidateStage,
 } from "../../inference/nodules/candidate_stage.ts";
+import { platt } from "../../inference/nodules/assess.ts";
 import { mergeAssessed, runLungStage } from "../../inference/nodules/lung_stage.ts";
 import { segment } from "../../inference/postprocess.ts";
 import { parseManifest } from "../../inference/manifest.ts";
