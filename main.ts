@@ -29,7 +29,6 @@ if (import.meta.main) {
         database: services.db.kind,
       })),
   }, app.fetch);
-  await services.startWorker((request) => app.fetch(request));
   let stopping = false;
   const shutdown = async () => {
     if (stopping) return;
@@ -50,6 +49,8 @@ if (import.meta.main) {
     await services.close();
     Deno.exit(0);
   };
+  // Before anything else is awaited: the server answers from here on, so a SIGTERM may come now.
   Deno.addSignalListener("SIGINT", shutdown);
   Deno.addSignalListener("SIGTERM", shutdown);
+  await services.startWorker((request) => app.fetch(request));
 }
