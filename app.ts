@@ -2,7 +2,7 @@
  * @module createApp(services): the Hono app. Every route is mounted here; one onError turns every
  * error into an OperationOutcome (a 500 names the request id and never shows a stack).
  */
-import { databaseUnavailable } from "./db/unavailable.ts";
+import { dependencyFault, RETRY_AFTER_SECONDS } from "./db/unavailable.ts";
 import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
@@ -63,8 +63,9 @@ export function createApp(services: Services): Hono<AppEnv> {
       const who = caller ? `${caller.kind}:${caller.sub}` : undefined;
       const requestId = c.get("requestId");
       if (accessLog) {
-        // 503: a dependency is down (answered, with Retry-After), not a fault of ours.
-        services.log(status === 503 ? "warn" : status >= 500 ? "error" : "info", "request", {
+        // 503 and 507: a dependency is down or full (answered, with Retry-After), not our fault.
+        const expected = status === 503 || status === 507;
+        services.log(expected ? "warn" : status >= 500 ? "error" : "info", "request", {
           requestId,
           method: c.req.method,
           route,
@@ -196,23 +197,25 @@ export function createApp(services: Services): Hono<AppEnv> {
   });
   app.onError((error, c) => {
     const requestId = c.get("requestId");
-    const down = error instanceof DicomwebError ? null : databaseUnavailable(error);
+    const down = error instanceof DicomwebError ? null : dependencyFault(error);
     const err = error instanceof DicomwebError
       ? fhirError(error.status, issueCode(error.status), error.message)
       : down
       ? fhirError(
-        503,
-        "transient",
-        `The database is unavailable (${down}); try again in a few seconds (request id ${requestId})`,
+        down.status,
+        "no-store",
+        `The ${down.dependency} is unavailable (${down.reason}); try again ${
+          down.status === 507 ? "once it has room" : "in a few seconds"
+        } (request id ${requestId})`,
       )
       : toFhirError(error, requestId);
-    if (down) c.header("Retry-After", String(DATABASE_RETRY_AFTER_SECONDS));
+    if (down) c.header("Retry-After", String(RETRY_AFTER_SECONDS));
     if (
       error instanceof DicomwebError || error instanceof AuthError || error instanceof RateLimited
     ) {
       for (const [k, v] of Object.entries(error.headers)) c.header(k, v);
     }
-    if (err.status === 503) {
+    if (err.status === 503 || err.status === 507) {
       // A dependency is down (the queue, say): expected, answered, not a bug to trace.
       console.error(JSON.stringify({ level: "warn", requestId, msg: String(error) }));
     } else if (err.status >= 500) {
@@ -234,7 +237,6 @@ export function createApp(services: Services): Hono<AppEnv> {
 }
 
 /** What a client is told to wait when the database is down (a restart or failover takes seconds). */
-const DATABASE_RETRY_AFTER_SECONDS = 5;
 
 function issueCode(status: number) {
   switch (status) {

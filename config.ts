@@ -174,6 +174,11 @@ export interface ObjectStoreConfig {
   s3SecretAccessKey: string;
   /** Path-style addressing (S3_FORCE_PATH_STYLE, default true: what Ceph RGW and MinIO expect). */
   s3ForcePathStyle: boolean;
+  /**
+   * Seconds an S3 request may wait on a server that sends nothing (S3_TIMEOUT_SECONDS, default
+   * 30): past it the request fails and the API answers 503 rather than holding the client.
+   */
+  s3TimeoutSeconds: number;
   /** The local folder for the embedded default (OBJECT_DIR, default ./data/objects). */
   folder: string;
 }
@@ -339,6 +344,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       s3AccessKeyId: env.S3_ACCESS_KEY_ID ?? "",
       s3SecretAccessKey: env.S3_SECRET_ACCESS_KEY ?? "",
       s3ForcePathStyle: bool("S3_FORCE_PATH_STYLE", true),
+      s3TimeoutSeconds: int("S3_TIMEOUT_SECONDS", 30, 1, 3600),
       folder: env.OBJECT_DIR || "./data/objects",
     },
     changeFeedIntervalMs: int("CHANGE_FEED_INTERVAL_MS", 250, 10, 60_000),

@@ -8,7 +8,8 @@ import { migrate } from "./db/migrate.ts";
 import { loadDefinitions } from "./fhir/definitions.ts";
 import { createFhirService, type FhirService } from "./fhir/service.ts";
 import { createFolderStore } from "./db/folder_store.ts";
-import type { ObjectStore } from "./db/object_store.ts";
+import { createObjectCleanup } from "./db/object_cleanup.ts";
+import { type ObjectStore, withStoreFaults } from "./db/object_store.ts";
 import { createS3Store } from "./db/s3_store.ts";
 import { createDicomService, type DicomService } from "./dicom/service.ts";
 import { createStudyStability } from "./dicom/stability.ts";
@@ -72,16 +73,19 @@ export type { Logger } from "./inference/log.ts";
 
 export function createObjectStore(config: Readonly<Config>): ObjectStore {
   const o = config.objectStore;
-  return o.s3Endpoint
-    ? createS3Store({
-      endpoint: o.s3Endpoint,
-      bucket: o.s3Bucket,
-      region: o.s3Region,
-      accessKeyId: o.s3AccessKeyId,
-      secretAccessKey: o.s3SecretAccessKey,
-      forcePathStyle: o.s3ForcePathStyle,
-    })
-    : createFolderStore(o.folder);
+  return withStoreFaults(
+    o.s3Endpoint
+      ? createS3Store({
+        endpoint: o.s3Endpoint,
+        bucket: o.s3Bucket,
+        region: o.s3Region,
+        accessKeyId: o.s3AccessKeyId,
+        secretAccessKey: o.s3SecretAccessKey,
+        forcePathStyle: o.s3ForcePathStyle,
+        timeoutMs: o.s3TimeoutSeconds * 1000,
+      })
+      : createFolderStore(o.folder),
+  );
 }
 
 export async function createServices(
@@ -127,6 +131,10 @@ export async function createServices(
     dicomwebBase: `${config.publicUrl}/dicomweb`,
     publicUrl: config.publicUrl,
     stability,
+    cleanup: createObjectCleanup(store, {
+      onError: (key, e) =>
+        log("warn", "could not remove an unindexed object", { key, error: String(e) }),
+    }),
     log,
   });
   const changes = createChangeFeed(db, {

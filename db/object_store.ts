@@ -12,6 +12,11 @@ export interface ObjectInfo {
 export interface ObjectStore {
   /** What the store is, for health and logs (`s3 http://host:port/bucket`, `folder ./data/objects`). */
   readonly description: string;
+  /**
+   * How long after a failed `put` its object may still appear (a server that had the whole request
+   * when the client gave up may complete it); absent: never (the folder store).
+   */
+  readonly lateWriteMs?: number;
   /** Creates the bucket or folder when missing. Idempotent. */
   init(): Promise<void>;
   /**
@@ -69,4 +74,120 @@ export async function forEachLimit<T>(
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/**
+ * The object store cannot take or give bytes right now: its server does not answer or refuses
+ * (S3 down, restarting, stalled past its timeout, answering 5xx) or its disk is full. The API
+ * answers 503 (507 for a full disk) with Retry-After, and STOW-RS fails the parts with 0xA700.
+ */
+export class ObjectStoreUnavailable extends Error {
+  override name = "ObjectStoreUnavailable";
+  constructor(
+    /** What is wrong, in words: "the object store's disk is full (ENOSPC)". */
+    readonly reason: string,
+    /** 507 when the store is out of space, else 503. */
+    readonly status: 503 | 507,
+    options?: { cause?: unknown },
+  ) {
+    super(`The object store is unavailable: ${reason}`, options);
+  }
+}
+
+/** Socket and OS error codes (Node's and Deno's names) of a store that cannot be reached. */
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+  "ERR_SOCKET_CONNECTION_TIMEOUT",
+  "ConnectionRefused",
+  "ConnectionReset",
+  "ConnectionAborted",
+  "BrokenPipe",
+  "TimedOut",
+]);
+
+/**
+ * The store's unavailability behind `error`, or null for anything else (a missing key, a bad
+ * request, a bug): out of space (ENOSPC, EDQUOT, S3 QuotaExceeded) is 507; an unreachable or
+ * failing server (socket errors, the SDK's timeouts, HTTP 5xx), a read-only or failing disk is 503.
+ */
+export function storeUnavailable(error: unknown): ObjectStoreUnavailable | null {
+  if (error instanceof ObjectStoreUnavailable) return error;
+  let e: unknown = error;
+  for (let depth = 0; e && typeof e === "object" && depth < 4; depth++) {
+    const { code, name, $metadata } = e as {
+      code?: unknown;
+      name?: unknown;
+      $metadata?: { httpStatusCode?: number };
+    };
+    const id = typeof code === "string" ? code : typeof name === "string" ? name : "";
+    if (id === "ENOSPC" || id === "EDQUOT" || id === "QuotaExceeded") {
+      return new ObjectStoreUnavailable(`its storage is full (${id})`, 507, { cause: error });
+    }
+    if (id === "EROFS" || id === "EIO") {
+      return new ObjectStoreUnavailable(`its disk failed (${id})`, 503, { cause: error });
+    }
+    if (UNREACHABLE.has(id) || (typeof code === "string" && UNREACHABLE.has(code))) {
+      return new ObjectStoreUnavailable(`it does not answer (${id})`, 503, { cause: error });
+    }
+    if (name === "TimeoutError" || name === "RequestTimeout") {
+      return new ObjectStoreUnavailable(`it did not answer in time (${name})`, 503, {
+        cause: error,
+      });
+    }
+    const http = $metadata?.httpStatusCode;
+    if (typeof http === "number" && http >= 500) {
+      return new ObjectStoreUnavailable(`it answered HTTP ${http} (${String(name)})`, 503, {
+        cause: error,
+      });
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return null;
+}
+
+/**
+ * `store` with every failure that `storeUnavailable` recognizes thrown as ObjectStoreUnavailable
+ * (the rest as they were), so callers and the API's error handler need not know which store it is.
+ */
+export function withStoreFaults(store: ObjectStore): ObjectStore {
+  const guard = async <T>(work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (e) {
+      throw storeUnavailable(e) ?? e;
+    }
+  };
+  return {
+    get description() {
+      return store.description;
+    },
+    get lateWriteMs() {
+      return store.lateWriteMs;
+    },
+    init: () => guard(() => store.init()),
+    put: (key, bytes, contentType, sha256) =>
+      guard(() => store.put(key, bytes, contentType, sha256)),
+    get: (key) => guard(() => store.get(key)),
+    getStream: (key) => guard(() => store.getStream(key)),
+    getRange: (key, start, end) => guard(() => store.getRange(key, start, end)),
+    head: (key) => guard(() => store.head(key)),
+    delete: (key) => guard(() => store.delete(key)),
+    async *list(prefix) {
+      try {
+        yield* store.list(prefix);
+      } catch (e) {
+        throw storeUnavailable(e) ?? e;
+      }
+    },
+    existing: (keys) => guard(() => store.existing(keys)),
+    presignGet: (key, seconds) => store.presignGet(key, seconds),
+    close: () => store.close(),
+  };
 }

@@ -29,6 +29,12 @@ export interface S3StoreOptions {
   forcePathStyle: boolean;
   /** Keys per ListObjectsV2 page (default 1000, the S3 maximum); small values are for tests. */
   listPageSize?: number;
+  /**
+   * How long a request may wait on a silent server (a socket with nothing coming), in ms (default
+   * 30 000); connecting gives up after at most 5 s. A stalled server then fails the request (the
+   * SDK retries it twice) instead of holding it, and the API answers 503.
+   */
+  timeoutMs?: number;
 }
 
 /** The error as the SDK shapes it: a name and, from the HTTP reply, a status. */
@@ -112,6 +118,12 @@ export function createS3Store(opts: S3StoreOptions): ObjectStore {
     // told otherwise; S3-compatible servers that predate that (Ceph RGW before Squid) reject them.
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
+    requestHandler: {
+      connectionTimeout: Math.min(5_000, opts.timeoutMs ?? 30_000),
+      requestTimeout: opts.timeoutMs ?? 30_000,
+      // Without it the handler only logs a warning and the request waits on.
+      throwOnRequestTimeout: true,
+    },
   });
   const pageSize = opts.listPageSize ?? 1000;
 
@@ -162,6 +174,8 @@ export function createS3Store(opts: S3StoreOptions): ObjectStore {
 
   return {
     description: `s3 ${endpoint}/${Bucket}`,
+    // The SDK's three attempts, each up to the timeout, and a minute for the server to finish.
+    lateWriteMs: 3 * (opts.timeoutMs ?? 30_000) + 60_000,
 
     async init() {
       try {

@@ -1,10 +1,13 @@
 /**
- * @module Whether an error means that the database cannot be reached right now (the server
+ * @module Whether an error means that a dependency cannot be reached right now (the server
  * restarting, failing over, refusing connections, a connection dropped mid-query), as opposed to a
  * fault of the request or of our code. The API answers those with 503 and Retry-After; the request
  * may be repeated once the database is back. Reads the driver's error codes (postgres.js, Node's
- * socket errors, SQLSTATE classes 08 and 57P) through the `cause` chain.
+ * socket errors, SQLSTATE classes 08 and 57P) through the `cause` chain. The object store's faults
+ * arrive as ObjectStoreUnavailable (`object_store.ts`); `dependencyFault` answers for both.
  */
+
+import { ObjectStoreUnavailable } from "./object_store.ts";
 
 /** postgres.js and socket error codes of a connection that is gone or cannot be made. */
 const CONNECTION_CODES = new Set([
@@ -57,3 +60,29 @@ function describe(code: string): string {
       return `the connection to the database was lost (${code})`;
   }
 }
+
+/** A dependency that is down, as the API answers it (503, or 507 for a full object store). */
+export interface DependencyFault {
+  dependency: "database" | "object store";
+  reason: string;
+  status: 503 | 507;
+}
+
+/**
+ * The dependency fault behind `error`, or null: an ObjectStoreUnavailable (the stores throw it,
+ * `withStoreFaults`) in its cause chain, else the database's unavailability.
+ */
+export function dependencyFault(error: unknown): DependencyFault | null {
+  let e: unknown = error;
+  for (let depth = 0; e && depth < 4; depth++) {
+    if (e instanceof ObjectStoreUnavailable) {
+      return { dependency: "object store", reason: e.reason, status: e.status };
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  const db = databaseUnavailable(error);
+  return db ? { dependency: "database", reason: db, status: 503 } : null;
+}
+
+/** Seconds a client is asked to wait (Retry-After) before repeating a request a fault failed. */
+export const RETRY_AFTER_SECONDS = 5;

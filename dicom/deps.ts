@@ -1,6 +1,7 @@
 /** @module What the DICOM layer needs from its caller: database, object store, FHIR, settings. */
 import type { DicomConfig } from "../config.ts";
 import type { Db } from "../db/db.ts";
+import type { ObjectCleanup } from "../db/object_cleanup.ts";
 import type { ObjectStore } from "../db/object_store.ts";
 import type { FhirContext } from "../fhir/context.ts";
 import type { StudyStability } from "./stability.ts";
@@ -15,6 +16,8 @@ export interface DicomDeps {
   /** The service's public origin, e.g. https://imaging.example.org */
   publicUrl: string;
   stability: StudyStability;
+  /** Removes, in the background, objects a failed upload left and the store would not delete. */
+  cleanup: ObjectCleanup;
   log(
     level: "debug" | "info" | "warn" | "error",
     message: string,

@@ -68,6 +68,9 @@ export async function createDicomService(deps: DicomDeps): Promise<DicomService>
     uploadNifti: (upload) => uploadNifti(deps, upload),
     niftiFile: (id) => niftiFile(deps, id),
     onStudyStable: (listener) => deps.stability.onStable(listener),
-    close: () => deps.stability.close(),
+    close: () => {
+      deps.stability.close();
+      deps.cleanup.close();
+    },
   };
 }

@@ -8,7 +8,7 @@
  * A claim is a lease: the period is marked fired only after its listeners ran, so a replica that
  * stops in between (or a listener that fails) leaves it to another try (migration 012).
  */
-import type { Db } from "../db/db.ts";
+import type { Db, Sql } from "../db/db.ts";
 
 export interface StudyStableEvent {
   studyUid: string;
@@ -17,8 +17,11 @@ export interface StudyStableEvent {
 }
 
 export interface StudyStability {
-  /** A new instance of the study was stored: its quiet period starts again. */
-  touch(studyUid: string): Promise<void>;
+  /**
+   * A new instance of the study was stored: its quiet period starts again. Given `tx`, the touch is
+   * part of that transaction (committed with the instances' rows, or not at all).
+   */
+  touch(studyUid: string, tx?: Sql): Promise<void>;
   onStable(listener: (event: StudyStableEvent) => void | Promise<void>): () => void;
   close(): void;
 }
@@ -142,8 +145,8 @@ export function createStudyStability(
   Deno.unrefTimer(interval);
 
   return {
-    async touch(studyUid) {
-      await db.query(
+    async touch(studyUid, tx) {
+      await (tx ?? db).query(
         `INSERT INTO study_stability (study_uid, last_instance_at) VALUES ($1, now())
          ON CONFLICT (study_uid) DO UPDATE
            SET last_instance_at = now(), fired_at = NULL, claimed_at = NULL, attempts = 0`,

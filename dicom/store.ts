@@ -7,6 +7,7 @@
  */
 import type { Sql } from "../db/db.ts";
 import * as repo from "../db/dicom_repo.ts";
+import { type DependencyFault, dependencyFault } from "../db/unavailable.ts";
 import { indexRows } from "./attributes.ts";
 import type { DicomDeps } from "./deps.ts";
 import { syncStudyResources } from "./fhir_sync.ts";
@@ -35,6 +36,8 @@ export interface StoreOutcome {
   failureReason?: number;
   /** Why it failed, or what was coerced. */
   reason?: string;
+  /** It failed because the database or the object store is down: worth sending again later. */
+  unavailable?: DependencyFault;
   warnings: string[];
 }
 
@@ -108,11 +111,16 @@ export async function storeInstances(
   if (!pending.length) return outcomes;
 
   // Known instances: the same bytes are a no-op; different bytes follow the policy.
-  const known = new Map(
-    (await repo.findInstances(deps.db, pending.map((p) => p.parsed.sopUid))).map((
-      r,
-    ) => [r.sop_uid, r]),
-  );
+  let rows: repo.InstanceRow[];
+  try {
+    rows = await repo.findInstances(deps.db, pending.map((p) => p.parsed.sopUid));
+  } catch (e) {
+    const fault = dependencyFault(e);
+    if (!fault) throw e;
+    for (const p of pending) unavailable(p.outcome, FailureReason.ProcessingFailure, fault);
+    return outcomes;
+  }
+  const known = new Map(rows.map((r) => [r.sop_uid, r]));
   const toStore = pending.filter((p) => {
     const row = known.get(p.parsed.sopUid);
     if (!row) return true;
@@ -130,10 +138,16 @@ export async function storeInstances(
       await write(toStore);
       for (const p of toStore) done.add(p);
     } catch (e) {
-      deps.log("error", "DICOM batch rolled back", { error: message(e) });
+      const fault = dependencyFault(e);
+      deps.log(fault ? "warn" : "error", "DICOM batch rolled back", { error: message(e) });
       for (const p of toStore) {
         if (p.outcome.status === "failed") continue;
         p.outcome.status = "pending";
+        if (fault) {
+          // The database is down: trying the parts one by one would only fail again.
+          unavailable(p.outcome, FailureReason.ProcessingFailure, fault);
+          continue;
+        }
         if (toStore.length === 1) {
           fail(p.outcome, FailureReason.ProcessingFailure, `Could not be indexed: ${message(e)}`);
           continue;
@@ -143,7 +157,15 @@ export async function storeInstances(
           done.add(p);
         } catch (e2) {
           p.outcome.status = "pending";
-          fail(p.outcome, FailureReason.ProcessingFailure, `Could not be indexed: ${message(e2)}`);
+          const fault2 = dependencyFault(e2);
+          if (fault2) unavailable(p.outcome, FailureReason.ProcessingFailure, fault2);
+          else {
+            fail(
+              p.outcome,
+              FailureReason.ProcessingFailure,
+              `Could not be indexed: ${message(e2)}`,
+            );
+          }
         }
       }
     }
@@ -154,24 +176,16 @@ export async function storeInstances(
     const replaced = toStore.filter((p) =>
       done.has(p) && p.outcome.status === "replaced" && p.replacesKey
     );
+    // With the store down these deletes can fail too: the cleanup tries again until they succeed.
     await Promise.all([
-      ...orphans.map((p) => deps.store.delete(p.key!).catch(() => {})),
-      ...replaced.map((p) => deps.store.delete(p.replacesKey!).catch(() => {})),
+      ...orphans.map((p) => deps.store.delete(p.key!).catch(() => deps.cleanup.add(p.key!))),
+      ...replaced.map((p) =>
+        deps.store.delete(p.replacesKey!).catch(() => deps.cleanup.add(p.replacesKey!))
+      ),
     ]);
   }
   for (const o of outcomes) {
     if (o.status === "pending") fail(o, FailureReason.ProcessingFailure, "Not stored");
-  }
-  if (done.size) {
-    for (
-      const study of new Set(
-        toStore.filter((p) => done.has(p) && p.outcome.status !== "failed").map((p) =>
-          p.parsed.studyUid
-        ),
-      )
-    ) {
-      await deps.stability.touch(study);
-    }
   }
   return outcomes;
 }
@@ -246,7 +260,17 @@ async function putAll(deps: DicomDeps, list: Pending[]): Promise<void> {
         await deps.store.put(key, p.bytes, "application/dicom", p.sha256);
         p.key = key;
       } catch (e) {
-        fail(p.outcome, FailureReason.OutOfResources, `Could not store the object: ${message(e)}`);
+        const fault = dependencyFault(e);
+        // The server may have had the whole request when the client gave up, and store it yet.
+        if (deps.store.lateWriteMs) deps.cleanup.add(key, deps.store.lateWriteMs);
+        if (fault) unavailable(p.outcome, FailureReason.OutOfResources, fault);
+        else {
+          fail(
+            p.outcome,
+            FailureReason.OutOfResources,
+            `Could not store the object: ${message(e)}`,
+          );
+        }
       }
     }
   };
@@ -318,6 +342,8 @@ async function writeRows(deps: DicomDeps, tx: Sql, list: Pending[]): Promise<voi
   for (const study of [...touched].sort()) {
     await repo.refreshCounts(tx, study);
     await syncStudyResources(deps, tx, study);
+    // In the same transaction: a study whose instances committed always gets its quiet period.
+    await deps.stability.touch(study, tx);
   }
 }
 
@@ -325,6 +351,12 @@ function fail(outcome: StoreOutcome, reason: number, text: string): void {
   outcome.status = "failed";
   outcome.failureReason = reason;
   outcome.reason = text;
+}
+
+/** Fails the part because a dependency is down: `reason` 0xA700 (store) or 0x0110 (database). */
+function unavailable(outcome: StoreOutcome, reason: number, fault: DependencyFault): void {
+  fail(outcome, reason, `Not stored: the ${fault.dependency} is unavailable (${fault.reason})`);
+  outcome.unavailable = fault;
 }
 
 async function digest(bytes: Uint8Array): Promise<string> {

@@ -2,7 +2,8 @@
  * @module STOW-RS (PS3.18 10.5): reads a multipart/related body part by part, stores the parts in
  * bounded batches (so a 1 GB upload needs a batch of memory, not a gigabyte), and builds the
  * store response: ReferencedSOPSequence, FailedSOPSequence with a FailureReason per part,
- * WarningReason where values were coerced, and 200 / 202 / 409 as the standard says.
+ * WarningReason where values were coerced, and 200 / 202 / 409 as the standard says (503 or 507
+ * when nothing could be stored because the database or the object store is down).
  */
 import type { DicomDeps } from "./deps.ts";
 import type { DicomJson } from "./dicom_json.ts";
@@ -11,7 +12,12 @@ import { MultipartError, readMultipart } from "./multipart.ts";
 import { createBatcher, storeInstances, type StoreOutcome, WARNING_COERCED } from "./store.ts";
 
 export interface StowResult {
-  status: 200 | 202 | 409;
+  /**
+   * 200 all stored, 202 some (or with warnings), 409 none; 503 (507: out of space) when none was
+   * stored and the database or the object store being down failed parts (sent again later, they
+   * may well be stored; the route adds Retry-After).
+   */
+  status: 200 | 202 | 409 | 503 | 507;
   body: DicomJson;
   /** Human-readable reasons, one per failed or coerced part (for HTTP Warning headers). */
   notes: string[];
@@ -128,6 +134,11 @@ export function storeResponse(deps: DicomDeps, outcomes: StoreOutcome[]): StowRe
   if (failed.length) body["00081198"] = { vr: "SQ", Value: failed };
   if (referenced.length) body["00081199"] = { vr: "SQ", Value: referenced };
   const warned = outcomes.some((o) => o.status !== "failed" && o.warnings.length);
-  const status = !referenced.length ? 409 : failed.length || warned ? 202 : 200;
+  const down = outcomes.flatMap((o) => o.unavailable ? [o.unavailable.status] : []);
+  const status = !referenced.length
+    ? (down.length ? (down.includes(507) ? 507 : 503) : 409)
+    : failed.length || warned
+    ? 202
+    : 200;
   return { status, body, notes, outcomes };
 }

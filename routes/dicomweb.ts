@@ -13,6 +13,7 @@ import { newBoundary, parseMediaType, writeMultipart } from "../dicom/multipart.
 import type { OutgoingPart } from "../dicom/multipart.ts";
 import type { QidoLevel } from "../dicom/qido.ts";
 import type { StowResult } from "../dicom/stow.ts";
+import { RETRY_AFTER_SECONDS } from "../db/unavailable.ts";
 import { type RenderedType, renderParams } from "../dicom/rendered.ts";
 import type { Services } from "../services.ts";
 
@@ -91,6 +92,9 @@ export function dicomwebRoutes(services: Services): Hono<AppEnv> {
     const headers: Record<string, string> = { "Content-Type": DICOM_JSON };
     const warning = warningHeader(result.notes);
     if (warning) headers["Warning"] = warning;
+    if (result.status === 503 || result.status === 507) {
+      headers["Retry-After"] = String(RETRY_AFTER_SECONDS);
+    }
     return c.body(JSON.stringify(result.body), result.status, headers);
   };
   // DICOMweb is ImagingStudy access: QIDO-RS searches, WADO-RS reads, STOW-RS creates. A token

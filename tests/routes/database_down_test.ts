@@ -1,15 +1,18 @@
 /**
  * The API while its database is down, on a private Postgres (`_private_postgres.ts`) it stops and
  * starts: FHIR reads and writes, QIDO-RS and the readiness probe answer 503 with Retry-After and an
- * OperationOutcome that names the database (never 500), liveness stays 200, and once the server
- * is back the same requests succeed without a restart of the API.
+ * OperationOutcome (code no-store) that names the database (never 500); STOW-RS answers 503 with
+ * 0x0110 and the reason per part and leaves no object; liveness stays 200, and once the server is
+ * back the same requests succeed without a restart of the API.
  */
 import assert from "node:assert/strict";
 import { createApp } from "../../app.ts";
 import { loadConfig } from "../../config.ts";
 import { createServices } from "../../services.ts";
 import { databaseUnavailable } from "../../db/unavailable.ts";
+import { encodeMultipartRelated } from "../../dicom/synth/stow.ts";
 import { postgresBin, startPrivatePostgres } from "../_private_postgres.ts";
+import { sphereStudy } from "../inference/_study.ts";
 
 Deno.test("databaseUnavailable() knows connection errors and server shutdowns, not query errors", () => {
   assert.match(databaseUnavailable({ code: "ECONNREFUSED" })!, /refused/);
@@ -65,9 +68,26 @@ Deno.test({
         assert.equal(r.status, 503, `${method} ${path}: ${JSON.stringify(r.json)}`);
         assert.equal(r.headers.get("Retry-After"), "5", `${method} ${path}`);
         assert.equal(r.json.resourceType, "OperationOutcome");
-        assert.equal(r.json.issue[0].code, "transient");
+        assert.equal(r.json.issue[0].code, "no-store");
         assert.match(r.json.issue[0].diagnostics, /database/);
       }
+      // STOW-RS answers per part (0x0110, the reason) and leaves no object behind.
+      const study = sphereStudy({ seed: 61, slices: 3, spheres: [] });
+      const multipart = encodeMultipartRelated(study.instances);
+      const stow = () =>
+        app.request("/dicomweb/studies", {
+          method: "POST",
+          headers: { "Content-Type": multipart.contentType, Accept: "application/dicom+json" },
+          body: multipart.body,
+        });
+      const refused = await stow();
+      assert.equal(refused.status, 503);
+      assert.equal(refused.headers.get("Retry-After"), "5");
+      const failed = (await refused.json())["00081198"].Value;
+      assert.equal(failed.length, 3);
+      for (const f of failed) assert.equal(f["00081197"].Value[0], 0x0110);
+      assert.match(refused.headers.get("Warning") ?? "", /database is unavailable/);
+      assert.deepEqual(await Array.fromAsync(services.store.list("dicom/")), []);
       assert.equal((await app.request("/health/ready")).status, 503);
       assert.equal((await app.request("/health/live")).status, 200);
       await pg.start();
@@ -80,6 +100,9 @@ Deno.test({
       }
       assert.equal(back, 200, "the API did not come back with the database");
       assert.equal((await call("POST", "/fhir/Patient", { resourceType: "Patient" })).status, 201);
+      const stored = await stow();
+      assert.equal(stored.status, 200, await stored.text());
+      assert.equal((await Array.fromAsync(services.store.list("dicom/"))).length, 3);
     } finally {
       await services.close?.().catch(() => {});
       await pg.close();
