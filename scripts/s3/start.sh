@@ -9,7 +9,9 @@
 # - All state (config, monitor store, logs, pid files, the env file) lives in S3_STATE_DIR
 #   (default /tmp/ceph-s3). The objects live in the OSD's memory: a restart loses them.
 # - The gateway listens on 127.0.0.1:S3_PORT (default 7480, or the next free port when 7480 is
-#   taken); the monitor on 127.0.0.1:3300 (msgr2) and :6789 (msgr1).
+#   taken); the monitor on 127.0.0.1:S3_MON_PORT (msgr2, default 3300) and :S3_MON_V1_PORT (msgr1,
+#   default 6789). With other ports and another S3_STATE_DIR, a second cluster runs beside the
+#   first (the fault tests restart and pause one of their own).
 # - Prints S3_ENDPOINT, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY (fixed test credentials) and writes
 #   them, as `export` lines, to S3_STATE_DIR/env.
 # - Stop it with scripts/s3/stop.sh.
@@ -82,7 +84,11 @@ else
   port=7480
   while port_busy "${port}"; do port=$((port + 1)); done
 fi
-for p in 3300 6789; do ! port_busy "${p}" || die "the Ceph monitor port ${p} is already in use"; done
+MON_V2="${S3_MON_PORT:-3300}"
+MON_V1="${S3_MON_V1_PORT:-6789}"
+for p in "${MON_V2}" "${MON_V1}"; do
+  ! port_busy "${p}" || die "the Ceph monitor port ${p} is already in use"
+done
 ENDPOINT="http://127.0.0.1:${port}"
 
 # --- Configuration -------------------------------------------------------------------------------
@@ -90,7 +96,7 @@ FSID="$(cat /proc/sys/kernel/random/uuid)"
 cat >"${CONF}" <<EOF
 [global]
 fsid = ${FSID}
-mon host = [v2:127.0.0.1:3300,v1:127.0.0.1:6789]
+mon host = [v2:127.0.0.1:${MON_V2},v1:127.0.0.1:${MON_V1}]
 public network = 127.0.0.0/8
 # No cephx: everything is on loopback and throwaway.
 auth cluster required = none
@@ -146,7 +152,7 @@ ceph_() { ceph -c "${CONF}" --connect-timeout 10 "$@"; }
 
 # --- Monitor -------------------------------------------------------------------------------------
 log "starting ceph-mon"
-monmaptool --create --fsid "${FSID}" --addv a "[v2:127.0.0.1:3300,v1:127.0.0.1:6789]" \
+monmaptool --create --fsid "${FSID}" --addv a "[v2:127.0.0.1:${MON_V2},v1:127.0.0.1:${MON_V1}]" \
   "${STATE_DIR}/monmap" >/dev/null
 ceph-mon -c "${CONF}" --mkfs -i a --monmap "${STATE_DIR}/monmap"
 ceph-mon -c "${CONF}" -i a
