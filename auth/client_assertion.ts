@@ -9,7 +9,7 @@
  * `OAuthError("invalid_client")`: 400 for an assertion that is not well formed (not a JWT, no
  * `kid`, a claim missing), 401 for one that does not authenticate the client.
  */
-import { outboundProblem } from "../platform/outbound.ts";
+import { guardedRequest, OutboundRefused, type Resolver } from "../platform/outbound.ts";
 import {
   decodeJwt,
   decodeProtectedHeader,
@@ -293,18 +293,39 @@ async function clientKey(
 export async function fetchJwksHttps(
   uri: string,
   privateAddresses: "refuse" | "allow" = "refuse",
+  resolve?: Resolver,
 ): Promise<{ keys: JsonWebKey[] }> {
   const url = new URL(uri);
   if (url.protocol !== "https:") throw new Error("jwks_uri must be an https URL");
+  const headers = new Headers({ accept: "application/jwk-set+json, application/json" });
+  const signal = AbortSignal.timeout(JWKS_TIMEOUT_MS);
+  let body: Uint8Array;
   if (privateAddresses !== "allow") {
-    const problem = await outboundProblem(url);
-    if (problem) throw new Error(`jwks_uri refused: ${problem}`);
+    // Resolved once, checked, and connected to: no DNS rebinding between check and request.
+    let res;
+    try {
+      res = await guardedRequest(
+        url,
+        { method: "GET", headers, signal, maxBytes: JWKS_MAX_BYTES },
+        resolve,
+      );
+    } catch (e) {
+      if (e instanceof OutboundRefused) throw new Error(`jwks_uri refused: ${e.message}`);
+      throw e;
+    }
+    if (res.status < 200 || res.status > 299) throw new Error(`HTTP ${res.status}`);
+    body = res.body;
+  } else {
+    body = await fetchCapped(url, headers, signal);
   }
-  const res = await fetch(url, {
-    headers: { accept: "application/jwk-set+json, application/json" },
-    redirect: "error",
-    signal: AbortSignal.timeout(JWKS_TIMEOUT_MS),
-  });
+  const value: unknown = JSON.parse(new TextDecoder().decode(body));
+  if (!isJwks(value)) throw new Error("the document is not a JWKS");
+  return value;
+}
+
+/** GET `url` without following redirects; the body, or an error past JWKS_MAX_BYTES. */
+async function fetchCapped(url: URL, headers: Headers, signal: AbortSignal): Promise<Uint8Array> {
+  const res = await fetch(url, { headers, redirect: "error", signal });
   if (!res.ok || !res.body) {
     await res.body?.cancel();
     throw new Error(`HTTP ${res.status}`);
@@ -322,7 +343,5 @@ export async function fetchJwksHttps(
     body.set(c, at);
     at += c.length;
   }
-  const value: unknown = JSON.parse(new TextDecoder().decode(body));
-  if (!isJwks(value)) throw new Error("the document is not a JWKS");
-  return value;
+  return body;
 }

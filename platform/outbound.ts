@@ -5,7 +5,8 @@
  * allows them (`OUTBOUND_PRIVATE_ADDRESSES=allow`). A host name is checked after resolution: every
  * address it resolves to (the hosts file first, then DNS, A and AAAA) must be public, so a name that
  * points at 127.0.0.1 is refused like 127.0.0.1 itself. A guard against server-side request forgery
- * (SSRF), applied before each request; callers do not follow redirects.
+ * (SSRF), applied before each request; callers do not follow redirects. `guardedRequest` makes
+ * the request itself and connects to the addresses it checked (no DNS rebinding between the two).
  */
 
 /** Why `ip` (an IPv4 or IPv6 literal, brackets allowed) is not a public address; null if it is. */
@@ -158,4 +159,114 @@ function ipv6Problem(g: number[]): string | null {
   if ((g[0] & 0xff00) === 0xff00) return "a multicast address";
   if (g[0] === 0x2001 && g[1] === 0x0db8) return "a documentation address";
   return null;
+}
+
+/** A refused or failed outbound request (the guard's reason, or the transport's). */
+export class OutboundRefused extends Error {
+  override name = "OutboundRefused";
+}
+
+export interface GuardedRequest {
+  method: string;
+  headers?: Headers;
+  body?: Uint8Array | string;
+  signal?: AbortSignal;
+  /** The response body is cut off (an error) past this many bytes (default 1 MiB). */
+  maxBytes?: number;
+}
+
+export interface GuardedResponse {
+  status: number;
+  headers: Headers;
+  body: Uint8Array;
+}
+
+/**
+ * An HTTP(S) request to `url` that can only reach public addresses, with the name resolved once:
+ * the connection goes to the very addresses that were checked (node:http's `lookup` hook), so a
+ * name whose DNS answer changes between the check and the connection (DNS rebinding) cannot slip
+ * through. TLS still verifies the certificate against the URL's host name. Redirects are not
+ * followed (the 3xx is the answer).
+ */
+export async function guardedRequest(
+  url: URL,
+  init: GuardedRequest,
+  resolve: Resolver = systemResolver,
+  /** Why an address is refused (default `addressProblem`; tests allow a loopback server). */
+  problemOf: (address: string) => string | null = addressProblem,
+): Promise<GuardedResponse> {
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new OutboundRefused(`${url.protocol} is not http(s)`);
+  }
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const direct = isIpLiteral(url.hostname) ? problemOf(host) : hostProblem(url.hostname);
+  if (direct) throw new OutboundRefused(`${url.hostname} is ${direct}`);
+  const lookup = (
+    name: string,
+    options: { all?: boolean } | number,
+    callback: (e: Error | null, address?: unknown, family?: number) => void,
+  ) => {
+    resolve(name).then((addresses) => {
+      if (!addresses.length) throw new OutboundRefused(`${name} does not resolve`);
+      for (const a of addresses) {
+        const p = problemOf(a);
+        if (p) throw new OutboundRefused(`${name} resolves to ${a}, ${p}`);
+      }
+      const all = addresses.map((address) => ({ address, family: address.includes(":") ? 6 : 4 }));
+      if (typeof options === "object" && options.all) callback(null, all);
+      else callback(null, all[0].address, all[0].family);
+    }).catch((e) =>
+      callback(
+        e instanceof OutboundRefused ? e : new OutboundRefused(`${name} does not resolve (${e})`),
+      )
+    );
+  };
+  const { request } = url.protocol === "https:"
+    ? await import("node:https")
+    : await import("node:http");
+  const limit = init.maxBytes ?? 2 ** 20;
+  return await new Promise<GuardedResponse>((done, fail) => {
+    const req = request({
+      protocol: url.protocol,
+      hostname: host,
+      port: url.port || undefined,
+      path: `${url.pathname}${url.search}`,
+      method: init.method,
+      headers: Object.fromEntries(init.headers ?? []),
+      signal: init.signal,
+      // IP literals never reach `lookup`: they were checked above.
+      lookup: lookup as never,
+      // A connection of its own: each request resolves (and checks) the name anew.
+      agent: false,
+    }, (res) => {
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      res.on("data", (chunk: Uint8Array) => {
+        size += chunk.length;
+        if (size > limit) {
+          res.destroy(new OutboundRefused(`the answer is larger than ${limit} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on("error", fail);
+      res.on("end", () => {
+        const body = new Uint8Array(size);
+        let at = 0;
+        for (const c of chunks) {
+          body.set(c, at);
+          at += c.length;
+        }
+        const headers = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) {
+          for (const value of Array.isArray(v) ? v : v === undefined ? [] : [v]) {
+            headers.append(k, String(value));
+          }
+        }
+        done({ status: res.statusCode ?? 0, headers, body });
+      });
+    });
+    req.on("error", fail);
+    req.end(init.body);
+  });
 }

@@ -5,7 +5,7 @@
  * attempt the delivery fails and the Subscription goes to `error`, and a later success sets it
  * back to `active`. One loop per process claims due rows, so replicas share the work.
  */
-import { outboundProblem } from "../../platform/outbound.ts";
+import { guardedRequest, outboundProblem, OutboundRefused } from "../../platform/outbound.ts";
 import type { Db } from "../../db/db.ts";
 import type { FhirService } from "../service.ts";
 import { FhirError } from "../outcome.ts";
@@ -90,6 +90,23 @@ export function createSender(deps: SenderDeps) {
       return await markCancelled(db, d.id, `Subscription is ${stored?.status ?? "deleted"}`);
     }
     let sub;
+    // Refused addresses: checked before sending, and again by the connection itself (below).
+    const guarded = fhir.context.outboundPrivateAddresses !== "allow" &&
+      !fhir.context.subscriptionEndpoints?.length;
+    const refuse = async (message: string) => {
+      // A private address, or SUBSCRIPTION_ENDPOINTS tightened after the Subscription was made:
+      // never send there.
+      await markFailed(db, d.id, { error: message });
+      log("warn", "subscription notification refused", {
+        subscription: d.subscriptionId,
+        resource: `${d.type}/${d.resourceId}/_history/${d.version}`,
+        error: message,
+      });
+      await setSubscriptionStatus(fhir, d.subscriptionId, { status: "error", error: message }, [
+        "active",
+        "error",
+      ]);
+    };
     try {
       sub = checkSubscription(
         stored,
@@ -97,28 +114,12 @@ export function createSender(deps: SenderDeps) {
         fhir.context.outboundPrivateAddresses,
       );
       // The endpoint's name, resolved now (it may point elsewhere than when it was checked).
-      if (
-        fhir.context.outboundPrivateAddresses !== "allow" &&
-        !fhir.context.subscriptionEndpoints?.length
-      ) {
+      if (guarded) {
         const problem = await outboundProblem(new URL(sub.endpoint), fhir.context.resolveHost);
         if (problem) throw new EndpointNotAllowed(privateMessage(sub.endpoint, problem));
       }
     } catch (e) {
-      if (e instanceof EndpointNotAllowed) {
-        // SUBSCRIPTION_ENDPOINTS was tightened after the Subscription was made: never send there.
-        await markFailed(db, d.id, { error: e.message });
-        log("warn", "subscription notification refused", {
-          subscription: d.subscriptionId,
-          resource: `${d.type}/${d.resourceId}/_history/${d.version}`,
-          error: e.message,
-        });
-        await setSubscriptionStatus(fhir, d.subscriptionId, { status: "error", error: e.message }, [
-          "active",
-          "error",
-        ]);
-        return;
-      }
+      if (e instanceof EndpointNotAllowed) return await refuse(e.message);
       if (!(e instanceof SubscriptionProblem)) throw e;
       return await markCancelled(db, d.id, e.message);
     }
@@ -140,22 +141,31 @@ export function createSender(deps: SenderDeps) {
     }
     for (const [name, value] of sub.headers) headers.append(name, value);
     const url = notificationUrl(sub, d.type, d.resourceId);
-    let response: Response;
+    let status: number;
     try {
-      response = await fetch(url, {
+      const init = {
         method: sub.payload ? "PUT" : "POST",
         headers,
         body: body ?? new Uint8Array(0),
-        redirect: "manual",
         signal: AbortSignal.any([aborts.signal, AbortSignal.timeout(options.timeoutMs)]),
-      });
-      await response.body?.cancel();
+      };
+      if (guarded) {
+        // Connects to the addresses it checked: a name cannot rebind to a private one meanwhile.
+        status = (await guardedRequest(new URL(url), init, fhir.context.resolveHost)).status;
+      } else {
+        const response = await fetch(url, { ...init, redirect: "manual" });
+        await response.body?.cancel();
+        status = response.status;
+      }
     } catch (e) {
       if (closed) return; // the lease runs out and the next start sends it again
+      if (e instanceof OutboundRefused && guarded) {
+        return await refuse(privateMessage(sub.endpoint, e.message));
+      }
       return await fail(d, `${(e as Error).name}: ${(e as Error).message}`);
     }
-    if (!response.ok) return await fail(d, `HTTP ${response.status}`, response.status);
-    await markDelivered(db, d.id, response.status);
+    if (status < 200 || status > 299) return await fail(d, `HTTP ${status}`, status);
+    await markDelivered(db, d.id, status);
     if (sub.status === "error") {
       await setSubscriptionStatus(fhir, sub.id, { status: "active" }, ["error"]);
     }

@@ -690,6 +690,45 @@ backendTest(
 );
 
 backendTest(
+  "outbound by default: a name that rebinds to 127.0.0.1 between the check and the connection is refused at the connection; nothing is sent",
+  async (ctx) => {
+    const hook = receiver();
+    const port = new URL(hook.url).port;
+    const u = uniq();
+    let lookups = 0;
+    await withOutbound(ctx, {
+      private: "refuse",
+      // Public for the check before sending, loopback from then on (a DNS rebinding attack).
+      resolve: (host) =>
+        host === "rebinding.test"
+          ? Promise.resolve([++lookups === 1 ? "93.184.216.34" : "127.0.0.1"])
+          : Promise.reject(new Error("unknown")),
+    }, async () => {
+      const sub = await create(
+        ctx,
+        subscription(
+          `DiagnosticReport?identifier=urn:test|${u}`,
+          `http://rebinding.test:${port}/x`,
+        ),
+      );
+      try {
+        await waitForStatus(ctx, sub.id, "active");
+        await create(ctx, report("final", { identifier: [{ system: "urn:test", value: u }] }));
+        const errored = await waitForStatus(ctx, sub.id, "error");
+        assert.match(errored.error, /rebinding\.test resolves to 127\.0\.0\.1, a loopback address/);
+        assert.ok(lookups >= 2, "the connection did not resolve the name itself");
+        const [row] = await deliveries(ctx, sub.id);
+        assert.equal(row?.state, "failed");
+        assert.equal(hook.requests.length, 0, "a notification reached the loopback address");
+      } finally {
+        await turnOff(ctx, sub.id);
+        await hook.close();
+      }
+    });
+  },
+);
+
+backendTest(
   "outbound by default: a name that resolves to 127.0.0.1 is checked before each notification: nothing is sent, the delivery fails with the reason, the Subscription goes to error",
   async (ctx) => {
     const hook = receiver();

@@ -4,7 +4,14 @@
  * forms that carry an IPv4), `localhost`, and names checked after resolution.
  */
 import assert from "node:assert/strict";
-import { addressProblem, hostProblem, outboundProblem } from "../../platform/outbound.ts";
+import {
+  addressProblem,
+  guardedRequest,
+  hostProblem,
+  outboundProblem,
+  OutboundRefused,
+} from "../../platform/outbound.ts";
+import { fetchJwksHttps } from "../../auth/client_assertion.ts";
 
 Deno.test("addressProblem() refuses non-public IPv4 and IPv6 addresses and passes public ones", () => {
   const refused: [string, RegExp][] = [
@@ -78,4 +85,88 @@ Deno.test("outboundProblem() checks every address a name resolves to, and refuse
   assert.match((await check("ftp://public.test/"))!, /not http/);
   // The hosts file counts: localhost is refused whatever DNS says.
   assert.match((await outboundProblem(new URL("http://localhost/")))!, /loopback name/);
+});
+
+/** A local HTTP server that counts what reaches it. */
+function receiver() {
+  const seen: { host: string | null; method: string }[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    seen.push({ host: req.headers.get("host"), method: req.method });
+    return new Response("ok", { status: 201 });
+  });
+  return { seen, port: server.addr.port, close: () => server.shutdown() };
+}
+
+Deno.test("guardedRequest() refuses a name that resolves to a private address; nothing is sent", async () => {
+  const r = receiver();
+  try {
+    const url = new URL(`http://hook.example.test:${r.port}/notify`);
+    await assert.rejects(
+      guardedRequest(url, { method: "POST", body: "{}" }, () => Promise.resolve(["127.0.0.1"])),
+      (e: Error) =>
+        e instanceof OutboundRefused && /resolves to 127\.0\.0\.1, a loopback/.test(e.message),
+    );
+    for (const literal of ["127.0.0.1", "[::1]", "169.254.169.254", "localhost"]) {
+      await assert.rejects(
+        guardedRequest(new URL(`http://${literal}:${r.port}/`), { method: "GET" }),
+        OutboundRefused,
+        literal,
+      );
+    }
+    assert.deepEqual(r.seen, []);
+  } finally {
+    await r.close();
+  }
+});
+
+Deno.test("guardedRequest() connects to the address it checked, once resolved (no DNS rebinding)", async () => {
+  const r = receiver();
+  try {
+    // A policy that allows 127.0.0.1 alone (the default refuses it), and a name that answers
+    // 127.0.0.1 on the first lookup and 127.0.0.2 on the next: a pre-check would see the first
+    // and the connection the second. The request resolves once and goes where it checked.
+    const only = (a: string) => a === "127.0.0.1" ? null : "not the allowed address";
+    let lookups = 0;
+    const rebinding = () => Promise.resolve([++lookups === 1 ? "127.0.0.1" : "127.0.0.2"]);
+    const url = new URL(`http://hook.example.test:${r.port}/notify?x=1`);
+    const res = await guardedRequest(url, { method: "PUT", body: "{}" }, rebinding, only);
+    assert.equal(res.status, 201);
+    assert.equal(new TextDecoder().decode(res.body), "ok");
+    assert.equal(lookups, 1);
+    assert.deepEqual(r.seen, [{ host: `hook.example.test:${r.port}`, method: "PUT" }]);
+    // The next request looks the name up again, gets 127.0.0.2, and is refused before connecting.
+    await assert.rejects(
+      guardedRequest(url, { method: "PUT", body: "{}" }, rebinding, only),
+      /resolves to 127\.0\.0\.2/,
+    );
+    assert.equal(r.seen.length, 1);
+    // An answer over the size limit is an error, not a truncated body.
+    await assert.rejects(
+      guardedRequest(
+        url,
+        { method: "GET", maxBytes: 1 },
+        () => Promise.resolve(["127.0.0.1"]),
+        only,
+      ),
+      /larger than 1 bytes/,
+    );
+  } finally {
+    await r.close();
+  }
+});
+
+Deno.test("fetchJwksHttps() refuses private addresses, literal or resolved, before connecting", async () => {
+  await assert.rejects(fetchJwksHttps("http://keys.example.org/jwks"), /must be an https URL/);
+  await assert.rejects(
+    fetchJwksHttps("https://127.0.0.1/jwks"),
+    /jwks_uri refused: 127\.0\.0\.1 is a loopback address/,
+  );
+  await assert.rejects(
+    fetchJwksHttps("https://[fd00::1]/jwks"),
+    /jwks_uri refused: \[fd00::1\] is a unique local/,
+  );
+  await assert.rejects(
+    fetchJwksHttps("https://keys.example.test/jwks", "refuse", () => Promise.resolve(["10.0.0.5"])),
+    /jwks_uri refused: keys\.example\.test resolves to 10\.0\.0\.5, a private address/,
+  );
 });
