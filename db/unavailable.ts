@@ -86,3 +86,11 @@ export function dependencyFault(error: unknown): DependencyFault | null {
 
 /** Seconds a client is asked to wait (Retry-After) before repeating a request a fault failed. */
 export const RETRY_AFTER_SECONDS = 5;
+
+/**
+ * Whether a failure may well pass on a later try: a dependency down (`dependencyFault`), or an
+ * error that carries status 503 (an OperationOutcome answer, the queue unavailable).
+ */
+export function isTransientFailure(error: unknown): boolean {
+  return (error as { status?: unknown } | null)?.status === 503 || dependencyFault(error) !== null;
+}

@@ -9,6 +9,7 @@
  * stops in between (or a listener that fails) leaves it to another try (migration 012).
  */
 import type { Db, Sql } from "../db/db.ts";
+import { isTransientFailure } from "../db/unavailable.ts";
 
 export interface StudyStableEvent {
   studyUid: string;
@@ -92,7 +93,8 @@ export function createStudyStability(
   /**
    * Runs the listeners; then marks the quiet period fired (unless a new instance started another
    * one meanwhile). A failed listener leaves the claim to lapse, so it is tried again after the
-   * lease, up to MAX_ATTEMPTS times.
+   * lease, up to MAX_ATTEMPTS times; a transient failure (a dependency down: `isTransientFailure`)
+   * gives its attempt back, so it is tried after every lease until the dependency is back.
    */
   const fire = async (event: Claimed) => {
     const { claimed, attempts, ...stable } = event;
@@ -101,6 +103,14 @@ export function createStudyStability(
     );
     const failures = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
     for (const f of failures) onError(f.reason);
+    if (failures.length && failures.every((f) => isTransientFailure(f.reason))) {
+      await db.query(
+        `UPDATE study_stability SET attempts = greatest(attempts - 1, 0)
+          WHERE study_uid = $1 AND claimed_at = $2::timestamptz`,
+        [event.studyUid, claimed],
+      );
+      return;
+    }
     if (failures.length && attempts < MAX_ATTEMPTS) return;
     await db.query(
       `UPDATE study_stability SET fired_at = now()
@@ -168,3 +178,4 @@ export function createStudyStability(
     },
   };
 }
+

@@ -6,6 +6,7 @@
  */
 import type { ImagingStudy } from "@medplum/fhirtypes";
 import type { AnalysisRule } from "../../config.ts";
+import { isTransientFailure } from "../../db/unavailable.ts";
 import type { FhirContext } from "../context.ts";
 import { interact } from "../interaction.ts";
 import { type AnalyzeDeps, requestAnalysis } from "./analyze.ts";
@@ -35,6 +36,7 @@ export async function applyRules(
   const study = (found.body as { entry?: { resource: ImagingStudy }[] }).entry?.[0]?.resource;
   if (!study) return [];
   const started: string[] = [];
+  let transient: unknown;
   for (const rule of rules.filter((r) => ruleMatches(r, study))) {
     try {
       const { task } = await requestAnalysis(ctx, deps, study.id!, {
@@ -50,8 +52,18 @@ export async function applyRules(
         taskId: task.id,
       });
     } catch (e) {
-      deps.log("error", "analysis rule failed", { studyUid, model: rule.model, error: String(e) });
+      const down = isTransientFailure(e);
+      deps.log(down ? "warn" : "error", "analysis rule failed", {
+        studyUid,
+        model: rule.model,
+        error: String(e),
+        ...(down ? { retry: "after the stability lease" } : {}),
+      });
+      if (down) transient ??= e;
     }
   }
+  // A dependency was down (the queue, the database): the caller tries the study again later (rules
+  // that did start find their Task then, not a second one).
+  if (transient) throw transient;
   return started;
 }

@@ -123,6 +123,25 @@ for (const backend of ["pglite", "postgres"] as const) {
           [failing],
         );
         assert.equal(row.fired, true);
+
+        // A listener whose dependency is down (status 503): tried after every lease, past the
+        // three attempts, until it passes.
+        const waiting = `${study}.8`;
+        let waits = 0;
+        survivor.onStable((e) => {
+          if (e.studyUid !== waiting) return;
+          if (++waits <= 4) throw Object.assign(new Error("queue down"), { status: 503 });
+        });
+        await survivor.touch(waiting);
+        const until = Date.now() + 8000;
+        while (waits < 5 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+        assert.equal(waits, 5, "a transient failure was given up");
+        await new Promise((r) => setTimeout(r, 300));
+        const [done] = await db.query<{ fired: boolean }>(
+          `SELECT fired_at IS NOT NULL AS fired FROM study_stability WHERE study_uid = $1`,
+          [waiting],
+        );
+        assert.equal(done.fired, true);
       } finally {
         stopped.close();
         survivor.close();
