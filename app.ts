@@ -160,7 +160,7 @@ export function createApp(services: Services): Hono<AppEnv> {
       await next();
       status = c.res.status;
     } catch (e) {
-      status = (e as { status?: number }).status ?? 500;
+      status = (e as { status?: number }).status ?? dependencyFault(e)?.status ?? 500;
       throw e;
     } finally {
       // Every access, allowed or not, leaves an AuditEvent (written in batches, off this path).

@@ -17,12 +17,14 @@
  * (docs/OPERATIONS.md quotes a run).
  */
 import assert from "node:assert/strict";
+import { JOB_KEY_SYSTEM } from "../../inference/jobs.ts";
 import { createObjectStore } from "../../services.ts";
 import { loadConfig } from "../../config.ts";
 import { stowInstances } from "../../dicom/synth/stow.ts";
 import { postgresBin, type PrivatePostgres, startPrivatePostgres } from "../_private_postgres.ts";
 import {
   type Child,
+  createProxy,
   fhir,
   modelsDir,
   sleep,
@@ -285,38 +287,60 @@ async function withRedisStack(
 }
 
 faultTest(
-  "fault: Redis restarted with jobs queued and $analyze asked: 503 while down, no job lost",
+  "fault: Redis restarted with jobs queued and running and $analyze asked: 503 while down, every job done once",
   noRedis,
   () =>
     withRedisStack(async ({ api }, redis, models) => {
       const { tasks, fourth } = await queuedStudies(api);
-      const { load } = await underLoad(
-        api,
-        "Redis restarted, down 3 s (append-only file)",
-        ["fhir-write", "fhir-read", "analyze"],
-        () => redis.restart(3_000),
-        { analyzeStudy: fourth },
+      // A sidecar at work through the restart: jobs queued before it, one running while Redis goes
+      // away (held at its WADO-RS retrieve by a proxy, so its heartbeats and ack meet the outage),
+      // and more asked for before, during and after.
+      const proxy = createProxy(api.origin);
+      const retrieve = proxy.holdNext(
+        "request",
+        (method, path) =>
+          method === "GET" && /\/dicomweb\/studies\/[^/]+\/series\/[^/]+$/.test(path),
       );
-      assert.ok(load.samples.some((s) => s.kind === "analyze" && s.status === 503));
-      // Every job queued before, during and after the restart is still there: a sidecar started
-      // now runs them all.
       const sidecar = await startSidecar("sidecar", {
         ...redis.env,
         MODELS_DIR: models,
-        SIDECAR_API_URL: api.origin,
+        SIDECAR_API_URL: proxy.origin,
+        JOB_VISIBILITY_MS: "3000",
         DATABASE_URL: "",
         S3_ENDPOINT: "",
       });
       try {
+        const { load } = await underLoad(
+          api,
+          "Redis restarted, down 3 s (append-only file), a job running",
+          ["fhir-write", "fhir-read", "analyze"],
+          async () => {
+            const held = await retrieve;
+            await redis.restart(3_000);
+            held.release();
+          },
+          { analyzeStudy: fourth },
+        );
+        assert.ok(load.samples.some((s) => s.kind === "analyze" && s.status === 503));
+        // Every accepted Task completes, with exactly one report.
         for (const id of [...tasks, ...load.tasks]) {
-          await until(`Task/${id} completed`, async () => {
-            const task: Json = (await fhir(api.origin, "GET", `Task/${id}`)).body;
-            assert.notEqual(task.status, "failed", JSON.stringify(task.statusReason));
-            return task.status === "completed";
-          }, 60_000);
+          const task: Json = await until(`Task/${id} completed`, async () => {
+            const t: Json = (await fhir(api.origin, "GET", `Task/${id}`)).body;
+            assert.notEqual(t.status, "failed", JSON.stringify(t.statusReason));
+            return t.status === "completed" ? t : undefined;
+          }, 90_000);
+          const key = task.identifier[0].value;
+          const q = `DiagnosticReport?identifier=${
+            encodeURIComponent(`${JOB_KEY_SYSTEM}|${key}`)
+          }&_total=accurate`;
+          assert.equal((await fhir(api.origin, "GET", q)).body.total, 1, `Task/${id}`);
         }
+      } catch (e) {
+        console.error(sidecar.tail(30));
+        throw e;
       } finally {
         await sidecar.stop();
+        await proxy.close();
       }
     }),
 );

@@ -13,6 +13,7 @@ import { databaseUnavailable } from "../../db/unavailable.ts";
 import { encodeMultipartRelated } from "../../dicom/synth/stow.ts";
 import { postgresBin, startPrivatePostgres } from "../_private_postgres.ts";
 import { sphereStudy } from "../inference/_study.ts";
+import { ADMIN_PASSWORD, startAuthStack } from "../auth/_auth_harness.ts";
 
 Deno.test("databaseUnavailable() knows connection errors and server shutdowns, not query errors", () => {
   assert.match(databaseUnavailable({ code: "ECONNREFUSED" })!, /refused/);
@@ -105,6 +106,45 @@ Deno.test({
       assert.equal((await Array.fromAsync(services.store.list("dicom/"))).length, 3);
     } finally {
       await services.close?.().catch(() => {});
+      await pg.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "database down with AUTH=on: the token endpoint and authenticated calls answer 503, not 401 or 500",
+  ignore: !postgresBin(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const pg = await startPrivatePostgres();
+    const stack = await startAuthStack({ DATABASE_URL: pg.url, DATABASE_POOL_SIZE: "4" });
+    try {
+      assert.equal(
+        (await stack.call("/fhir/Patient?_count=1", { token: stack.tokens.admin })).status,
+        200,
+      );
+      await pg.stop();
+      const login = await stack.login("admin", ADMIN_PASSWORD);
+      assert.equal(login.status, 503, await login.clone().text());
+      assert.equal(login.headers.get("Retry-After"), "5");
+      await login.body?.cancel();
+      const read = await stack.call("/fhir/Patient?_count=1", { token: stack.tokens.admin });
+      assert.equal(read.status, 503);
+      assert.equal((await read.json()).issue[0].code, "no-store");
+      await pg.start();
+      let back = 0;
+      const deadline = Date.now() + 15_000;
+      while (back !== 200 && Date.now() < deadline) {
+        const r = await stack.login("admin", ADMIN_PASSWORD);
+        back = r.status;
+        await r.body?.cancel();
+        if (back !== 200) await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(back, 200, "logins did not come back with the database");
+    } finally {
+      await stack.close();
       await pg.close();
     }
   },
