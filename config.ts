@@ -179,6 +179,12 @@ export interface ObjectStoreConfig {
    * 30): past it the request fails and the API answers 503 rather than holding the client.
    */
   s3TimeoutSeconds: number;
+  /**
+   * Every this many hours one replica removes DICOM objects no instance row points at, older than
+   * an hour (OBJECT_SWEEP_HOURS, default 24; 0: never). Only a process that died mid-upload leaves
+   * such objects.
+   */
+  sweepHours: number;
   /** The local folder for the embedded default (OBJECT_DIR, default ./data/objects). */
   folder: string;
 }
@@ -345,6 +351,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       s3SecretAccessKey: env.S3_SECRET_ACCESS_KEY ?? "",
       s3ForcePathStyle: bool("S3_FORCE_PATH_STYLE", true),
       s3TimeoutSeconds: int("S3_TIMEOUT_SECONDS", 30, 1, 3600),
+      sweepHours: int("OBJECT_SWEEP_HOURS", 24, 0, 24 * 365),
       folder: env.OBJECT_DIR || "./data/objects",
     },
     changeFeedIntervalMs: int("CHANGE_FEED_INTERVAL_MS", 250, 10, 60_000),

@@ -9,6 +9,7 @@ import { loadDefinitions } from "./fhir/definitions.ts";
 import { createFhirService, type FhirService } from "./fhir/service.ts";
 import { createFolderStore } from "./db/folder_store.ts";
 import { createObjectCleanup } from "./db/object_cleanup.ts";
+import { OBJECT_SWEEP_MIN_AGE_MS, scheduleObjectSweep } from "./dicom/sweep.ts";
 import { type ObjectStore, withStoreFaults } from "./db/object_store.ts";
 import { createS3Store } from "./db/s3_store.ts";
 import { createDicomService, type DicomService } from "./dicom/service.ts";
@@ -137,6 +138,10 @@ export async function createServices(
     }),
     log,
   });
+  const sweeper = scheduleObjectSweep({ db, store, log }, {
+    everyHours: config.objectStore.sweepHours,
+    olderThanMs: OBJECT_SWEEP_MIN_AGE_MS,
+  });
   const changes = createChangeFeed(db, {
     intervalMs: config.changeFeedIntervalMs,
     onError: (e) => log("error", "change feed listener failed", { error: String(e) }),
@@ -208,6 +213,7 @@ export async function createServices(
       events.close();
       await subscriptions.close();
       changes.close();
+      sweeper.close();
       dicom.close();
       await store.close();
       await readDb?.close();

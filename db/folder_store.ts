@@ -92,7 +92,7 @@ export function createFolderStore(dir: string): ObjectStore {
           if (isNotFound(err)) return null; // deleted while listing
           throw err;
         });
-        if (info) yield { key, size: info.size };
+        if (info) yield { key, size: info.size, ...(info.mtime ? { modified: info.mtime } : {}) };
       }
     }
   }

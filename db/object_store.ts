@@ -7,6 +7,8 @@
 export interface ObjectInfo {
   key: string;
   size: number;
+  /** When the object was last written (listings; absent where the store does not say). */
+  modified?: Date;
 }
 
 export interface ObjectStore {

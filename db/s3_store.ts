@@ -287,7 +287,12 @@ export function createS3Store(opts: S3StoreOptions): ObjectStore {
           }),
         );
         for (const object of res.Contents ?? []) {
-          if (object.Key !== undefined) yield { key: object.Key, size: object.Size ?? 0 };
+          if (object.Key === undefined) continue;
+          yield {
+            key: object.Key,
+            size: object.Size ?? 0,
+            ...(object.LastModified ? { modified: object.LastModified } : {}),
+          };
         }
         ContinuationToken = res.IsTruncated ? res.NextContinuationToken : undefined;
       } while (ContinuationToken);

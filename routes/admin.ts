@@ -2,7 +2,8 @@
  * @module Figures for operators: `GET /admin/stats` (admins: count, error rate and latency
  * percentiles per route class and overall, last hour and last day), `GET /admin/queue` (admins:
  * the analysis queue's depth by state and its latest dead letters) and `GET /metrics`
- * (Prometheus text format), readable by admins or with the scrape token METRICS_TOKEN.
+ * (Prometheus text format), readable by admins or with the scrape token METRICS_TOKEN, and
+ * `POST /admin/objects/sweep?olderThanMinutes=60` (admins: remove DICOM objects without a row now).
  */
 import { Hono } from "hono";
 import type { AppEnv } from "../app.ts";
@@ -10,6 +11,7 @@ import { requireAdmin, unauthorized } from "../auth/access.ts";
 import { fhirError } from "../fhir/outcome.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../observability/stats.ts";
 import type { Services } from "../services.ts";
+import { OBJECT_SWEEP_MIN_AGE_MS, sweepUnindexedObjects } from "../dicom/sweep.ts";
 
 export function adminRoutes(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -35,6 +37,16 @@ export function adminRoutes(services: Services): Hono<AppEnv> {
       { "Cache-Control": "no-store" },
     );
   });
+  app.post("/objects/sweep", async (c) => {
+    requireAdmin(c.get("caller"));
+    const raw = c.req.query("olderThanMinutes");
+    const minutes = raw === undefined ? OBJECT_SWEEP_MIN_AGE_MS / 60_000 : Number(raw);
+    if (!Number.isFinite(minutes) || minutes < 0) {
+      throw fhirError(400, "invalid", "olderThanMinutes must be a number of minutes, 0 or more");
+    }
+    const result = await sweepUnindexedObjects(services, { olderThanMs: minutes * 60_000 });
+    return c.json(result, 200, { "Cache-Control": "no-store" });
+  });
   return app;
 }
 
@@ -52,6 +64,16 @@ export function metricsRoutes(services: Services): Hono<AppEnv> {
       "Content-Type": PROMETHEUS_CONTENT_TYPE,
       "Cache-Control": "no-store",
     });
+  });
+  app.post("/objects/sweep", async (c) => {
+    requireAdmin(c.get("caller"));
+    const raw = c.req.query("olderThanMinutes");
+    const minutes = raw === undefined ? OBJECT_SWEEP_MIN_AGE_MS / 60_000 : Number(raw);
+    if (!Number.isFinite(minutes) || minutes < 0) {
+      throw fhirError(400, "invalid", "olderThanMinutes must be a number of minutes, 0 or more");
+    }
+    const result = await sweepUnindexedObjects(services, { olderThanMs: minutes * 60_000 });
+    return c.json(result, 200, { "Cache-Control": "no-store" });
   });
   return app;
 }

@@ -1,0 +1,127 @@
+/**
+ * @module The object sweep: removes DICOM objects that no instance row points at. STOW-RS puts an
+ * object before its row commits and deletes it when the row does not (`store.ts`, and
+ * `db/object_cleanup.ts` while the store is down), so such an object is left only when the process
+ * died between the two. The sweep lists `dicom/`, reads the SOP Instance UID from each key
+ * (`dicom/<study>/<series>/<sop>.<sha256:16>-<random:8>.dcm`), asks the rows of those instances
+ * which keys they hold, and deletes the rest that are older than `olderThanMs` (an upload still in
+ * progress is younger). Keys of another shape are left alone. One replica runs it every
+ * OBJECT_SWEEP_HOURS (a claim in `maintenance_claim`); admins can run it now
+ * (`POST /admin/objects/sweep`).
+ */
+import type { Db } from "../db/db.ts";
+import type { ObjectStore } from "../db/object_store.ts";
+
+export interface SweepResult {
+  /** Objects listed under `dicom/`. */
+  listed: number;
+  /** Objects without a row, older than the cutoff: deleted. */
+  removed: number;
+  /** Objects without a row, too recent to tell from an upload in progress: kept. */
+  recent: number;
+  /** Keys that are not of the shape STOW-RS writes: kept. */
+  foreign: number;
+  seconds: number;
+}
+
+/** Objects younger than this are never swept: an upload may still be committing their rows. */
+export const OBJECT_SWEEP_MIN_AGE_MS = 3_600_000;
+
+const KEY = /^dicom\/[^/]+\/[^/]+\/(.+)\.[0-9a-f]{16}-[0-9a-f]{8}\.dcm$/;
+const BATCH = 500;
+
+export async function sweepUnindexedObjects(
+  deps: { db: Db; store: ObjectStore },
+  options: { olderThanMs: number; now?: number },
+): Promise<SweepResult> {
+  const started = performance.now();
+  const cutoff = (options.now ?? Date.now()) - options.olderThanMs;
+  const result: SweepResult = { listed: 0, removed: 0, recent: 0, foreign: 0, seconds: 0 };
+  let batch: { key: string; sop: string; modified?: Date }[] = [];
+  const settle = async () => {
+    if (!batch.length) return;
+    const rows = await deps.db.query<{ object_key: string }>(
+      `SELECT object_key FROM dicom_instance WHERE sop_uid = ANY($1::text[])`,
+      [[...new Set(batch.map((b) => b.sop))]],
+    );
+    const live = new Set(rows.map((r) => r.object_key));
+    for (const b of batch) {
+      if (live.has(b.key)) continue;
+      // Without a time the object's age is unknown: kept, as a recent one.
+      if (!b.modified || b.modified.getTime() > cutoff) {
+        result.recent++;
+        continue;
+      }
+      await deps.store.delete(b.key);
+      result.removed++;
+    }
+    batch = [];
+  };
+  for await (const o of deps.store.list("dicom/")) {
+    result.listed++;
+    const m = KEY.exec(o.key);
+    if (!m) {
+      result.foreign++;
+      continue;
+    }
+    batch.push({ key: o.key, sop: m[1], modified: o.modified });
+    if (batch.length >= BATCH) await settle();
+  }
+  await settle();
+  result.seconds = Math.round((performance.now() - started) / 100) / 10;
+  return result;
+}
+
+/**
+ * True when this replica may run `task` now: its last claim (by any replica) is older than
+ * `everyMs`, and this replica's claim replaced it (one UPDATE, so two replicas never both win).
+ */
+export async function claimMaintenance(db: Db, task: string, everyMs: number): Promise<boolean> {
+  const rows = await db.query<{ task: string }>(
+    `INSERT INTO maintenance_claim (task, claimed_at) VALUES ($1, now())
+     ON CONFLICT (task) DO UPDATE SET claimed_at = now()
+       WHERE maintenance_claim.claimed_at <= now() - make_interval(secs => $2)
+     RETURNING task`,
+    [task, everyMs / 1000],
+  );
+  return rows.length === 1;
+}
+
+/**
+ * Runs the sweep every `everyHours` on whichever replica claims it (the first try a few minutes
+ * after start); `close()` stops the timer. Failures are logged and tried at the next period.
+ */
+export function scheduleObjectSweep(
+  deps: {
+    db: Db;
+    store: ObjectStore;
+    log(level: "info" | "warn", msg: string, data?: Record<string, unknown>): void;
+  },
+  options: { everyHours: number; olderThanMs: number; firstAfterMs?: number },
+): { close(): void } {
+  if (options.everyHours <= 0) return { close() {} };
+  const everyMs = options.everyHours * 3_600_000;
+  let timer: number | undefined;
+  let closed = false;
+  const run = async () => {
+    try {
+      if (!(await claimMaintenance(deps.db, "object-sweep", everyMs))) return;
+      const result = await sweepUnindexedObjects(deps, { olderThanMs: options.olderThanMs });
+      deps.log("info", "object sweep done", { ...result });
+    } catch (e) {
+      deps.log("warn", "object sweep failed", { error: String(e) });
+    }
+  };
+  const next = (ms: number) => {
+    if (closed) return;
+    timer = setTimeout(() => void run().finally(() => next(everyMs)), ms) as unknown as number;
+    Deno.unrefTimer(timer);
+  };
+  next(options.firstAfterMs ?? 5 * 60_000);
+  return {
+    close() {
+      closed = true;
+      clearTimeout(timer);
+    },
+  };
+}
