@@ -65,16 +65,6 @@ export function metricsRoutes(services: Services): Hono<AppEnv> {
       "Cache-Control": "no-store",
     });
   });
-  app.post("/objects/sweep", async (c) => {
-    requireAdmin(c.get("caller"));
-    const raw = c.req.query("olderThanMinutes");
-    const minutes = raw === undefined ? OBJECT_SWEEP_MIN_AGE_MS / 60_000 : Number(raw);
-    if (!Number.isFinite(minutes) || minutes < 0) {
-      throw fhirError(400, "invalid", "olderThanMinutes must be a number of minutes, 0 or more");
-    }
-    const result = await sweepUnindexedObjects(services, { olderThanMs: minutes * 60_000 });
-    return c.json(result, 200, { "Cache-Control": "no-store" });
-  });
   return app;
 }
 

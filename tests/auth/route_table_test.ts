@@ -113,6 +113,13 @@ const ROWS: Row[] = [
     rule: "admin",
   },
   {
+    route: "POST /admin/objects/sweep",
+    name: "object sweep",
+    method: "POST",
+    path: "/admin/objects/sweep",
+    rule: "admin",
+  },
+  {
     route: "GET /metrics",
     name: "Prometheus metrics",
     method: "GET",

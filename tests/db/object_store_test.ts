@@ -91,9 +91,15 @@ function bytesOf(n: number, seed = 1): Uint8Array {
   return out;
 }
 
+/** The listing, sorted, as keys and sizes; each object's modification time must be recent. */
 async function collect(items: AsyncIterable<ObjectInfo>): Promise<ObjectInfo[]> {
   const out = await Array.fromAsync(items);
-  return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (const o of out) {
+    const age = Date.now() - (o.modified?.getTime() ?? NaN);
+    assert.ok(age > -60_000 && age < 3_600_000, `${o.key}: modified ${o.modified}`);
+  }
+  return out.map(({ key, size }) => ({ key, size }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
 async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
