@@ -201,6 +201,11 @@ export interface DicomConfig {
    */
   duplicatePolicy: "reject" | "replace";
   /** Seconds after its last instance that a study counts as stable (DICOM_STABLE_SECONDS, 5). */
+  /**
+   * The longest a study's ImagingStudy trails its DICOM index while instances arrive, in ms
+   * (IMAGINGSTUDY_SYNC_MS, default 1000): batches are coalesced into one rebuild per interval.
+   */
+  imagingStudySyncMs: number;
   stableSeconds: number;
 }
 
@@ -402,6 +407,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       maxInstanceBytes: int("DICOM_MAX_INSTANCE_BYTES", 2 ** 30, 1024, 2 ** 31),
       duplicatePolicy,
       stableSeconds: int("DICOM_STABLE_SECONDS", 5, 0, 86400),
+      imagingStudySyncMs: int("IMAGINGSTUDY_SYNC_MS", 1000, 10, 3_600_000),
     },
   };
   if (problems.length) throw new ConfigError(problems);

@@ -10,6 +10,9 @@ import { createFhirService, type FhirService } from "./fhir/service.ts";
 import { createFolderStore } from "./db/folder_store.ts";
 import { createObjectCleanup } from "./db/object_cleanup.ts";
 import { OBJECT_SWEEP_MIN_AGE_MS, scheduleObjectSweep } from "./dicom/sweep.ts";
+import type { DicomDeps } from "./dicom/deps.ts";
+import { syncStudyResources } from "./dicom/fhir_sync.ts";
+import { createStudySync } from "./dicom/study_sync.ts";
 import { type ObjectStore, withStoreFaults } from "./db/object_store.ts";
 import { createS3Store } from "./db/s3_store.ts";
 import { createDicomService, type DicomService } from "./dicom/service.ts";
@@ -124,7 +127,7 @@ export async function createServices(
   const stability = createStudyStability(db, config.dicom.stableSeconds, {
     onError: (e) => log("error", "study stability failed", { error: String(e) }),
   });
-  const dicom = await createDicomService({
+  const dicomDeps: DicomDeps = {
     db,
     store,
     fhir: fhir.context,
@@ -136,8 +139,14 @@ export async function createServices(
       onError: (key, e) =>
         log("warn", "could not remove an unindexed object", { key, error: String(e) }),
     }),
+    studySync: createStudySync(db, (tx, study) => syncStudyResources(dicomDeps, tx, study), {
+      intervalMs: config.dicom.imagingStudySyncMs,
+      onError: (study, e) =>
+        log("warn", "ImagingStudy rebuild failed; tried again", { study, error: String(e) }),
+    }),
     log,
-  });
+  };
+  const dicom = await createDicomService(dicomDeps);
   const sweeper = scheduleObjectSweep({ db, store, log }, {
     everyHours: config.objectStore.sweepHours,
     olderThanMs: OBJECT_SWEEP_MIN_AGE_MS,

@@ -21,6 +21,9 @@
  * 4. Reports wall time, instances/s, MB/s of request bodies, p50/p95 latency per request and the
  *    server process's VmHWM (its peak resident memory since it started, hence the fresh start).
  *    With `--rounds 2+` the order alternates (ours first in odd rounds) and medians are reported.
+ * 5. `--matrix` runs the shapes senders use instead (MATRIX: 100-, 1000- and 3000-instance studies,
+ *    1 or 10 instances per request, 1 or 4 connections; 256² slices unless `--size`) once per
+ *    server each, and prints the ratio to Orthanc and the server CPU per instance for each.
  */
 import { flagsOf, positive } from "./_args.ts";
 import { buildBodies, type StowBodies } from "./_ingest_bodies.ts";
@@ -38,6 +41,8 @@ import {
 const TARGET_RATIO = 1.5;
 
 interface Options {
+  /** Run MATRIX (each case once, ours and Orthanc) instead of one case. */
+  matrix: boolean;
   studies: number;
   slices: number;
   size: number;
@@ -48,7 +53,21 @@ interface Options {
 }
 
 const USAGE = "deno run -A bench/ingest.ts [--studies 8] [--slices 100] [--size 512] " +
-  "[--batch 10] [--clients 4] [--rounds 1] [--database-url postgres://…]";
+  "[--batch 10] [--clients 4] [--rounds 1] [--database-url postgres://…] | --matrix [--size 256]";
+
+/**
+ * The shapes PACS and modalities send (`--matrix`): small and large studies, 10 or 1 instance per
+ * request (most forwarders and C-STORE bridges send one), 4 or 1 connections.
+ */
+const MATRIX: { studies: number; slices: number; batch: number; clients: number }[] = [
+  { studies: 4, slices: 100, batch: 10, clients: 4 },
+  { studies: 4, slices: 100, batch: 1, clients: 4 },
+  { studies: 1, slices: 100, batch: 1, clients: 1 },
+  { studies: 1, slices: 1000, batch: 1, clients: 4 },
+  { studies: 1, slices: 1000, batch: 10, clients: 1 },
+  { studies: 1, slices: 3000, batch: 1, clients: 4 },
+  { studies: 1, slices: 3000, batch: 1, clients: 1 },
+];
 
 function parseArgs(args: string[]): Options {
   const opts: Options = {
@@ -58,6 +77,7 @@ function parseArgs(args: string[]): Options {
     batch: 10,
     clients: 4,
     rounds: 1,
+    matrix: false,
     databaseUrl: Deno.env.get("DATABASE_URL") || "postgres://postgres@127.0.0.1:5432/postgres",
   };
   for (const [flag, value] of flagsOf(args)) {
@@ -72,6 +92,9 @@ function parseArgs(args: string[]): Options {
         break;
       case "--database-url":
         opts.databaseUrl = value();
+        break;
+      case "--matrix":
+        opts.matrix = true;
         break;
       case "--help":
       case "-h":
@@ -204,8 +227,51 @@ function row(label: string, r: Run): string {
 // ---------------------------------------------------------------------------------------------
 // Main
 
+/** `--matrix`: each case once per server; a table of rates, ratios and CPU per instance. */
+async function matrix(opts: Options) {
+  const s3: S3Env | undefined = s3FromEnv();
+  console.log(`Machine: ${await machine()}`);
+  const lines: string[] = [];
+  let failed = 0;
+  for (const c of MATRIX) {
+    const o = { ...opts, ...c, size: opts.size === 512 ? 256 : opts.size };
+    const label = `${c.studies} × ${c.slices}, ${c.batch}/request, ${c.clients} conn.`;
+    console.log(`\nCase: ${label} (${o.size}²)`);
+    const data = buildBodies(o);
+    const ours = await measureRun("ours", () => startOurs(opts.databaseUrl, s3), data, o);
+    const orthanc = await measureRun("orthanc", () => startOrthanc(), data, o);
+    if (!ours.ok || !orthanc.ok) failed++;
+    const perInstance = (r: Run) => fmt(1000 * r.cpuSeconds / r.instances, 2);
+    lines.push(
+      `| ${label} | ${fmt(ours.instancesPerSecond)} | ${fmt(orthanc.instancesPerSecond)} | ` +
+        `${fmt(ours.instancesPerSecond / orthanc.instancesPerSecond, 2)}× | ${
+          perInstance(ours)
+        } | ` +
+        `${perInstance(orthanc)} |${ours.ok && orthanc.ok ? "" : " MISMATCH"}`,
+    );
+  }
+  console.log("");
+  console.log(`Machine: ${await machine()}`);
+  console.log(
+    `This service: Postgres ${new URL(opts.databaseUrl).host}, objects in ${
+      s3 ? `S3 ${s3.endpoint}` : "a local folder"
+    }; Orthanc: SQLite and storage in a temp folder; synthetic CT, 16-bit`,
+  );
+  console.log("");
+  console.log(
+    "| Case | This service inst/s | Orthanc inst/s | Ratio | Ours CPU ms/inst | Orthanc CPU ms/inst |",
+  );
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
+  for (const l of lines) console.log(l);
+  console.log(
+    "\nCPU: the server process only (ours: plus Postgres and the object store, not counted).",
+  );
+  if (failed) Deno.exit(1);
+}
+
 async function main() {
   const opts = parseArgs(Deno.args);
+  if (opts.matrix) return await matrix(opts);
   const s3: S3Env | undefined = s3FromEnv();
   const store = s3
     ? `S3 ${s3.endpoint} (a new bucket bench-ingest-<random> per run)`

@@ -118,12 +118,16 @@ export async function ensureStudy(
   );
 }
 
-/** Inserts the series row when it is new. */
-export async function ensureSeries(sql: Sql, s: Omit<SeriesRow, "num_instances">): Promise<void> {
-  await sql.query(
+/** Inserts the series row when it is new; true when it did. */
+export async function ensureSeries(
+  sql: Sql,
+  s: Omit<SeriesRow, "num_instances">,
+): Promise<boolean> {
+  const rows = await sql.query(
     `INSERT INTO dicom_series (series_uid, study_uid, modality, series_number, description,
        body_part, series_date, series_time, attrs)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (series_uid) DO NOTHING`,
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (series_uid) DO NOTHING
+     RETURNING series_uid`,
     [
       s.series_uid,
       s.study_uid,
@@ -136,6 +140,7 @@ export async function ensureSeries(sql: Sql, s: Omit<SeriesRow, "num_instances">
       s.attrs,
     ],
   );
+  return rows.length > 0;
 }
 
 /**
@@ -192,23 +197,68 @@ export async function replaceInstance(sql: Sql, i: InstanceRow): Promise<void> {
 }
 
 /** Recounts a study's series and instances and its modalities from the rows below it. */
-export async function refreshCounts(sql: Sql, studyUid: string): Promise<void> {
+/**
+ * Adds a batch's new instances to the counts (per series, and the study's series, instances and
+ * modalities): O(1) in the size of the study, not a recount. Run under the study's lock.
+ */
+export async function addCounts(
+  sql: Sql,
+  studyUid: string,
+  delta: { perSeries: Map<string, number>; newSeries: number; modalities: string[] },
+): Promise<void> {
+  let total = 0;
+  for (const [series, n] of delta.perSeries) {
+    total += n;
+    if (!n) continue;
+    await sql.query(
+      `UPDATE dicom_series SET num_instances = num_instances + $2 WHERE series_uid = $1`,
+      [series, n],
+    );
+  }
   await sql.query(
-    `UPDATE dicom_series s SET num_instances =
-       (SELECT count(*) FROM dicom_instance i WHERE i.series_uid = s.series_uid)
-     WHERE s.study_uid = $1`,
-    [studyUid],
-  );
-  await sql.query(
-    `UPDATE dicom_study st SET
-       num_series = (SELECT count(*) FROM dicom_series s WHERE s.study_uid = st.study_uid),
-       num_instances = (SELECT count(*) FROM dicom_instance i WHERE i.study_uid = st.study_uid),
-       modalities = coalesce((SELECT array_agg(DISTINCT s.modality ORDER BY s.modality)
-         FROM dicom_series s WHERE s.study_uid = st.study_uid AND s.modality IS NOT NULL), '{}'),
+    `UPDATE dicom_study SET num_series = num_series + $2, num_instances = num_instances + $3,
+       modalities = (SELECT coalesce(array_agg(DISTINCT m ORDER BY m), '{}')
+                       FROM unnest(modalities || $4::text[]) m),
        updated = now()
-     WHERE st.study_uid = $1`,
+     WHERE study_uid = $1`,
+    [studyUid, delta.newSeries, total, delta.modalities],
+  );
+}
+
+/** Marks the study's ImagingStudy behind the index (a rebuild is due). */
+export async function markFhirStale(sql: Sql, studyUid: string): Promise<void> {
+  await sql.query(
+    `UPDATE dicom_study SET fhir_stale_seq = fhir_stale_seq + 1 WHERE study_uid = $1`,
     [studyUid],
   );
+}
+
+/** Records that the ImagingStudy reflects the index as of stale counter `seq`. */
+export async function markFhirSynced(sql: Sql, studyUid: string, seq: number): Promise<void> {
+  await sql.query(
+    `UPDATE dicom_study SET fhir_synced_seq = greatest(fhir_synced_seq, $2) WHERE study_uid = $1`,
+    [studyUid, seq],
+  );
+}
+
+/** Whether the study's ImagingStudy is behind the index. */
+export async function fhirStale(sql: Sql, studyUid: string): Promise<boolean> {
+  const [row] = await sql.query<{ stale: boolean }>(
+    `SELECT fhir_stale_seq > fhir_synced_seq AS stale FROM dicom_study WHERE study_uid = $1`,
+    [studyUid],
+  );
+  return row?.stale ?? false;
+}
+
+/** Studies whose ImagingStudy is behind and whose last batch is older than `quietMs`. */
+export async function staleStudies(sql: Sql, quietMs: number, limit: number): Promise<string[]> {
+  const rows = await sql.query<{ study_uid: string }>(
+    `SELECT study_uid FROM dicom_study
+      WHERE fhir_stale_seq > fhir_synced_seq AND updated <= now() - make_interval(secs => $1)
+      ORDER BY updated LIMIT ${Math.trunc(limit)}`,
+    [quietMs / 1000],
+  );
+  return rows.map((r) => r.study_uid);
 }
 
 export async function setStudyResources(

@@ -5,6 +5,7 @@ import type { ObjectCleanup } from "../db/object_cleanup.ts";
 import type { ObjectStore } from "../db/object_store.ts";
 import type { FhirContext } from "../fhir/context.ts";
 import type { StudyStability } from "./stability.ts";
+import type { StudySync } from "./study_sync.ts";
 
 export interface DicomDeps {
   db: Db;
@@ -18,6 +19,8 @@ export interface DicomDeps {
   stability: StudyStability;
   /** Removes, in the background, objects a failed upload left and the store would not delete. */
   cleanup: ObjectCleanup;
+  /** Brings a study's ImagingStudy up to date with the index, coalesced. */
+  studySync: StudySync;
   log(
     level: "debug" | "info" | "warn" | "error",
     message: string,

@@ -1,7 +1,8 @@
 /**
- * @module Keeps a study's FHIR resources in step with its DICOM index, inside the storing
- * transaction and under the study's lock: the Patient (found by identifier or created once), the
- * ImagingStudy (one per StudyInstanceUID, rebuilt from the index) and the server's DICOMweb
+ * @module Keeps a study's FHIR resources in step with its DICOM index: the Patient (found by
+ * identifier or created once) and the ImagingStudy (one per StudyInstanceUID, built from the
+ * index), made in the transaction that stores the study's first batch, under the study's lock, and
+ * rebuilt later by `study_sync.ts` (coalesced, one replica at a time); and the server's DICOMweb
  * Endpoint. Writes go through the FHIR interactions, so validation, versions and history apply.
  */
 import type { Endpoint, ImagingStudy, Patient } from "@medplum/fhirtypes";

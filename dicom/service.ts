@@ -67,10 +67,16 @@ export async function createDicomService(deps: DicomDeps): Promise<DicomService>
     bulkData: async (t, path) => wado.bulkData(deps, await one(t), path),
     uploadNifti: (upload) => uploadNifti(deps, upload),
     niftiFile: (id) => niftiFile(deps, id),
-    onStudyStable: (listener) => deps.stability.onStable(listener),
+    // The listeners (analysis rules) read the ImagingStudy: exact before they run.
+    onStudyStable: (listener) =>
+      deps.stability.onStable(async (e) => {
+        await deps.studySync.syncNow(e.studyUid);
+        await listener(e);
+      }),
     close: () => {
       deps.stability.close();
       deps.cleanup.close();
+      deps.studySync.close();
     },
   };
 }

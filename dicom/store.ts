@@ -129,10 +129,10 @@ export async function storeInstances(
   await putAll(deps, toStore);
 
   const done = new Set<Pending>();
-  const write = (list: Pending[]) =>
-    deps.db.transaction(async (tx) => {
-      await writeRows(deps, tx, list);
-    });
+  const write = async (list: Pending[]) => {
+    const stale = await deps.db.transaction((tx) => writeRows(deps, tx, list));
+    for (const study of stale) deps.studySync.schedule(study);
+  };
   try {
     try {
       await write(toStore);
@@ -277,7 +277,12 @@ async function putAll(deps: DicomDeps, list: Pending[]): Promise<void> {
   await Promise.all(Array.from({ length: Math.min(8, list.length) }, worker));
 }
 
-async function writeRows(deps: DicomDeps, tx: Sql, list: Pending[]): Promise<void> {
+/**
+ * Indexes the parts in `tx`: rows, counts (added, O(1)), the study's quiet period; a new study's
+ * Patient and ImagingStudy are made here, an existing study's ImagingStudy is marked stale and
+ * rebuilt coalesced after the commit (`study_sync.ts`). Answers the studies marked stale.
+ */
+async function writeRows(deps: DicomDeps, tx: Sql, list: Pending[]): Promise<Set<string>> {
   const ready = list.filter((p) => p.key && p.outcome.status !== "failed")
     .sort((a, b) => (a.parsed.sopUid < b.parsed.sopUid ? -1 : 1));
   const studies = [...new Set(ready.map((p) => p.parsed.studyUid))].sort();
@@ -285,6 +290,8 @@ async function writeRows(deps: DicomDeps, tx: Sql, list: Pending[]): Promise<voi
   const owners = await repo.seriesStudies(tx, [...new Set(ready.map((p) => p.parsed.seriesUid))]);
   const rows = new Map<Pending, ReturnType<typeof indexRows>>();
   const newStudies = new Set<string>();
+  /** Per study: series rows made by this batch, and their modalities. */
+  const madeSeries = new Map<string, { count: number; modalities: string[] }>();
   for (const p of ready) {
     const owner = owners.get(p.parsed.seriesUid);
     if (owner && owner !== p.parsed.studyUid) {
@@ -303,7 +310,12 @@ async function writeRows(deps: DicomDeps, tx: Sql, list: Pending[]): Promise<voi
       await repo.ensureStudy(tx, r.study);
     }
     if (!owner) {
-      await repo.ensureSeries(tx, r.series);
+      if (await repo.ensureSeries(tx, r.series)) {
+        const made = madeSeries.get(p.parsed.studyUid) ?? { count: 0, modalities: [] };
+        made.count++;
+        if (r.series.modality) made.modalities.push(r.series.modality);
+        madeSeries.set(p.parsed.studyUid, made);
+      }
       owners.set(p.parsed.seriesUid, p.parsed.studyUid);
     }
   }
@@ -334,17 +346,37 @@ async function writeRows(deps: DicomDeps, tx: Sql, list: Pending[]): Promise<voi
     }
     if (p.outcome.warnings.length) p.outcome.reason = p.outcome.warnings.join("; ");
   }
-  const touched = new Set(
-    [...rows.keys()].filter((p) =>
-      p.outcome.status !== "failed" && p.outcome.status !== "duplicate"
-    ).map((p) => p.parsed.studyUid),
+  const changed = [...rows.keys()].filter((p) =>
+    p.outcome.status === "stored" || p.outcome.status === "replaced"
   );
-  for (const study of [...touched].sort()) {
-    await repo.refreshCounts(tx, study);
-    await syncStudyResources(deps, tx, study);
+  const stale = new Set<string>();
+  for (const study of [...new Set(changed.map((p) => p.parsed.studyUid))].sort()) {
+    const perSeries = new Map<string, number>();
+    for (const p of changed) {
+      if (p.parsed.studyUid !== study || p.outcome.status !== "stored") continue;
+      perSeries.set(p.parsed.seriesUid, (perSeries.get(p.parsed.seriesUid) ?? 0) + 1);
+    }
+    const made = madeSeries.get(study);
+    await repo.addCounts(tx, study, {
+      perSeries,
+      newSeries: made?.count ?? 0,
+      modalities: made?.modalities ?? [],
+    });
+    const row = await repo.readStudy(tx, study);
+    if (!row?.imaging_study_id) {
+      // The study's first batch: its Patient and ImagingStudy now, in this transaction (one per
+      // study whatever the senders, under the study's lock).
+      await syncStudyResources(deps, tx, study);
+    } else {
+      // Later batches: the ImagingStudy is rebuilt from the index coalesced, after the commit,
+      // not once per batch (which cost O(instances of the study) per instance).
+      await repo.markFhirStale(tx, study);
+      stale.add(study);
+    }
     // In the same transaction: a study whose instances committed always gets its quiet period.
     await deps.stability.touch(study, tx);
   }
+  return stale;
 }
 
 function fail(outcome: StoreOutcome, reason: number, text: string): void {

@@ -19,7 +19,9 @@ import {
 const DCM = "http://dicom.nema.org/resources/ontology/DCM";
 const V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203";
 
+/** The study's ImagingStudy once its pending rebuild ran (it trails the index by ≤ 1 s). */
 async function imagingStudy(ctx: TestContext, studyUid: string): Promise<any> {
+  await ctx.services.dicom.deps.studySync.flush();
   const q = encodeURIComponent(`urn:dicom:uid|urn:oid:${studyUid}`);
   const res = await fhirJson(ctx, "GET", `ImagingStudy?identifier=${q}`);
   assert.equal(res.status, 200, JSON.stringify(res.body));

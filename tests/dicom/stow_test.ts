@@ -387,6 +387,8 @@ backendTest(
     assert.equal(await countInstances(ctx, study.studyInstanceUid), 32);
     // The objects of the losers of each race were removed again: one object per instance.
     assert.equal((await objectsOf(ctx, study.studyInstanceUid, before)).length, 32);
+    // The ImagingStudy trails the index while a study arrives (≤ IMAGINGSTUDY_SYNC_MS): synced.
+    await ctx.services.dicom.deps.studySync.flush();
     const found = await imagingStudies(ctx, study.studyInstanceUid);
     assert.equal(found.length, 1, `ImagingStudies: ${found.map((s) => s.id)}`);
     const [is] = found;
