@@ -135,9 +135,19 @@ export async function storeInstances(
   };
   try {
     try {
-      await write(toStore);
+      try {
+        await groupWrite(deps, toStore);
+      } catch (e) {
+        // A failed group transaction may have failed for another request's parts: this request's
+        // parts are tried on their own first (then one by one below).
+        if (!(e instanceof GroupFailed)) throw e;
+        if (dependencyFault(e.cause)) throw e.cause;
+        for (const p of toStore) if (p.outcome.status !== "failed") p.outcome.status = "pending";
+        await write(toStore);
+      }
       for (const p of toStore) done.add(p);
-    } catch (e) {
+    } catch (e0) {
+      const e = e0 instanceof GroupFailed ? e0.cause : e0;
       const fault = dependencyFault(e);
       deps.log(fault ? "warn" : "error", "DICOM batch rolled back", { error: message(e) });
       for (const p of toStore) {
@@ -188,6 +198,71 @@ export async function storeInstances(
     if (o.status === "pending") fail(o, FailureReason.ProcessingFailure, "Not stored");
   }
   return outcomes;
+}
+
+/** A group transaction's failure, when it held other requests' parts too. */
+class GroupFailed extends Error {
+  constructor(override readonly cause: unknown) {
+    super("a group transaction failed", { cause });
+  }
+}
+
+interface GroupMember {
+  list: Pending[];
+  resolve(): void;
+  reject(e: unknown): void;
+}
+
+/** The most parts one group transaction takes (the rest wait for the next). */
+const GROUP_PARTS = 256;
+const groups = new WeakMap<DicomDeps["db"], { queue: GroupMember[]; running: boolean }>();
+
+/**
+ * Group commit: the batches of concurrent requests in this process are written in one transaction
+ * (one at a time), so requests of one instance each, as PACS forwarders and modalities send, share
+ * the transaction's round trips, locks and commit instead of queueing on the study's lock one by
+ * one. A failed group rejects with GroupFailed when it held other requests' parts (each then tries
+ * its own alone), else with the error itself.
+ */
+function groupWrite(deps: DicomDeps, list: Pending[]): Promise<void> {
+  let group = groups.get(deps.db);
+  if (!group) groups.set(deps.db, group = { queue: [], running: false });
+  const g = group;
+  const joined = new Promise<void>((resolve, reject) => g.queue.push({ list, resolve, reject }));
+  if (!g.running) void drain(deps, g);
+  return joined;
+}
+
+async function drain(deps: DicomDeps, g: { queue: GroupMember[]; running: boolean }) {
+  g.running = true;
+  try {
+    while (g.queue.length) {
+      const members: GroupMember[] = [];
+      const sops = new Set<string>();
+      let parts = 0;
+      // Members in arrival order, while they fit and share no SOP Instance UID (the same instance
+      // from two senders is decided by two transactions, as without grouping).
+      while (g.queue.length) {
+        const next = g.queue[0];
+        if (members.length && parts + next.list.length > GROUP_PARTS) break;
+        if (next.list.some((p) => sops.has(p.parsed.sopUid))) break;
+        g.queue.shift();
+        members.push(next);
+        parts += next.list.length;
+        for (const p of next.list) sops.add(p.parsed.sopUid);
+      }
+      try {
+        const all = members.flatMap((m) => m.list);
+        const stale = await deps.db.transaction((tx) => writeRows(deps, tx, all));
+        for (const study of stale) deps.studySync.schedule(study);
+        for (const m of members) m.resolve();
+      } catch (e) {
+        for (const m of members) m.reject(members.length > 1 ? new GroupFailed(e) : e);
+      }
+    }
+  } finally {
+    g.running = false;
+  }
 }
 
 const BATCH_PARTS = 32;
