@@ -71,13 +71,29 @@ export async function findInstances(sql: Sql, sopUids: string[]): Promise<Instan
 }
 
 /** The studies each of `seriesUids` already belongs to. */
-export async function seriesStudies(sql: Sql, seriesUids: string[]): Promise<Map<string, string>> {
-  if (!seriesUids.length) return new Map();
-  const rows = await sql.query<{ series_uid: string; study_uid: string }>(
-    `SELECT series_uid, study_uid FROM dicom_series WHERE series_uid = ANY($1::text[])`,
-    [seriesUids],
+/**
+ * What a batch needs to know once its studies are locked, in one round trip: which study owns each
+ * of `seriesUids` (those stored), and, of `studyUids`, which exist and their ImagingStudy's id.
+ */
+export async function batchState(
+  sql: Sql,
+  seriesUids: string[],
+  studyUids: string[],
+): Promise<{ owners: Map<string, string>; studies: Map<string, string | null> }> {
+  const rows = await sql.query<{ kind: string; uid: string; ref: string | null }>(
+    `SELECT 'series' AS kind, series_uid AS uid, study_uid AS ref FROM dicom_series
+      WHERE series_uid = ANY($1::text[])
+     UNION ALL
+     SELECT 'study', study_uid, imaging_study_id FROM dicom_study WHERE study_uid = ANY($2::text[])`,
+    [seriesUids, studyUids],
   );
-  return new Map(rows.map((r) => [r.series_uid, r.study_uid]));
+  const owners = new Map<string, string>();
+  const studies = new Map<string, string | null>();
+  for (const r of rows) {
+    if (r.kind === "series") owners.set(r.uid, r.ref!);
+    else studies.set(r.uid, r.ref);
+  }
+  return { owners, studies };
 }
 
 export async function readStudy(sql: Sql, studyUid: string): Promise<StudyRow | undefined> {
@@ -199,29 +215,38 @@ export async function replaceInstance(sql: Sql, i: InstanceRow): Promise<void> {
 /** Recounts a study's series and instances and its modalities from the rows below it. */
 /**
  * Adds a batch's new instances to the counts (per series, and the study's series, instances and
- * modalities): O(1) in the size of the study, not a recount. Run under the study's lock.
+ * modalities: O(1) in the size of the study, not a recount) and, with `stale`, marks the study's
+ * ImagingStudy behind the index: one statement. Run under the study's lock.
  */
-export async function addCounts(
+export async function recordBatch(
   sql: Sql,
   studyUid: string,
-  delta: { perSeries: Map<string, number>; newSeries: number; modalities: string[] },
+  batch: { perSeries: Map<string, number>; newSeries: number; modalities: string[]; stale: boolean },
 ): Promise<void> {
-  let total = 0;
-  for (const [series, n] of delta.perSeries) {
-    total += n;
-    if (!n) continue;
-    await sql.query(
-      `UPDATE dicom_series SET num_instances = num_instances + $2 WHERE series_uid = $1`,
-      [series, n],
-    );
-  }
+  const series = [...batch.perSeries].filter(([, n]) => n > 0);
+  const total = series.reduce((sum, [, n]) => sum + n, 0);
   await sql.query(
-    `UPDATE dicom_study SET num_series = num_series + $2, num_instances = num_instances + $3,
+    // A data-modifying WITH runs to completion whether or not the main statement reads it.
+    `WITH counted AS (
+       UPDATE dicom_series d SET num_instances = d.num_instances + u.n
+         FROM unnest($5::text[], $6::int[]) AS u(series_uid, n)
+        WHERE d.series_uid = u.series_uid
+       RETURNING 1)
+     UPDATE dicom_study SET num_series = num_series + $2, num_instances = num_instances + $3,
        modalities = (SELECT coalesce(array_agg(DISTINCT m ORDER BY m), '{}')
                        FROM unnest(modalities || $4::text[]) m),
+       fhir_stale_seq = fhir_stale_seq + $7,
        updated = now()
      WHERE study_uid = $1`,
-    [studyUid, delta.newSeries, total, delta.modalities],
+    [
+      studyUid,
+      batch.newSeries,
+      total,
+      batch.modalities,
+      series.map(([uid]) => uid),
+      series.map(([, n]) => n),
+      batch.stale ? 1 : 0,
+    ],
   );
 }
 

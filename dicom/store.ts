@@ -362,7 +362,11 @@ async function writeRows(deps: DicomDeps, tx: Sql, list: Pending[]): Promise<Set
     .sort((a, b) => (a.parsed.sopUid < b.parsed.sopUid ? -1 : 1));
   const studies = [...new Set(ready.map((p) => p.parsed.studyUid))].sort();
   for (const study of studies) await repo.lockStudy(tx, study);
-  const owners = await repo.seriesStudies(tx, [...new Set(ready.map((p) => p.parsed.seriesUid))]);
+  const { owners, studies: known } = await repo.batchState(
+    tx,
+    [...new Set(ready.map((p) => p.parsed.seriesUid))],
+    studies,
+  );
   const rows = new Map<Pending, ReturnType<typeof indexRows>>();
   const newStudies = new Set<string>();
   /** Per study: series rows made by this batch, and their modalities. */
@@ -379,8 +383,8 @@ async function writeRows(deps: DicomDeps, tx: Sql, list: Pending[]): Promise<Set
     }
     const r = indexRows(p.parsed, { objectKey: p.key!, size: p.bytes.length, sha256: p.sha256 });
     rows.set(p, r);
-    // One statement per new study and series, not per instance.
-    if (!newStudies.has(p.parsed.studyUid)) {
+    // One statement per new study and series, not per instance; none for a stored study.
+    if (!known.has(p.parsed.studyUid) && !newStudies.has(p.parsed.studyUid)) {
       newStudies.add(p.parsed.studyUid);
       await repo.ensureStudy(tx, r.study);
     }
@@ -432,22 +436,19 @@ async function writeRows(deps: DicomDeps, tx: Sql, list: Pending[]): Promise<Set
       perSeries.set(p.parsed.seriesUid, (perSeries.get(p.parsed.seriesUid) ?? 0) + 1);
     }
     const made = madeSeries.get(study);
-    await repo.addCounts(tx, study, {
+    // The study's first batch makes its Patient and ImagingStudy now, in this transaction (one per
+    // study whatever the senders, under the study's lock). Later batches only mark it stale: it is
+    // rebuilt from the index coalesced, after the commit (`study_sync.ts`), not once per batch
+    // (which cost O(instances of the study) per instance).
+    const first = !known.get(study);
+    await repo.recordBatch(tx, study, {
       perSeries,
       newSeries: made?.count ?? 0,
       modalities: made?.modalities ?? [],
+      stale: !first,
     });
-    const row = await repo.readStudy(tx, study);
-    if (!row?.imaging_study_id) {
-      // The study's first batch: its Patient and ImagingStudy now, in this transaction (one per
-      // study whatever the senders, under the study's lock).
-      await syncStudyResources(deps, tx, study);
-    } else {
-      // Later batches: the ImagingStudy is rebuilt from the index coalesced, after the commit,
-      // not once per batch (which cost O(instances of the study) per instance).
-      await repo.markFhirStale(tx, study);
-      stale.add(study);
-    }
+    if (first) await syncStudyResources(deps, tx, study);
+    else stale.add(study);
     // In the same transaction: a study whose instances committed always gets its quiet period.
     await deps.stability.touch(study, tx);
   }
