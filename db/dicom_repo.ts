@@ -221,7 +221,12 @@ export async function replaceInstance(sql: Sql, i: InstanceRow): Promise<void> {
 export async function recordBatch(
   sql: Sql,
   studyUid: string,
-  batch: { perSeries: Map<string, number>; newSeries: number; modalities: string[]; stale: boolean },
+  batch: {
+    perSeries: Map<string, number>;
+    newSeries: number;
+    modalities: string[];
+    stale: boolean;
+  },
 ): Promise<void> {
   const series = [...batch.perSeries].filter(([, n]) => n > 0);
   const total = series.reduce((sum, [, n]) => sum + n, 0);

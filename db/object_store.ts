@@ -3,6 +3,7 @@
  * live. One interface, two implementations: S3 (`s3_store.ts`, any S3-compatible server) and a
  * local folder (`folder_store.ts`, the embedded default). Postgres keeps only keys and metadata.
  */
+import { SOCKET_ERROR_CODES } from "../platform/socket_errors.ts";
 
 export interface ObjectInfo {
   key: string;
@@ -96,23 +97,8 @@ export class ObjectStoreUnavailable extends Error {
   }
 }
 
-/** Socket and OS error codes (Node's and Deno's names) of a store that cannot be reached. */
-const UNREACHABLE = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EAI_AGAIN",
-  "ERR_SOCKET_CONNECTION_TIMEOUT",
-  "ConnectionRefused",
-  "ConnectionReset",
-  "ConnectionAborted",
-  "BrokenPipe",
-  "TimedOut",
-]);
+/** Error codes of a store that cannot be reached. */
+const UNREACHABLE = new Set(SOCKET_ERROR_CODES);
 
 /**
  * The store's unavailability behind `error`, or null for anything else (a missing key, a bad

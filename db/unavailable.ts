@@ -7,6 +7,7 @@
  * arrive as ObjectStoreUnavailable (`object_store.ts`); `dependencyFault` answers for both.
  */
 
+import { SOCKET_ERROR_CODES } from "../platform/socket_errors.ts";
 import { ObjectStoreUnavailable } from "./object_store.ts";
 
 /** postgres.js and socket error codes of a connection that is gone or cannot be made. */
@@ -15,14 +16,7 @@ const CONNECTION_CODES = new Set([
   "CONNECTION_ENDED",
   "CONNECTION_DESTROYED",
   "CONNECT_TIMEOUT",
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EAI_AGAIN",
+  ...SOCKET_ERROR_CODES,
 ]);
 
 /**
