@@ -74,15 +74,34 @@ export class Ledger {
     path: string,
     body?: unknown,
   ): Promise<{ status: number; body: Json }> {
-    const res = await this.fetch(`/fhir/${path}`, {
-      method,
-      headers: {
-        accept: "application/fhir+json",
-        ...(body === undefined ? {} : { "content-type": "application/fhir+json" }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
+    let res: Response;
+    let text: string;
+    for (let attempt = 1;; attempt++) {
+      res = await this.fetch(`/fhir/${path}`, {
+        method,
+        headers: {
+          accept: "application/fhir+json",
+          ...(body === undefined ? {} : { "content-type": "application/fhir+json" }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      try {
+        text = await res.text();
+        break;
+      } catch (e) {
+        // The API was killed while its answer was on the way: a connection failure, tried again
+        // like one at connect time (the requests the clients make are idempotent).
+        this.failures.push({
+          kind: "connection",
+          at: Date.now(),
+          method,
+          path: `/fhir/${path}`,
+          detail: String(e),
+        });
+        if (attempt >= 20) throw e;
+        await sleep(250);
+      }
+    }
     let parsed: Json = text;
     try {
       parsed = text ? JSON.parse(text) : undefined;
