@@ -4,6 +4,7 @@
  * accounts and registered clients; plus the discovery documents at `/.well-known` (JWKS, SMART
  * configuration) that the app also serves under the FHIR base.
  */
+import { dependencyFault, RETRY_AFTER_SECONDS } from "../db/unavailable.ts";
 import { clientAddress, type ProxyRange } from "../auth/client_address.ts";
 import { Hono } from "hono";
 import type { Context } from "hono";
@@ -58,6 +59,22 @@ export function authRoutes(services: Services): Hono<AppEnv> {
           { error: e.error, error_description: e.description },
           e.status,
           NO_STORE,
+        );
+      }
+      // A dependency down: the OAuth error shape OAuth clients parse (RFC 6749 defines
+      // temporarily_unavailable for the authorization endpoint; the token endpoint has none).
+      const down = dependencyFault(e);
+      if (down) {
+        audit(down.status, down.reason);
+        return c.json(
+          {
+            error: "temporarily_unavailable",
+            error_description:
+              `The ${down.dependency} is unavailable (${down.reason}); try again ` +
+              `in a few seconds`,
+          },
+          down.status,
+          { ...NO_STORE, "Retry-After": String(RETRY_AFTER_SECONDS) },
         );
       }
       throw e;

@@ -129,7 +129,10 @@ Deno.test({
       const login = await stack.login("admin", ADMIN_PASSWORD);
       assert.equal(login.status, 503, await login.clone().text());
       assert.equal(login.headers.get("Retry-After"), "5");
-      await login.body?.cancel();
+      // The token endpoint answers in OAuth's error shape, which OAuth clients parse.
+      const oauth = await login.json();
+      assert.equal(oauth.error, "temporarily_unavailable");
+      assert.match(oauth.error_description, /database is unavailable/);
       const read = await stack.call("/fhir/Patient?_count=1", { token: stack.tokens.admin });
       assert.equal(read.status, 503);
       assert.equal((await read.json()).issue[0].code, "no-store");
