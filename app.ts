@@ -236,8 +236,6 @@ export function createApp(services: Services): Hono<AppEnv> {
   return app;
 }
 
-/** What a client is told to wait when the database is down (a restart or failover takes seconds). */
-
 function issueCode(status: number) {
   switch (status) {
     case 404:

@@ -3,7 +3,7 @@
  * live. One interface, two implementations: S3 (`s3_store.ts`, any S3-compatible server) and a
  * local folder (`folder_store.ts`, the embedded default). Postgres keeps only keys and metadata.
  */
-import { SOCKET_ERROR_CODES } from "../platform/socket_errors.ts";
+import { causeChain, SOCKET_ERROR_CODES } from "../platform/socket_errors.ts";
 
 export interface ObjectInfo {
   key: string;
@@ -107,8 +107,7 @@ const UNREACHABLE = new Set(SOCKET_ERROR_CODES);
  */
 export function storeUnavailable(error: unknown): ObjectStoreUnavailable | null {
   if (error instanceof ObjectStoreUnavailable) return error;
-  let e: unknown = error;
-  for (let depth = 0; e && typeof e === "object" && depth < 4; depth++) {
+  for (const e of causeChain(error)) {
     const { code, name, $metadata } = e as {
       code?: unknown;
       name?: unknown;
@@ -121,7 +120,7 @@ export function storeUnavailable(error: unknown): ObjectStoreUnavailable | null 
     if (id === "EROFS" || id === "EIO") {
       return new ObjectStoreUnavailable(`its disk failed (${id})`, 503, { cause: error });
     }
-    if (UNREACHABLE.has(id) || (typeof code === "string" && UNREACHABLE.has(code))) {
+    if (UNREACHABLE.has(id)) {
       return new ObjectStoreUnavailable(`it does not answer (${id})`, 503, { cause: error });
     }
     if (name === "TimeoutError" || name === "RequestTimeout") {
@@ -135,7 +134,6 @@ export function storeUnavailable(error: unknown): ObjectStoreUnavailable | null 
         cause: error,
       });
     }
-    e = (e as { cause?: unknown }).cause;
   }
   return null;
 }

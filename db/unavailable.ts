@@ -7,7 +7,7 @@
  * arrive as ObjectStoreUnavailable (`object_store.ts`); `dependencyFault` answers for both.
  */
 
-import { SOCKET_ERROR_CODES } from "../platform/socket_errors.ts";
+import { causeChain, SOCKET_ERROR_CODES } from "../platform/socket_errors.ts";
 import { ObjectStoreUnavailable } from "./object_store.ts";
 
 /** postgres.js and socket error codes of a connection that is gone or cannot be made. */
@@ -31,14 +31,12 @@ function unavailableState(code: string): boolean {
 
 /** The database's unavailability behind `error`, in words (for the OperationOutcome), or null. */
 export function databaseUnavailable(error: unknown): string | null {
-  let e: unknown = error;
-  for (let depth = 0; e && depth < 4; depth++) {
+  for (const e of causeChain(error)) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === "string") {
       if (CONNECTION_CODES.has(code)) return describe(code);
       if (unavailableState(code)) return `the database server answered ${code}`;
     }
-    e = (e as { cause?: unknown }).cause;
   }
   return null;
 }
@@ -67,12 +65,10 @@ export interface DependencyFault {
  * `withStoreFaults`) in its cause chain, else the database's unavailability.
  */
 export function dependencyFault(error: unknown): DependencyFault | null {
-  let e: unknown = error;
-  for (let depth = 0; e && depth < 4; depth++) {
+  for (const e of causeChain(error)) {
     if (e instanceof ObjectStoreUnavailable) {
       return { dependency: "object store", reason: e.reason, status: e.status };
     }
-    e = (e as { cause?: unknown }).cause;
   }
   const db = databaseUnavailable(error);
   return db ? { dependency: "database", reason: db, status: 503 } : null;

@@ -129,10 +129,7 @@ export async function storeInstances(
   await putAll(deps, toStore);
 
   const done = new Set<Pending>();
-  const write = async (list: Pending[]) => {
-    const stale = await deps.db.transaction((tx) => writeRows(deps, tx, list));
-    for (const study of stale) deps.studySync.schedule(study);
-  };
+  const write = (list: Pending[]) => commitRows(deps, list);
   try {
     try {
       try {
@@ -252,9 +249,7 @@ async function drain(deps: DicomDeps, g: { queue: GroupMember[]; running: boolea
         for (const p of next.list) sops.add(p.parsed.sopUid);
       }
       try {
-        const all = members.flatMap((m) => m.list);
-        const stale = await deps.db.transaction((tx) => writeRows(deps, tx, all));
-        for (const study of stale) deps.studySync.schedule(study);
+        await commitRows(deps, members.flatMap((m) => m.list));
         for (const m of members) m.resolve();
       } catch (e) {
         for (const m of members) m.reject(members.length > 1 ? new GroupFailed(e) : e);
@@ -263,6 +258,12 @@ async function drain(deps: DicomDeps, g: { queue: GroupMember[]; running: boolea
   } finally {
     g.running = false;
   }
+}
+
+/** Indexes `list` in one transaction; then schedules the rebuild of the studies it left stale. */
+async function commitRows(deps: DicomDeps, list: Pending[]): Promise<void> {
+  const stale = await deps.db.transaction((tx) => writeRows(deps, tx, list));
+  for (const study of stale) deps.studySync.schedule(study);
 }
 
 const BATCH_PARTS = 32;

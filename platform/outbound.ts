@@ -244,7 +244,8 @@ export async function guardedRequest(
       res.on("data", (chunk: Uint8Array) => {
         size += chunk.length;
         if (size > limit) {
-          res.destroy(new OutboundRefused(`the answer is larger than ${limit} bytes`));
+          // Not a refusal of the address: an answer too large fails like any transport error.
+          res.destroy(new Error(`the answer is larger than ${limit} bytes`));
           return;
         }
         chunks.push(chunk);
