@@ -23,6 +23,12 @@ export interface Config {
   pgliteDir: string;
   /** Postgres pool size (DATABASE_POOL_SIZE, default 10). */
   databasePoolSize: number;
+  /**
+   * Prepared statements on Postgres (DATABASE_PREPARE on/off, default on): each statement is
+   * parsed once per connection, and a query is one round trip instead of two. Off behind a pooler
+   * that cannot keep them (PgBouncer in transaction mode before 1.21).
+   */
+  databasePrepare: boolean;
   /** Default and maximum page sizes for searches. */
   searchDefaultCount: number;
   searchMaxCount: number;
@@ -343,6 +349,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     databaseReadUrl,
     pgliteDir: env.PGLITE_DIR || "./data/pglite",
     databasePoolSize: int("DATABASE_POOL_SIZE", 10, 1, 1000),
+    databasePrepare: bool("DATABASE_PREPARE", true),
     searchDefaultCount: int("SEARCH_DEFAULT_COUNT", 20, 1, 1000),
     searchMaxCount: int("SEARCH_MAX_COUNT", 1000, 1, 10000),
     logLevel,

@@ -101,6 +101,7 @@ export async function createServices(
     url: config.databaseUrl || undefined,
     dataDir: config.pgliteDir === "memory" ? undefined : config.pgliteDir,
     poolSize: config.databasePoolSize,
+    prepare: config.databasePrepare,
     schema: overrides.schema,
   });
   await migrate(db);
@@ -109,6 +110,7 @@ export async function createServices(
     ? await openDb({
       url: config.databaseReadUrl,
       poolSize: config.databasePoolSize,
+      prepare: config.databasePrepare,
       schema: overrides.readSchema ?? overrides.schema,
     })
     : undefined;

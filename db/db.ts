@@ -31,6 +31,8 @@ export interface DbOptions {
   schema?: string;
   /** Pool size for postgres.js. */
   poolSize?: number;
+  /** Prepared statements for postgres.js (default true): one round trip per query, not two. */
+  prepare?: boolean;
 }
 
 /** Opens the database the options name: postgres.js when a URL is given, PGlite otherwise. */

@@ -190,6 +190,79 @@ export async function insertInstances(sql: Sql, list: InstanceRow[]): Promise<Se
   return new Set(rows.map((r) => r.sop_uid));
 }
 
+/** A stored instance, as `indexBatch` answers for an instance it did not insert. */
+export type StoredInstance = Pick<
+  InstanceRow,
+  "sop_uid" | "sha256" | "series_uid" | "study_uid" | "object_key"
+>;
+
+/**
+ * Indexes a batch of studies that are all stored already, in one round trip (migration 015's
+ * `dicom_index_batch`): the study locks, new series, instances, counts, the ImagingStudy's stale
+ * mark and the quiet period, committed together. `studies` sorted; one series row per series.
+ * Answers null, having written nothing, when the batch needs the general path (a study not stored
+ * yet, or a series stored under another study); else the instances it inserted, and for the
+ * others the stored row with their SOP Instance UID.
+ */
+export async function indexBatch(
+  sql: Sql,
+  studies: string[],
+  series: Omit<SeriesRow, "num_instances">[],
+  instances: InstanceRow[],
+): Promise<{ inserted: Set<string>; stored: Map<string, StoredInstance> } | null> {
+  const s = <K extends keyof Omit<SeriesRow, "num_instances">>(k: K) => series.map((r) => r[k]);
+  const i = <K extends keyof InstanceRow>(k: K) => instances.map((r) => r[k]);
+  const rows = await sql.query<
+    { outcome: string; sop: string | null } & Record<string, string | null>
+  >(
+    `SELECT * FROM dicom_index_batch($1::text[],
+       $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[],
+       $9::text[], $10::text[],
+       $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::int[], $17::text[],
+       $18::int[], $19::text[], $20::bigint[], $21::text[], $22::text[])`,
+    [
+      studies,
+      s("series_uid"),
+      s("study_uid"),
+      s("modality"),
+      s("series_number"),
+      s("description"),
+      s("body_part"),
+      s("series_date"),
+      s("series_time"),
+      s("attrs"),
+      i("sop_uid"),
+      i("series_uid"),
+      i("study_uid"),
+      i("sop_class"),
+      i("transfer_syntax"),
+      i("instance_number"),
+      i("title"),
+      i("frames"),
+      i("object_key"),
+      i("size"),
+      i("sha256"),
+      i("metadata"),
+    ],
+  );
+  if (rows.some((r) => r.outcome === "general")) return null;
+  const inserted = new Set<string>();
+  const stored = new Map<string, StoredInstance>();
+  for (const r of rows) {
+    if (r.outcome === "inserted") inserted.add(r.sop!);
+    else {
+      stored.set(r.sop!, {
+        sop_uid: r.sop!,
+        sha256: r.sha256!,
+        series_uid: r.series!,
+        study_uid: r.study!,
+        object_key: r.object_key!,
+      });
+    }
+  }
+  return { inserted, stored };
+}
+
 /** Replaces a stored instance's bytes and metadata (the `replace` duplicate policy). */
 export async function replaceInstance(sql: Sql, i: InstanceRow): Promise<void> {
   await sql.query(

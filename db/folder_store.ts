@@ -49,6 +49,16 @@ async function syncDir(path: string): Promise<void> {
   }
 }
 
+/** Writes all of `bytes` to `file` and syncs its data. */
+async function writeAndSync(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await file.write(bytes.subarray(written));
+  await file.syncData();
+}
+
+/** Folders `put` has made, remembered (at most this many) so that a put skips the mkdir. */
+const FOLDERS_REMEMBERED = 4096;
+
 /** Reads from `file` until `buf` is full or the file ends; returns the bytes read. */
 async function readFully(file: Deno.FsFile, buf: Uint8Array): Promise<Uint8Array> {
   let filled = 0;
@@ -63,6 +73,24 @@ async function readFully(file: Deno.FsFile, buf: Uint8Array): Promise<Uint8Array
 /** An ObjectStore keeping each key as a file under `dir` (created by `init`). */
 export function createFolderStore(dir: string): ObjectStore {
   const root = resolve(dir);
+  const folders = new Set<string>();
+  /** Creates the new file `path` in `folder`, making the folder first where it is not known. */
+  const createIn = async (folder: string, path: string): Promise<Deno.FsFile> => {
+    const open = () => Deno.open(path, { write: true, createNew: true, mode: 0o644 });
+    if (folders.has(folder)) {
+      try {
+        return await open();
+      } catch (err) {
+        // Removed since it was made here: made again below.
+        if (!isNotFound(err)) throw err;
+        folders.delete(folder);
+      }
+    }
+    await Deno.mkdir(folder, { recursive: true });
+    if (folders.size >= FOLDERS_REMEMBERED) folders.delete(folders.values().next().value!);
+    folders.add(folder);
+    return await open();
+  };
   const pathOf = (key: string) => {
     assertValidKey(key);
     return join(root, ...key.split("/"));
@@ -114,26 +142,29 @@ export function createFolderStore(dir: string): ObjectStore {
       await Deno.mkdir(root, { recursive: true });
     },
 
-    async put(key, bytes) {
+    async put(key, bytes, options = {}) {
       const path = pathOf(key);
       const folder = dirname(path);
-      await Deno.mkdir(folder, { recursive: true });
-      const temp = join(folder, `${TEMP_PREFIX}${crypto.randomUUID()}`);
+      // Written in place when fresh: the name is durable once the folder is synced (which runs
+      // beside the file's write and sync: the entry exists from the open on), the bytes once the
+      // file is. Else written to a temporary name and renamed onto the key when durable.
+      const target = options.fresh ? path : join(folder, `${TEMP_PREFIX}${crypto.randomUUID()}`);
+      const file = await createIn(folder, target);
       try {
-        const file = await Deno.open(temp, { write: true, createNew: true, mode: 0o644 });
         try {
-          let written = 0;
-          while (written < bytes.length) written += await file.write(bytes.subarray(written));
-          await file.sync();
+          if (options.fresh) await Promise.all([writeAndSync(file, bytes), syncDir(folder)]);
+          else await writeAndSync(file, bytes);
         } finally {
           file.close();
         }
-        await Deno.rename(temp, path);
+        if (!options.fresh) {
+          await Deno.rename(target, path);
+          await syncDir(folder);
+        }
       } catch (err) {
-        await Deno.remove(temp).catch(() => {});
+        await Deno.remove(target).catch(() => {});
         throw err;
       }
-      await syncDir(folder);
     },
 
     async get(key) {

@@ -63,7 +63,26 @@ export async function migrate(db: Db, migrations?: Migration[]): Promise<string[
   });
 }
 
-/** Splits a migration file on `;` at line ends (migrations hold no procedural bodies). */
-function splitStatements(sql: string): string[] {
-  return sql.split(/;\s*$/m).map((s) => s.replace(/^\s*--.*$/gm, "").trim()).filter(Boolean);
+/**
+ * Splits a migration file into statements on `;` at line ends, except inside dollar-quoted bodies
+ * (`$$ … $$`, `$tag$ … $tag$`: a function's PL/pgSQL).
+ */
+export function splitStatements(sql: string): string[] {
+  const statements: string[] = [];
+  let current = "";
+  let quote: string | null = null;
+  for (const line of sql.split("\n")) {
+    const code: string = quote ? line : line.replace(/^\s*--.*$/, "");
+    current += code + "\n";
+    for (const [tag] of code.matchAll(/\$[A-Za-z_]*\$/g)) {
+      if (quote === null) quote = tag;
+      else if (tag === quote) quote = null;
+    }
+    if (quote === null && /;\s*$/.test(code)) {
+      statements.push(current.trim().replace(/;$/, ""));
+      current = "";
+    }
+  }
+  if (current.trim()) statements.push(current.trim());
+  return statements.filter(Boolean);
 }

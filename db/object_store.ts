@@ -12,6 +12,19 @@ export interface ObjectInfo {
   modified?: Date;
 }
 
+export interface PutOptions {
+  contentType?: string;
+  /** The bytes' SHA-256 (hex), when the caller has it: spares the store hashing them (S3 signs it). */
+  sha256?: string;
+  /**
+   * The key is new and nobody reads it before `put` resolves (a DICOM upload's key, unique to the
+   * upload and indexed only after): the folder store then writes it in place, without a temporary
+   * file to rename. A crash mid-write leaves a partial object that no row refers to, which the
+   * object sweep removes.
+   */
+  fresh?: boolean;
+}
+
 export interface ObjectStore {
   /** What the store is, for health and logs (`s3 http://host:port/bucket`, `folder ./data/objects`). */
   readonly description: string;
@@ -22,11 +35,8 @@ export interface ObjectStore {
   readonly lateWriteMs?: number;
   /** Creates the bucket or folder when missing. Idempotent. */
   init(): Promise<void>;
-  /**
-   * Stores `bytes` under `key`, replacing what was there. Resolves once it is durable. `sha256`
-   * (hex), when the caller has it, spares the store hashing the bytes again (S3 signs it).
-   */
-  put(key: string, bytes: Uint8Array, contentType?: string, sha256?: string): Promise<void>;
+  /** Stores `bytes` under `key`, replacing what was there. Resolves once it is durable. */
+  put(key: string, bytes: Uint8Array, options?: PutOptions): Promise<void>;
   /** The whole object, or null when there is no such key. */
   get(key: string): Promise<Uint8Array | null>;
   /** The object as a stream, or null when there is no such key. */
@@ -158,8 +168,7 @@ export function withStoreFaults(store: ObjectStore): ObjectStore {
       return store.lateWriteMs;
     },
     init: () => guard(() => store.init()),
-    put: (key, bytes, contentType, sha256) =>
-      guard(() => store.put(key, bytes, contentType, sha256)),
+    put: (key, bytes, options) => guard(() => store.put(key, bytes, options)),
     get: (key) => guard(() => store.get(key)),
     getStream: (key) => guard(() => store.getStream(key)),
     getRange: (key, start, end) => guard(() => store.getRange(key, start, end)),

@@ -4,11 +4,14 @@ import type { Db, DbOptions, Row, Sql } from "./db.ts";
 
 type Client = PgSql | TransactionSql;
 
-function wrap(client: Client): Sql {
+function wrap(client: Client, prepare: boolean): Sql {
   return {
     async query<T extends Row>(text: string, params: readonly unknown[] = []) {
+      // Unprepared, a statement with parameters costs two round trips (Describe, then Execute);
+      // prepared, one after its first run on a connection. (Without parameters, postgres.js uses
+      // the simple protocol either way.)
       // deno-lint-ignore no-explicit-any
-      const rows = await client.unsafe(text, params as any[]);
+      const rows = await client.unsafe(text, params as any[], { prepare });
       return rows as unknown as T[];
     },
   };
@@ -16,6 +19,7 @@ function wrap(client: Client): Sql {
 
 export async function openPostgres(url: string, options: DbOptions): Promise<Db> {
   const schema = options.schema;
+  const prepare = options.prepare ?? true;
   if (schema && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`bad schema name ${schema}`);
   const sql = postgres(url, {
     max: options.poolSize ?? 10,
@@ -37,9 +41,9 @@ export async function openPostgres(url: string, options: DbOptions): Promise<Db>
   if (schema) await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
   return {
     kind: "postgres",
-    ...wrap(sql),
+    ...wrap(sql, prepare),
     transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
-      return sql.begin((tx) => fn(wrap(tx))) as Promise<T>;
+      return sql.begin((tx) => fn(wrap(tx, prepare))) as Promise<T>;
     },
     async close() {
       await sql.end({ timeout: 5 });

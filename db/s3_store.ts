@@ -192,7 +192,7 @@ export function createS3Store(opts: S3StoreOptions): ObjectStore {
       }
     },
 
-    async put(key, bytes, contentType, sha256) {
+    async put(key, bytes, { contentType, sha256 } = {}) {
       const command = new PutObjectCommand({
         Bucket,
         Key: key,

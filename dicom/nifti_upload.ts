@@ -66,7 +66,7 @@ export async function uploadNifti(deps: DicomDeps, u: NiftiUpload): Promise<Nift
   const id = crypto.randomUUID();
   const key = `nifti/${id}/${filename}`;
   const contentType = gz ? "application/gzip" : "application/octet-stream";
-  await deps.store.put(key, u.bytes, contentType);
+  await deps.store.put(key, u.bytes, { contentType });
   const [sha256, sha1] = await Promise.all([hash("SHA-256", u.bytes), hash("SHA-1", u.bytes)]);
   const summary = describe(header);
   const now = new Date().toISOString();

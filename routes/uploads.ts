@@ -78,7 +78,9 @@ export function uploadRoutes(services: Services): Hono<AppEnv> {
     const bytes = new Uint8Array(await c.req.arrayBuffer());
     if (bytes.length > max) throw new DicomwebError(413, `The file is over ${max} bytes`);
     const { key, name } = c.req.param();
-    await services.store.put(`results/${key}/${name}`, bytes, resultType(name));
+    await services.store.put(`results/${key}/${name}`, bytes, {
+      contentType: resultType(name),
+    });
     const url = `${services.config.publicUrl}/uploads/results/${key}/${name}`;
     return c.json({ url, size: bytes.length }, 201, { Location: url });
   });

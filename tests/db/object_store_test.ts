@@ -118,7 +118,7 @@ storeTest("put() then get() round-trips binary data, small and 5 MB", async ({ s
   const big = bytesOf(5 * 1024 * 1024 + 17, 7);
   const empty = new Uint8Array(0);
   await store.put(`${p}every-byte`, every);
-  await store.put(`${p}big.dcm`, big, "application/dicom");
+  await store.put(`${p}big.dcm`, big, { contentType: "application/dicom" });
   await store.put(`${p}empty`, empty);
   assert.deepEqual(await store.get(`${p}every-byte`), every);
   const got = await store.get(`${p}big.dcm`);
@@ -260,7 +260,7 @@ storeTest(
     const keys = [`${p}1.2.840.10008.5.1.4.1.1.2.dcm`, `${p}with space+plus/ümlaut`];
     for (const [i, key] of keys.entries()) {
       const data = bytesOf(70_000, 10 + i);
-      await store.put(key, data, "application/dicom");
+      await store.put(key, data, { contentType: "application/dicom" });
       const url = await store.presignGet(key, 60);
       if (kind === "folder") {
         assert.equal(url, null);
@@ -406,6 +406,30 @@ Deno.test("folder store put() is atomic: a crash's temp file is never listed or 
     assert.ok(versions.some((v) => got !== null && v.every((b, i) => b === got[i])));
     const names = (await Array.fromAsync(Deno.readDir(folder))).map((e) => e.name).sort();
     assert.deepEqual(names, [".tmp-crashed", "instance"]);
+  } finally {
+    await dispose(fx);
+  }
+});
+
+Deno.test("folder store fresh put(): written in place, and its folder made again when removed", async () => {
+  const fx = await open("folder");
+  try {
+    const key = `${fx.p}1.2.3/4.5.6/instance.dcm`;
+    await fx.store.put(key, bytesOf(5000, 3), { fresh: true });
+    const folder = join(fx.dir!, fx.p, "1.2.3", "4.5.6");
+    // No temporary file: the key's own name, and the bytes whole.
+    const names = (await Array.fromAsync(Deno.readDir(folder))).map((e) => e.name);
+    assert.deepEqual(names, ["instance.dcm"]);
+    assert.deepEqual(await fx.store.get(key), bytesOf(5000, 3));
+    // A fresh key is new: an existing one is refused, not overwritten.
+    await assert.rejects(() => fx.store.put(key, bytesOf(10, 4), { fresh: true }));
+    assert.deepEqual(await fx.store.get(key), bytesOf(5000, 3));
+    // The folder removed behind the store's back (it remembers the folders it made): made again.
+    await Deno.remove(join(fx.dir!, fx.p, "1.2.3"), { recursive: true });
+    await fx.store.put(key, bytesOf(7, 5), { fresh: true });
+    await fx.store.put(`${fx.p}1.2.3/4.5.6/other.dcm`, bytesOf(8, 6));
+    assert.deepEqual(await fx.store.get(key), bytesOf(7, 5));
+    assert.deepEqual(await fx.store.get(`${fx.p}1.2.3/4.5.6/other.dcm`), bytesOf(8, 6));
   } finally {
     await dispose(fx);
   }

@@ -4,6 +4,8 @@
  * write after the connection closed and ended the process (the patched copy in vendor/postgres
  * rejects those queries instead); the failed queries are rejected with a connection error, the
  * pool reconnects by itself, and every insert the pool acknowledged is in the table afterwards.
+ * With prepared statements (the default), a transaction's ROLLBACK issued while its connection
+ * failed used to hang, and the writer with it (vendor/postgres/PATCHES.md): every writer must end.
  */
 import assert from "node:assert/strict";
 import { openPostgres } from "../../db/postgres.ts";
@@ -17,7 +19,7 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const pg = await startPrivatePostgres();
-    const db = await openPostgres(pg.url, { poolSize: 16 });
+    const db = await openPostgres(pg.url, { poolSize: 16, prepare: true });
     try {
       await db.query("CREATE TABLE t (id serial PRIMARY KEY, v text NOT NULL)");
       const acknowledged: number[] = [];

@@ -7,6 +7,7 @@
  * replica stopped before the rebuild) is found by the poll.
  */
 import assert from "node:assert/strict";
+import { zipSync } from "fflate";
 import type { ImagingStudy } from "@medplum/fhirtypes";
 import { createApp } from "../../app.ts";
 import { loadConfig } from "../../config.ts";
@@ -143,5 +144,140 @@ Deno.test("the study-stable listeners see the exact ImagingStudy; the poll rebui
     }
   } finally {
     await other?.close();
+  }
+});
+
+/**
+ * Counts the statements and transactions that storing instances runs (`dicom/store.ts` on the
+ * stack), leaving out the background polls (quiet periods, stale ImagingStudies, the change feed).
+ */
+function countStatements(services: Services) {
+  const db = services.dicom.deps.db;
+  const counts = { statements: 0, transactions: 0 };
+  const storing = () => /dicom\/store\.ts/.test(new Error().stack ?? "");
+  const query = db.query.bind(db);
+  const transaction = db.transaction.bind(db);
+  db.query = (text, params) => {
+    if (storing()) counts.statements++;
+    return query(text, params);
+  };
+  db.transaction = (fn) => {
+    if (!storing()) return transaction(fn);
+    counts.transactions++;
+    return transaction((tx) =>
+      fn({
+        query: (text, params) => {
+          counts.statements++;
+          return tx.query(text, params);
+        },
+      })
+    );
+  };
+  return {
+    /** Statements and transactions since the last call. */
+    take() {
+      const taken = { ...counts };
+      counts.statements = counts.transactions = 0;
+      return taken;
+    },
+  };
+}
+
+Deno.test("an instance of a stored study costs two statements and no transaction, whatever the study's size", async () => {
+  let services: Services | undefined;
+  try {
+    const opened = await open({
+      IMAGINGSTUDY_SYNC_MS: "60000",
+      DICOM_STABLE_SECONDS: "3600",
+    });
+    services = opened.services;
+    const { app } = opened;
+    const counter = countStatements(services);
+    const study = sphereStudy({
+      seed: 84,
+      rows: 16,
+      cols: 16,
+      slices: 301,
+      spheres: [],
+    });
+    const uid = study.plan.study.studyInstanceUid;
+    await stowOne(app, study.instances[0]); // makes the study (its Patient and ImagingStudy)
+    /** Statements per instance and transactions of the next `n` instances, one per request. */
+    const cost = async (from: number, n: number) => {
+      counter.take();
+      for (const instance of study.instances.slice(from, from + n)) {
+        await stowOne(app, instance);
+      }
+      const { statements, transactions } = counter.take();
+      return { statements: statements / n, transactions };
+    };
+    // Before: a transaction of about eight statements per instance (locks, reads, inserts,
+    // counts, the quiet period), and before that the ImagingStudy rebuilt from the whole study.
+    assert.deepEqual(await cost(1, 50), { statements: 2, transactions: 0 });
+    assert.deepEqual(await cost(51, 200), { statements: 2, transactions: 0 });
+    assert.deepEqual(await cost(251, 50), { statements: 2, transactions: 0 });
+    const row = await repo.readStudy(services.db, uid);
+    assert.equal(row?.num_instances, 301);
+    assert.equal(row?.num_series, 1);
+    // Sent again: each is known and identical (a duplicate): one lookup, nothing written.
+    assert.deepEqual(await cost(100, 20), { statements: 1, transactions: 0 });
+    assert.equal((await repo.readStudy(services.db, uid))?.num_instances, 301);
+  } finally {
+    await services?.close();
+  }
+});
+
+Deno.test("a ZIP of a whole study: one transaction (the study's first batch), then two statements per batch of 32", async () => {
+  let services: Services | undefined;
+  try {
+    const opened = await open({
+      IMAGINGSTUDY_SYNC_MS: "60000",
+      DICOM_STABLE_SECONDS: "3600",
+    });
+    services = opened.services;
+    const { app } = opened;
+    const counter = countStatements(services);
+    const study = sphereStudy({
+      seed: 85,
+      rows: 16,
+      cols: 16,
+      slices: 320,
+      spheres: [],
+    });
+    const uid = study.plan.study.studyInstanceUid;
+    const files = Object.fromEntries(
+      study.instances.map((
+        b,
+        i,
+      ) => [`study/IM${String(i).padStart(4, "0")}.dcm`, b]),
+    );
+    counter.take();
+    const r = await app.request("/dicomweb/studies", {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/zip",
+        Accept: "application/dicom+json",
+      },
+      body: zipSync(files),
+    });
+    const body: Json = await r.json();
+    assert.equal(r.status, 200, JSON.stringify(body).slice(0, 500));
+    assert.equal(body["00081199"].Value.length, 320);
+    const { statements, transactions } = counter.take();
+    // 10 batches: the first a transaction (it makes the study's Patient and ImagingStudy), the
+    // other 9 a lookup and one index statement each.
+    assert.equal(transactions, 1);
+    // The first batch: its lookup and a transaction of about 20 statements (the Patient and the
+    // ImagingStudy made through the FHIR layer); each later batch: 2. (41 when written.)
+    assert.ok(statements <= 9 * 2 + 25, `${statements} statements for 320 instances`);
+    assert.equal((await repo.readStudy(services.db, uid))?.num_instances, 320);
+    const is = await imagingStudyOf(app, uid);
+    assert.equal(
+      await versions(app, is.id!),
+      1,
+      "the ImagingStudy was rewritten per batch",
+    );
+  } finally {
+    await services?.close();
   }
 });

@@ -463,7 +463,12 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     if (initial)
       return reconnect()
 
-    !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))
+    // imaging-ai patch (vendor/postgres/PATCHES.md): on a close with an error, the socket's 'error'
+    // event settled the queries pending then, but a query executed between 'error' and 'close' (a
+    // transaction's ROLLBACK, issued as its failed statement is rejected) was never settled and its
+    // caller hung. Settle what is left whatever the close (settling a settled query does nothing).
+    if (query || sent.length)
+      error(Errors.connection('CONNECTION_CLOSED', options, socket))
     closedTime = performance.now()
     hadError && options.shared.retries++
     delay = (typeof backoff === 'function' ? backoff(options.shared.retries) : backoff) * 1000
