@@ -25,8 +25,9 @@ export interface Config {
   databasePoolSize: number;
   /**
    * Prepared statements on Postgres (DATABASE_PREPARE on/off, default on): each statement is
-   * parsed once per connection, and a query is one round trip instead of two. Off behind a pooler
-   * that cannot keep them (PgBouncer in transaction mode before 1.21).
+   * parsed once per connection, and a query is one round trip instead of two (each run is still
+   * planned for its parameters). Off behind a pooler that cannot keep them (PgBouncer in
+   * transaction mode before 1.21).
    */
   databasePrepare: boolean;
   /** Default and maximum page sizes for searches. */

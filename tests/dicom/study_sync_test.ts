@@ -183,31 +183,28 @@ function countStatements(services: Services) {
   };
 }
 
+/** A fresh service (no rebuild or quiet period due during the test) counting its statements. */
+async function openCounted(seed: number, slices: number) {
+  const { services, app } = await open({
+    IMAGINGSTUDY_SYNC_MS: "60000",
+    DICOM_STABLE_SECONDS: "3600",
+  });
+  const counter = countStatements(services);
+  const study = sphereStudy({ seed, rows: 16, cols: 16, slices, spheres: [] });
+  return { services, app, counter, study, uid: study.plan.study.studyInstanceUid };
+}
+
 Deno.test("an instance of a stored study costs two statements and no transaction, whatever the study's size", async () => {
   let services: Services | undefined;
   try {
-    const opened = await open({
-      IMAGINGSTUDY_SYNC_MS: "60000",
-      DICOM_STABLE_SECONDS: "3600",
-    });
+    const opened = await openCounted(84, 301);
     services = opened.services;
-    const { app } = opened;
-    const counter = countStatements(services);
-    const study = sphereStudy({
-      seed: 84,
-      rows: 16,
-      cols: 16,
-      slices: 301,
-      spheres: [],
-    });
-    const uid = study.plan.study.studyInstanceUid;
+    const { app, counter, study, uid } = opened;
     await stowOne(app, study.instances[0]); // makes the study (its Patient and ImagingStudy)
     /** Statements per instance and transactions of the next `n` instances, one per request. */
     const cost = async (from: number, n: number) => {
       counter.take();
-      for (const instance of study.instances.slice(from, from + n)) {
-        await stowOne(app, instance);
-      }
+      for (const instance of study.instances.slice(from, from + n)) await stowOne(app, instance);
       const { statements, transactions } = counter.take();
       return { statements: statements / n, transactions };
     };
@@ -230,34 +227,16 @@ Deno.test("an instance of a stored study costs two statements and no transaction
 Deno.test("a ZIP of a whole study: one transaction (the study's first batch), then two statements per batch of 32", async () => {
   let services: Services | undefined;
   try {
-    const opened = await open({
-      IMAGINGSTUDY_SYNC_MS: "60000",
-      DICOM_STABLE_SECONDS: "3600",
-    });
+    const opened = await openCounted(85, 320);
     services = opened.services;
-    const { app } = opened;
-    const counter = countStatements(services);
-    const study = sphereStudy({
-      seed: 85,
-      rows: 16,
-      cols: 16,
-      slices: 320,
-      spheres: [],
-    });
-    const uid = study.plan.study.studyInstanceUid;
+    const { app, counter, study, uid } = opened;
     const files = Object.fromEntries(
-      study.instances.map((
-        b,
-        i,
-      ) => [`study/IM${String(i).padStart(4, "0")}.dcm`, b]),
+      study.instances.map((b, i) => [`study/IM${String(i).padStart(4, "0")}.dcm`, b]),
     );
     counter.take();
     const r = await app.request("/dicomweb/studies", {
       method: "POST",
-      headers: {
-        "Content-Type": "application/zip",
-        Accept: "application/dicom+json",
-      },
+      headers: { "Content-Type": "application/zip", Accept: "application/dicom+json" },
       body: zipSync(files),
     });
     const body: Json = await r.json();
@@ -272,11 +251,7 @@ Deno.test("a ZIP of a whole study: one transaction (the study's first batch), th
     assert.ok(statements <= 9 * 2 + 25, `${statements} statements for 320 instances`);
     assert.equal((await repo.readStudy(services.db, uid))?.num_instances, 320);
     const is = await imagingStudyOf(app, uid);
-    assert.equal(
-      await versions(app, is.id!),
-      1,
-      "the ImagingStudy was rewritten per batch",
-    );
+    assert.equal(await versions(app, is.id!), 1, "the ImagingStudy was rewritten per batch");
   } finally {
     await services?.close();
   }
