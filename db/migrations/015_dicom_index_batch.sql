@@ -5,8 +5,8 @@
 -- C-STORE bridges send) cost more than the rest of the request.
 --
 -- It writes nothing and answers one row of outcome 'general' when the batch needs the general path
--- (a study not indexed yet makes its Patient and ImagingStudy in TypeScript; a series stored under
--- another study fails its parts there). Otherwise it answers one row per instance: 'inserted', or
+-- (a study not indexed yet, or without its ImagingStudy, gets its Patient and ImagingStudy made in
+-- TypeScript; a series stored under another study fails its parts there). Otherwise it answers one row per instance: 'inserted', or
 -- 'stored' with the stored row's sha256, series, study and object key (decided by the caller:
 -- duplicate, replacement, or a conflict).
 CREATE FUNCTION dicom_index_batch(
@@ -31,7 +31,8 @@ BEGIN
   FOREACH s IN ARRAY studies LOOP
     PERFORM pg_advisory_xact_lock(hashtext('dicom-study:' || s));
   END LOOP;
-  IF (SELECT count(*) FROM dicom_study d WHERE d.study_uid = ANY (studies))
+  IF (SELECT count(*) FROM dicom_study d
+       WHERE d.study_uid = ANY (studies) AND d.imaging_study_id IS NOT NULL)
        < cardinality(studies)
      OR EXISTS (SELECT 1 FROM dicom_series d JOIN unnest(s_uid, s_study) AS u (uid, st)
                   ON d.series_uid = u.uid WHERE d.study_uid <> u.st) THEN
