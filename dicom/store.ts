@@ -221,26 +221,37 @@ interface GroupMember {
 
 /** The most parts one group transaction takes (the rest wait for the next). */
 const GROUP_PARTS = 256;
-const groups = new WeakMap<DicomDeps["db"], { queue: GroupMember[]; running: boolean }>();
+/**
+ * Group rounds in flight at once. Rounds of one study queue on its lock in the database whatever
+ * this number; rounds of different studies (new studies above all, whose first batch is a
+ * transaction of some twenty statements) overlap instead of waiting for each other.
+ */
+const GROUP_ROUNDS = 4;
+interface Group {
+  queue: GroupMember[];
+  inFlight: number;
+}
+const groups = new WeakMap<DicomDeps["db"], Group>();
 
 /**
- * Group commit: the batches of concurrent requests in this process are written in one transaction
- * (one at a time), so requests of one instance each, as PACS forwarders and modalities send, share
- * the transaction's round trips, locks and commit instead of queueing on the study's lock one by
- * one. A failed group rejects with GroupFailed when it held other requests' parts (each then tries
- * its own alone), else with the error itself.
+ * Group commit: the batches of concurrent requests in this process are written together, so
+ * requests of one instance each, as PACS forwarders and modalities send, share the round trips,
+ * locks and commit instead of queueing on the study's lock one by one. Up to GROUP_ROUNDS rounds
+ * run at once. A failed round rejects with GroupFailed when it held other requests' parts (each
+ * then tries its own alone), else with the error itself.
  */
 function groupWrite(deps: DicomDeps, list: Pending[]): Promise<void> {
   let group = groups.get(deps.db);
-  if (!group) groups.set(deps.db, group = { queue: [], running: false });
+  if (!group) groups.set(deps.db, group = { queue: [], inFlight: 0 });
   const g = group;
   const joined = new Promise<void>((resolve, reject) => g.queue.push({ list, resolve, reject }));
-  if (!g.running) void drain(deps, g);
+  if (g.inFlight < GROUP_ROUNDS) void drain(deps, g);
   return joined;
 }
 
-async function drain(deps: DicomDeps, g: { queue: GroupMember[]; running: boolean }) {
-  g.running = true;
+/** Takes rounds off the queue until it is empty (one of at most GROUP_ROUNDS such loops). */
+async function drain(deps: DicomDeps, g: Group) {
+  g.inFlight++;
   try {
     while (g.queue.length) {
       const members: GroupMember[] = [];
@@ -265,7 +276,7 @@ async function drain(deps: DicomDeps, g: { queue: GroupMember[]; running: boolea
       }
     }
   } finally {
-    g.running = false;
+    g.inFlight--;
   }
 }
 
@@ -278,8 +289,7 @@ async function drain(deps: DicomDeps, g: { queue: GroupMember[]; running: boolea
 async function commitRows(deps: DicomDeps, list: Pending[]): Promise<void> {
   // Nothing to index (every part known already, or its object not stored): no round trip.
   if (!list.some((p) => p.key && p.outcome.status !== "failed")) return;
-  const stale = await indexFast(deps, list) ??
-    await deps.db.transaction((tx) => writeRows(deps, tx, list));
+  const stale = await indexFast(deps, list) ?? await transactRows(deps, list);
   for (const study of stale) deps.studySync.schedule(study);
 }
 
@@ -315,12 +325,32 @@ async function indexFast(deps: DicomDeps, list: Pending[]): Promise<Set<string> 
       p.outcome.reason = p.outcome.warnings.join("; ");
     }
   }
-  if (again.length) {
-    for (const study of await deps.db.transaction((tx) => writeRows(deps, tx, again))) {
-      stale.add(study);
+  if (again.length) { for (const study of await transactRows(deps, again)) stale.add(study); }
+  return stale;
+}
+
+/** Tries of a general-path transaction that Postgres ended to break a deadlock. */
+const CONFLICT_TRIES = 4;
+
+/**
+ * The general path's transaction (`writeRows`), run again when Postgres ends it to break a
+ * deadlock or a serialization conflict (40P01, 40001). Concurrent rounds that make new studies can
+ * meet: each holds its studies' locks, then takes its Patients' conditional-create locks in its
+ * own order, so two rounds with the same patients in opposite orders deadlock; the one Postgres
+ * ends simply runs again.
+ */
+async function transactRows(deps: DicomDeps, list: Pending[]): Promise<Set<string>> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await deps.db.transaction((tx) => writeRows(deps, tx, list));
+    } catch (e) {
+      const code = (e as { code?: unknown })?.code;
+      if ((code !== "40P01" && code !== "40001") || attempt >= CONFLICT_TRIES) throw e;
+      // What the rolled-back try decided is decided again.
+      for (const p of list) if (p.outcome.status !== "failed") p.outcome.status = "pending";
+      await new Promise((r) => setTimeout(r, Math.random() * 50 * attempt));
     }
   }
-  return stale;
 }
 
 const BATCH_PARTS = 32;

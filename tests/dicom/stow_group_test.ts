@@ -2,14 +2,18 @@
  * Group commit of concurrent STOW-RS requests (`dicom/store.ts` groupWrite): requests of one
  * instance each, sent at once, are written together; when the database refuses one request's part
  * (a trigger here, as Postgres or the FHIR layer might), the others are still stored, the refused
- * part fails alone with 0x0110 and the reason, and no object is left without its row.
+ * part fails alone with 0x0110 and the reason, and no object is left without its row. Rounds run
+ * concurrently: requests of new studies of the same patients in opposite orders deadlock in
+ * Postgres, and the transaction it ends runs again, so every study is stored.
  */
 import assert from "node:assert/strict";
+import dcmjs from "dcmjs";
 import { createApp } from "../../app.ts";
 import { loadConfig } from "../../config.ts";
 import { encodeMultipartRelated } from "../../dicom/synth/stow.ts";
 import { createServices } from "../../services.ts";
 import { sphereStudy } from "../inference/_study.ts";
+import { backendTest } from "../_harness.ts";
 
 Deno.test("concurrent one-instance requests: a refused part fails alone, the rest are stored", async () => {
   const dir = await Deno.makeTempDir({ prefix: "objects-group-" });
@@ -73,3 +77,82 @@ Deno.test("concurrent one-instance requests: a refused part fails alone, the res
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+/** A one-instance CT study `i` of `patient` (4×4 pixels). */
+function tinyStudy(root: string, i: number, patient: string): Uint8Array {
+  const { DicomDict, DicomMetaDictionary } = dcmjs.data;
+  const dataset = {
+    SOPClassUID: "1.2.840.10008.5.1.4.1.1.2",
+    SOPInstanceUID: `${root}.${i}.1.1`,
+    StudyInstanceUID: `${root}.${i}`,
+    SeriesInstanceUID: `${root}.${i}.1`,
+    PatientID: patient,
+    PatientName: `Group^${patient}`,
+    StudyDate: "20240102",
+    Modality: "CR",
+    Rows: 4,
+    Columns: 4,
+    BitsAllocated: 16,
+    BitsStored: 12,
+    HighBit: 11,
+    PixelRepresentation: 0,
+    SamplesPerPixel: 1,
+    PhotometricInterpretation: "MONOCHROME2",
+    PixelData: new Uint16Array(16).buffer,
+    _vrMap: { PixelData: "OW" },
+  };
+  const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset({
+    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
+    MediaStorageSOPClassUID: dataset.SOPClassUID,
+    MediaStorageSOPInstanceUID: dataset.SOPInstanceUID,
+    TransferSyntaxUID: "1.2.840.10008.1.2.1",
+    ImplementationClassUID: `${root}.0`,
+  }));
+  dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
+  return new Uint8Array(dict.write());
+}
+
+backendTest(
+  "concurrent requests of many new studies of the same patients, in opposite orders: every study stored, one Patient each",
+  async (ctx) => {
+    // Group rounds run concurrently (up to 4): each new study's first batch takes its study lock,
+    // then its Patient's conditional-create lock. Requests that meet the same patients in opposite
+    // orders can deadlock in Postgres; the loser's parts are retried alone, so all are stored.
+    const root = `1.2.826.0.1.3680043.10.1071.9.${Date.now()}`;
+    const patients = Array.from({ length: 6 }, (_, p) => `GRP${Date.now()}-${p}`);
+    const requests = Array.from({ length: 4 }, (_, r) => {
+      const order = r % 2 ? [...patients].reverse() : patients;
+      // 4 studies per patient per request, the patients in this request's order.
+      return order.flatMap((patient, k) =>
+        Array.from({ length: 4 }, (_, j) => tinyStudy(root, r * 1000 + k * 10 + j, patient))
+      );
+    });
+    const answers = await Promise.all(requests.map(async (instances) => {
+      const { contentType, body } = encodeMultipartRelated(instances);
+      const r = await fetch(`${ctx.origin}/dicomweb/studies`, {
+        method: "POST",
+        headers: { "Content-Type": contentType, Accept: "application/dicom+json" },
+        body: new Uint8Array(await body.arrayBuffer()),
+      });
+      return { status: r.status, warning: r.headers.get("warning"), body: await r.json() };
+    }));
+    for (const a of answers) {
+      assert.equal(a.status, 200, `${a.warning}`);
+      assert.equal(a.body["00081199"].Value.length, 24);
+    }
+    for (const patient of patients) {
+      const qido = await fetch(`${ctx.origin}/dicomweb/studies?PatientID=${patient}`, {
+        headers: { Accept: "application/dicom+json" },
+      });
+      assert.equal(((await qido.json()) as unknown[]).length, 16, patient);
+      const bundle = await (await ctx.fetch(`Patient?identifier=${encodeURIComponent(patient)}`))
+        .json();
+      assert.equal(bundle.entry?.length, 1, `one Patient for ${patient}`);
+    }
+    await ctx.services.dicom.deps.studySync.flush();
+    const studies = await (await ctx.fetch(
+      `ImagingStudy?subject.identifier=${encodeURIComponent(patients[0])}&_count=100`,
+    )).json();
+    assert.equal(studies.entry?.length, 16, "one ImagingStudy per study");
+  },
+);
