@@ -263,7 +263,18 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
       error(Errors.connection('CONNECTION_CLOSED', options))
       return false
     }
-    const x = socket.write(chunk, fn)
+    let x
+    try {
+      x = socket.write(chunk, fn)
+    } catch (err) {
+      // imaging-ai patch (vendor/postgres/PATCHES.md): Deno's node:net throws from write() on a
+      // socket the server has ended (a restart) before its 'close' event; from a deferred write
+      // that was an uncaught exception. Settle the queries as the close will.
+      nextWriteTimer !== null && clearImmediate(nextWriteTimer)
+      chunk = nextWriteTimer = null
+      error(Errors.connection('CONNECTION_CLOSED', options, socket))
+      return false
+    }
     nextWriteTimer !== null && clearImmediate(nextWriteTimer)
     chunk = nextWriteTimer = null
     return x
