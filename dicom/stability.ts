@@ -23,6 +23,12 @@ export interface StudyStability {
    * part of that transaction (committed with the instances' rows, or not at all).
    */
   touch(studyUid: string, tx?: Sql): Promise<void>;
+  /**
+   * The study's quiet period was started again by a statement of the caller's own (migration
+   * 015's `dicom_index_batch` writes `study_stability` itself): this process polls when it falls
+   * due, as after `touch`.
+   */
+  touched(studyUid: string): void;
   onStable(listener: (event: StudyStableEvent) => void | Promise<void>): () => void;
   close(): void;
 }
@@ -154,6 +160,9 @@ export function createStudyStability(
   const interval = setInterval(() => void poll(), options.pollMs ?? 1000) as unknown as number;
   Deno.unrefTimer(interval);
 
+  /** Falls due here first, unless another touch (here or elsewhere) moves it on. */
+  const touched = () => after(seconds * 1000 + 15, () => void poll());
+
   return {
     async touch(studyUid, tx) {
       await (tx ?? db).query(
@@ -162,9 +171,9 @@ export function createStudyStability(
            SET last_instance_at = now(), fired_at = NULL, claimed_at = NULL, attempts = 0`,
         [studyUid],
       );
-      // Falls due here first, unless another touch (here or elsewhere) moves it on.
-      after(seconds * 1000 + 15, () => void poll());
+      touched();
     },
+    touched,
     onStable(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);

@@ -12,6 +12,7 @@ import { type DependencyFault, dependencyFault } from "../db/unavailable.ts";
 import { indexRows } from "./attributes.ts";
 import type { DicomDeps } from "./deps.ts";
 import { syncStudyResources } from "./fhir_sync.ts";
+import { createGroupCommit, GroupFailed } from "./group_commit.ts";
 import { DicomInputError, type ParsedInstance, parseInstance } from "./parse.ts";
 
 /** PS3.18 / PS3.4 failure reasons used in FailedSOPSequence. */
@@ -206,78 +207,26 @@ export async function storeInstances(
   return outcomes;
 }
 
-/** A group transaction's failure, when it held other requests' parts too. */
-class GroupFailed extends Error {
-  constructor(override readonly cause: unknown) {
-    super("a group transaction failed", { cause });
-  }
-}
-
-interface GroupMember {
-  list: Pending[];
-  resolve(): void;
-  reject(e: unknown): void;
-}
-
-/** The most parts one group transaction takes (the rest wait for the next). */
-const GROUP_PARTS = 256;
-/**
- * Group rounds in flight at once. Rounds of one study queue on its lock in the database whatever
- * this number; rounds of different studies (new studies above all, whose first batch is a
- * transaction of some twenty statements) overlap instead of waiting for each other.
- */
-const GROUP_ROUNDS = 4;
-interface Group {
-  queue: GroupMember[];
-  inFlight: number;
-}
-const groups = new WeakMap<DicomDeps["db"], Group>();
+const groups = new WeakMap<DicomDeps["db"], (list: Pending[]) => Promise<void>>();
 
 /**
- * Group commit: the batches of concurrent requests in this process are written together, so
- * requests of one instance each, as PACS forwarders and modalities send, share the round trips,
- * locks and commit instead of queueing on the study's lock one by one. Up to GROUP_ROUNDS rounds
- * run at once. A failed round rejects with GroupFailed when it held other requests' parts (each
- * then tries its own alone), else with the error itself.
+ * The group commit of `deps.db` (`group_commit.ts`): rounds of up to 256 parts, 4 at once. Rounds
+ * of one study queue on its lock in the database; rounds of different studies (new studies above
+ * all, whose first batch is a transaction of some twenty statements) overlap. The same SOP Instance
+ * UID from two senders is decided by two rounds, as without grouping.
  */
 function groupWrite(deps: DicomDeps, list: Pending[]): Promise<void> {
-  let group = groups.get(deps.db);
-  if (!group) groups.set(deps.db, group = { queue: [], inFlight: 0 });
-  const g = group;
-  const joined = new Promise<void>((resolve, reject) => g.queue.push({ list, resolve, reject }));
-  if (g.inFlight < GROUP_ROUNDS) void drain(deps, g);
-  return joined;
-}
-
-/** Takes rounds off the queue until it is empty (one of at most GROUP_ROUNDS such loops). */
-async function drain(deps: DicomDeps, g: Group) {
-  g.inFlight++;
-  try {
-    while (g.queue.length) {
-      const members: GroupMember[] = [];
-      const sops = new Set<string>();
-      let parts = 0;
-      // Members in arrival order, while they fit and share no SOP Instance UID (the same instance
-      // from two senders is decided by two transactions, as without grouping).
-      while (g.queue.length) {
-        const next = g.queue[0];
-        if (members.length && parts + next.list.length > GROUP_PARTS) break;
-        if (next.list.some((p) => sops.has(p.parsed.sopUid))) break;
-        g.queue.shift();
-        members.push(next);
-        parts += next.list.length;
-        for (const p of next.list) sops.add(p.parsed.sopUid);
-      }
-      try {
-        await commitRows(deps, members.flatMap((m) => m.list));
-        for (const m of members) m.resolve();
-      } catch (e) {
-        for (const m of members) m.reject(members.length > 1 ? new GroupFailed(e) : e);
-      }
-    }
-  } finally {
-    g.inFlight--;
+  let write = groups.get(deps.db);
+  if (!write) {
+    write = createGroupCommit<Pending>({
+      commit: (items) => commitRows(deps, items),
+      key: (p) => p.parsed.sopUid,
+      maxItems: 256,
+      rounds: 4,
+    });
+    groups.set(deps.db, write);
   }
+  return write(list);
 }
 
 /**
@@ -325,6 +274,8 @@ async function indexFast(deps: DicomDeps, list: Pending[]): Promise<Set<string> 
       p.outcome.reason = p.outcome.warnings.join("; ");
     }
   }
+  // The statement started their quiet periods: this process polls when they fall due.
+  for (const study of stale) deps.stability.touched(study);
   if (again.length) { for (const study of await transactRows(deps, again)) stale.add(study); }
   return stale;
 }
