@@ -2,7 +2,7 @@
  * @module STOW-RS ingest benchmark: this service against Orthanc, same files, same client, one run.
  *
  *   deno run -A bench/ingest.ts [--studies 8] [--slices 100] [--size 512] [--batch 10]
- *     [--clients 4] [--rounds 1] [--database-url postgres://…]
+ *     [--clients 4] [--rounds 1] [--database-url postgres://…] | --matrix | --floor
  *
  * 1. Generates `--studies` seeded synthetic CT series (`dicom/synth/ct.ts`, `--slices` slices of
  *    `--size`² pixels, ≈ 0.5 MB per 512² instance) and packs them into multipart/related;
@@ -24,11 +24,15 @@
  * 5. `--matrix` runs the shapes senders use instead (MATRIX: 100-, 1000- and 3000-instance studies,
  *    1 or 10 instances per request, 1 or 4 connections; 256² slices unless `--size`) once per
  *    server each, and prints the ratio to Orthanc and the server CPU per instance for each.
+ * 6. `--floor` runs the same cases against a bare Deno HTTP server that only reads the body, and
+ *    one that also writes it to a new file and fdatasyncs it (`_ingest_floor.ts`): the ceiling any
+ *    server written in Deno has on this machine with this client, to read the matrix against.
  */
 import { flagsOf, positive } from "./_args.ts";
 import { buildBodies, type StowBodies } from "./_ingest_bodies.ts";
 import { machine, waitForQuiet } from "./_host.ts";
 import { cpuSeconds, memory, percentile, qidoCounts, stowAll } from "./_ingest_measure.ts";
+import { startFloor } from "./_ingest_floor.ts";
 import {
   BENCH_DATABASE,
   type S3Env,
@@ -43,6 +47,8 @@ const TARGET_RATIO = 1.5;
 interface Options {
   /** Run MATRIX (each case once, ours and Orthanc) instead of one case. */
   matrix: boolean;
+  /** Run MATRIX against the floor servers (`_ingest_floor.ts`) instead. */
+  floor: boolean;
   studies: number;
   slices: number;
   size: number;
@@ -53,7 +59,8 @@ interface Options {
 }
 
 const USAGE = "deno run -A bench/ingest.ts [--studies 8] [--slices 100] [--size 512] " +
-  "[--batch 10] [--clients 4] [--rounds 1] [--database-url postgres://…] | --matrix [--size 256]";
+  "[--batch 10] [--clients 4] [--rounds 1] [--database-url postgres://…] | --matrix [--size 256]" +
+  " | --floor [--size 256]";
 
 /**
  * The shapes PACS and modalities send (`--matrix`): small and large studies, 10 or 1 instance per
@@ -78,6 +85,7 @@ function parseArgs(args: string[]): Options {
     clients: 4,
     rounds: 1,
     matrix: false,
+    floor: false,
     databaseUrl: Deno.env.get("DATABASE_URL") || "postgres://postgres@127.0.0.1:5432/postgres",
   };
   for (const [flag, value] of flagsOf(args)) {
@@ -95,6 +103,9 @@ function parseArgs(args: string[]): Options {
         break;
       case "--matrix":
         opts.matrix = true;
+        break;
+      case "--floor":
+        opts.floor = true;
         break;
       case "--help":
       case "-h":
@@ -269,8 +280,41 @@ async function matrix(opts: Options) {
   if (failed) Deno.exit(1);
 }
 
+async function floor(opts: Options) {
+  console.log(`Machine: ${await machine()}`);
+  const lines: string[] = [];
+  for (const c of MATRIX) {
+    const o = { ...opts, ...c, size: opts.size === 512 ? 256 : opts.size };
+    const label = `${c.studies} × ${c.slices}, ${c.batch}/request, ${c.clients} conn.`;
+    const data = buildBodies(o);
+    const cells: string[] = [];
+    for (const mode of ["read", "fsync"] as const) {
+      const server = await startFloor(mode);
+      try {
+        await waitForQuiet();
+        const cpuBefore = await cpuSeconds(server.pid);
+        const r = await stowAll(server.dicomweb, data, o.clients);
+        const cpu = (await cpuSeconds(server.pid)) - cpuBefore;
+        if (r.non200 || r.stored !== data.instances) throw new Error(`${mode}: ${r.problems}`);
+        cells.push(fmt(r.stored / r.seconds), fmt(1000 * cpu / r.stored, 2));
+        console.log(`${label}, ${mode}: ${fmt(r.stored / r.seconds)} instances/s`);
+      } finally {
+        await server.stop();
+      }
+    }
+    lines.push(`| ${label} | ${cells.join(" | ")} |`);
+  }
+  console.log("");
+  console.log(
+    "| Case | Read only inst/s | CPU ms/inst | Read + new file + fdatasync inst/s | CPU ms/inst |",
+  );
+  console.log("| --- | ---: | ---: | ---: | ---: |");
+  for (const l of lines) console.log(l);
+}
+
 async function main() {
   const opts = parseArgs(Deno.args);
+  if (opts.floor) return await floor(opts);
   if (opts.matrix) return await matrix(opts);
   const s3: S3Env | undefined = s3FromEnv();
   const store = s3
