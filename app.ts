@@ -6,7 +6,7 @@ import { dependencyFault, RETRY_AFTER_SECONDS } from "./db/unavailable.ts";
 import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
-import { fhirError, toFhirError } from "./fhir/outcome.ts";
+import { fhirError, toFhirError } from "./platform/outcome.ts";
 import { FHIR_JSON, fhirRoutes } from "./routes/fhir.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { dicomwebRoutes } from "./routes/dicomweb.ts";
@@ -23,8 +23,9 @@ import { routeClass } from "./observability/stats.ts";
 import { annotateRequest } from "./observability/tracing.ts";
 import { adminRoutes, metricsRoutes } from "./routes/admin.ts";
 import { isUiPath, uiRoutes } from "./routes/ui.ts";
+import type { AppEnv } from "./routes/env.ts";
 
-export type AppEnv = { Variables: { requestId: string; caller: Caller } };
+export type { AppEnv } from "./routes/env.ts";
 
 /**
  * Routes anyone may call: liveness and readiness, the CapabilityStatement, discovery documents,

@@ -1,6 +1,6 @@
 /** @module Composition root: loadConfig() → createServices() → createApp() → Deno.serve. */
 import { createApp } from "./app.ts";
-import { loadConfigOrExit } from "./config.ts";
+import { loadConfigOrExit } from "./platform/config.ts";
 import { createServices } from "./services.ts";
 
 if (import.meta.main) {

@@ -2,11 +2,11 @@
  * @module Builds the Services object from a Config: the database (migrated) and the FHIR service.
  * Nothing here is a module-level singleton, so tests build as many as they like.
  */
-import type { Config } from "./config.ts";
-import { type Db, openDb } from "./db/db.ts";
+import type { Config } from "./platform/config.ts";
+import { openDb } from "./db/db.ts";
 import { migrate } from "./db/migrate.ts";
 import { loadDefinitions } from "./fhir/definitions.ts";
-import { createFhirService, type FhirService } from "./fhir/service.ts";
+import { createFhirService } from "./fhir/service.ts";
 import { createFolderStore } from "./db/folder_store.ts";
 import { createObjectCleanup } from "./db/object_cleanup.ts";
 import { OBJECT_SWEEP_MIN_AGE_MS, scheduleObjectSweep } from "./dicom/sweep.ts";
@@ -15,53 +15,24 @@ import { syncStudyResources } from "./dicom/fhir_sync.ts";
 import { createStudySync } from "./dicom/study_sync.ts";
 import { type ObjectStore, withStoreFaults } from "./db/object_store.ts";
 import { createS3Store } from "./db/s3_store.ts";
-import { createDicomService, type DicomService } from "./dicom/service.ts";
+import { createDicomService } from "./dicom/service.ts";
 import { createStudyStability } from "./dicom/stability.ts";
-import { type ChangeFeed, createChangeFeed } from "./fhir/change_feed.ts";
+import { createChangeFeed } from "./fhir/change_feed.ts";
 import {
   createSubscriptionService,
   type SubscriptionOptions,
-  type SubscriptionService,
 } from "./fhir/subscriptions/service.ts";
-import { createLiveEvents, type LiveEvents } from "./fhir/subscriptions/live_events.ts";
-import { type AnalysisService, createAnalysisService } from "./fhir/operations/analysis_service.ts";
-import { type InProcessWorker, startInProcessWorker } from "./inference/in_process.ts";
-import { createLogger, type Logger } from "./inference/log.ts";
-import { type AuthService, createAuthService } from "./auth/service.ts";
-import { type AuditLog, createAuditLog } from "./audit/log.ts";
-import { createRateLimiter, type RateLimiter } from "./ratelimit/limits.ts";
-import { createRequestStats, type RequestStats } from "./observability/stats.ts";
+import { createLiveEvents } from "./fhir/subscriptions/live_events.ts";
+import { createAnalysisService } from "./analysis/service.ts";
+import { type InProcessWorker, startInProcessWorker } from "./sidecar/in_process.ts";
+import { createLogger } from "./platform/log.ts";
+import { createAuthService } from "./auth/service.ts";
+import { createAuditLog } from "./audit/log.ts";
+import { createRateLimiter } from "./ratelimit/limits.ts";
+import { createRequestStats } from "./observability/stats.ts";
+import type { Services } from "./routes/env.ts";
 
-export interface Services {
-  config: Readonly<Config>;
-  db: Db;
-  fhir: FhirService;
-  store: ObjectStore;
-  dicom: DicomService;
-  /** Every committed resource version, in order (SSE, Subscriptions, analysis rules). */
-  changes: ChangeFeed;
-  /** FHIR R4 Subscriptions (rest-hook): activation, matching, notification with retries. */
-  subscriptions: SubscriptionService;
-  /** Live updates for `GET /events` (Server-Sent Events). */
-  events: LiveEvents;
-  /** The AI pipeline's API side: queue, models as Devices, `$analyze`, rules. */
-  analysis: AnalysisService;
-  /**
-   * Starts the in-process analysis worker when the config asks for it (the embedded default);
-   * `appFetch` is the app's own fetch, so the worker calls the API without the network.
-   */
-  startWorker(appFetch: (request: Request) => Response | Promise<Response>): Promise<void>;
-  log: Logger;
-  /** Accounts, clients, tokens and the bearer-token check (AUTH). */
-  auth: AuthService;
-  /** The audit trail: AuditEvents written in batches (AUDIT, default on). */
-  audit: AuditLog;
-  /** Rate limits per caller and route class (Redis when REDIS_URL is set, else in memory). */
-  limits: RateLimiter;
-  /** Request counts, errors and latencies per route class (/admin/stats, /metrics). */
-  stats: RequestStats;
-  close(): Promise<void>;
-}
+export type { Services } from "./routes/env.ts";
 
 export interface ServiceOverrides {
   /** A Postgres schema to use (tests use one each). */
@@ -73,7 +44,7 @@ export interface ServiceOverrides {
 }
 
 /** The one logger of the service and the sidecar (JSON lines on stderr). */
-export type { Logger } from "./inference/log.ts";
+export type { Logger } from "./platform/log.ts";
 
 export function createObjectStore(config: Readonly<Config>): ObjectStore {
   const o = config.objectStore;

@@ -8,7 +8,7 @@
  */
 import type { AuditEvent } from "@medplum/fhirtypes";
 import type { Db } from "../db/db.ts";
-import type { Logger } from "../inference/log.ts";
+import type { Logger } from "../platform/log.ts";
 
 /** One audited access, as the app middleware and the login endpoint see it. */
 export interface AuditRecord {

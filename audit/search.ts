@@ -7,7 +7,7 @@
  */
 import type { AuditEvent, Bundle } from "@medplum/fhirtypes";
 import type { Sql } from "../db/db.ts";
-import { badRequest, notFound } from "../fhir/outcome.ts";
+import { badRequest, notFound } from "../platform/outcome.ts";
 import { rowToAuditEvent } from "./log.ts";
 
 const COLUMN: Record<string, string> = {

@@ -3,7 +3,7 @@
  * authenticated, the scopes a role grants, and the checks that turn a missing token into a 401 and
  * a missing scope into a 403, each an OperationOutcome with `WWW-Authenticate` (RFC 6750).
  */
-import { FhirError, outcome } from "../fhir/outcome.ts";
+import { FhirError, outcome } from "../platform/outcome.ts";
 import type { Role } from "./repo.ts";
 import {
   filteredGrants,
@@ -43,17 +43,6 @@ export function accountScopes(role: Role, patient: string | null | undefined): s
   if (!patient) return ROLE_SCOPES[role];
   return `${ROLE_SCOPES[role].replace(/\buser\//g, "patient/")} launch/patient`;
 }
-
-/** What the analysis worker needs: read studies and Tasks, file reports, close Tasks. */
-export const WORKER_SCOPE = [
-  "system/ImagingStudy.rs",
-  "system/Patient.rs",
-  "system/Task.rus",
-  "system/Device.rs",
-  "system/DiagnosticReport.crus",
-  "system/Observation.crus",
-  "system/DocumentReference.crus",
-].join(" ");
 
 /** The service acting for itself (its in-process work) and every caller when AUTH=off. */
 export function internalCaller(scope = "system/*.cruds"): Caller {

@@ -6,16 +6,11 @@
  * Accounts and clients for admins are `admin.ts`'s.
  */
 import { createRateLimiter, RateLimited, type RateLimiter } from "../ratelimit/limits.ts";
-import type { Config } from "../config.ts";
+import type { Config } from "../platform/config.ts";
 import type { Db } from "../db/db.ts";
-import type { Logger } from "../inference/log.ts";
-import {
-  accountScopes,
-  type Caller,
-  internalCaller,
-  unauthorized,
-  WORKER_SCOPE,
-} from "./access.ts";
+import type { Logger } from "../platform/log.ts";
+import { accountScopes, type Caller, internalCaller, unauthorized } from "./access.ts";
+import { WORKER_SCOPE } from "../queue/jobs.ts";
 import { fetchJwksHttps, verifyClientAssertion } from "./client_assertion.ts";
 import { OAuthError, TokenError } from "./errors.ts";
 import { issueAccessToken, verifyAccessToken } from "./jwt.ts";

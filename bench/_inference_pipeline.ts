@@ -5,9 +5,9 @@
  * and analysed alone, timed from the last STOW-RS response to its report being filed (latency).
  */
 import { generateStudy } from "../dicom/synth/ct.ts";
-import { parseMediaType, readMultipart } from "../dicom/multipart.ts";
-import { createApiClient } from "../inference/api_client.ts";
-import { chooseSeries, createVolumeBuilder } from "../inference/volume.ts";
+import { parseMediaType, readMultipart } from "../dicom/codec/multipart.ts";
+import { createApiClient } from "../sidecar/api_client.ts";
+import { chooseSeries, createVolumeBuilder } from "../sidecar/volume.ts";
 import {
   imagingStudies,
   type JobTimes,

@@ -5,20 +5,20 @@
  * map back, components, mask) on one synthetic study, timed with the sidecar's functions.
  */
 import { generateStudy } from "../dicom/synth/ct.ts";
-import { type LoadedModel, predictVolume } from "../inference/analysis.ts";
-import { resolveSettings } from "../inference/manifest.ts";
-import { closeModels, loadModels } from "../inference/model_registry.ts";
-import { writeNiftiMask } from "../inference/nifti_writer.ts";
-import type { ModelRunner } from "../inference/onnx_runner.ts";
-import { segment } from "../inference/postprocess.ts";
+import { type LoadedModel, predictVolume } from "../sidecar/analysis.ts";
+import { resolveSettings } from "../sidecar/manifest.ts";
+import { closeModels, loadModels } from "../sidecar/model_registry.ts";
+import { writeNiftiMask } from "../sidecar/nifti_writer.ts";
+import type { ModelRunner } from "../sidecar/onnx_runner.ts";
+import { segment } from "../sidecar/postprocess.ts";
 import {
   type Batch,
   makeBatches,
   modelSampler,
   prepareSlices,
   type SliceSampler,
-} from "../inference/preprocess.ts";
-import { createVolumeBuilder, type Volume } from "../inference/volume.ts";
+} from "../sidecar/preprocess.ts";
+import { createVolumeBuilder, type Volume } from "../sidecar/volume.ts";
 import { hostBusySeconds, processCpu, topProcesses } from "./_inference_services.ts";
 import { cpuSeconds } from "./_ingest_measure.ts";
 

@@ -1,7 +1,7 @@
 /**
  * @module The processes of the inference benchmark's pipeline runs: the API (`main.ts` on a
  * recreated database, objects in a temp folder, jobs on a Redis database of its own, no in-process
- * worker, no rules) and sidecars (`inference/main.ts`, each on its own health port, logging at
+ * worker, no rules) and sidecars (`sidecar/main.ts`, each on its own health port, logging at
  * info so that their job lines can be read back). Also: emptying that Redis database, and host
  * CPU counters for a phase.
  */
@@ -109,7 +109,7 @@ export interface SidecarHealth {
   memory?: { rss: number };
 }
 
-/** Starts `inference/main.ts` against `apiOrigin` and waits (up to 120 s) for its /health. */
+/** Starts `sidecar/main.ts` against `apiOrigin` and waits (up to 120 s) for its /health. */
 export async function startSidecar(
   apiOrigin: string,
   env: PipelineEnv,
@@ -118,7 +118,7 @@ export async function startSidecar(
   const port = freePort();
   const service = await spawnService({
     name: "sidecar",
-    script: "inference/main.ts",
+    script: "sidecar/main.ts",
     env: {
       HOST: "127.0.0.1",
       SIDECAR_PORT: String(port),

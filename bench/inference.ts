@@ -5,7 +5,7 @@
  *
  *   deno run -A bench/inference.ts [--studies 4] [--slices 100] [--size 512] [--sidecars 1,2]
  *     [--providers cpu] [--seconds 15] [--warmup 3] [--model lung-nodule-demo]
- *     [--models-dir inference/models] [--database-url postgres://…]
+ *     [--models-dir sidecar/models] [--database-url postgres://…]
  *     [--redis-url redis://127.0.0.1:6379/6] [--stow-batch 10] [--timeout 1800]
  *     [--train-wait 900] [--threads 0] [--raw-only] [--no-wait]
  *
@@ -16,7 +16,7 @@
  *    sidecar's CPU stages over that study, each timed (the faster of two passes).
  * 2. Pipeline, per `--sidecars` count: a fresh API (`main.ts`, recreated database
  *    `fhir_bench_inference`, objects in a temp folder, REDIS_URL = `--redis-url` after FLUSHDB of
- *    that database, INFERENCE_WORKER=off, no ANALYSIS_RULES) and that many `inference/main.ts`
+ *    that database, INFERENCE_WORKER=off, no ANALYSIS_RULES) and that many `sidecar/main.ts`
  *    processes. The `--studies` studies are stored over STOW-RS, one 8-slice warm-up study per
  *    sidecar is analysed, then `$analyze` is POSTed for every study at once and the Tasks polled
  *    until all are completed: studies/min and slices/s from the first request to the last Task's
@@ -24,7 +24,7 @@
  *    after the last STOW-RS response, timed to its report being filed. No rule is involved, so
  *    the study-stable delay (DICOM_STABLE_SECONDS) is not in that time.
  *
- * Before each measured part it waits for `pgrep -f train.py` and `pgrep -f inference/train/` to
+ * Before each measured part it waits for `pgrep -f train.py` and `pgrep -f sidecar/train/` to
  * be empty (up to `--train-wait` seconds) and for the host to be ≥ 85% idle (up to 3 minutes),
  * and prints what it found; `--no-wait` skips both (for a smoke run) and only reads the idle %.
  */
@@ -62,7 +62,7 @@ export interface Options {
 
 const USAGE = "deno run -A bench/inference.ts [--studies 4] [--slices 100] [--size 512] " +
   "[--sidecars 1,2] [--providers cpu] [--seconds 15] [--warmup 3] [--model lung-nodule-demo] " +
-  "[--models-dir inference/models] [--database-url postgres://…] " +
+  "[--models-dir sidecar/models] [--database-url postgres://…] " +
   "[--redis-url redis://127.0.0.1:6379/6] [--stow-batch 10] [--timeout 1800] [--train-wait 900] " +
   "[--threads 0] [--raw-only] [--no-wait]";
 
@@ -76,7 +76,7 @@ function parseArgs(args: string[]): Options {
     seconds: 15,
     warmup: 3,
     model: "lung-nodule-demo",
-    modelsDir: new URL("../inference/models", import.meta.url).pathname,
+    modelsDir: new URL("../sidecar/models", import.meta.url).pathname,
     databaseUrl: Deno.env.get("DATABASE_URL") || "postgres://postgres@127.0.0.1:5432/postgres",
     redisUrl: "redis://127.0.0.1:6379/6",
     stowBatch: 10,
@@ -143,8 +143,8 @@ function parseArgs(args: string[]): Options {
   return opts;
 }
 
-/** Model training and evaluation (`inference/train/*.py`): CPU-heavy, and long. */
-const TRAINING = ["train.py", "inference/train/"];
+/** Model training and evaluation (`sidecar/train/*.py`): CPU-heavy, and long. */
+const TRAINING = ["train.py", "sidecar/train/"];
 
 async function training(): Promise<number[]> {
   return [...new Set((await Promise.all(TRAINING.map(pgrep))).flat())];
@@ -250,7 +250,7 @@ async function main() {
     `Host idle before the raw run: ${rawIdle.toFixed(0)}%` +
       (notes.length
         ? `; NOTE: ${notes.join("; ")}`
-        : "; no training (train.py, inference/train/) ran"),
+        : "; no training (train.py, sidecar/train/) ran"),
   );
   printRaw(inProcess);
   if (phases.length) printPhases(phases, inProcess, opts.slices, TARGET_RATIO);

@@ -4,7 +4,7 @@
  * shape for `--seconds` after a warm-up, and prints slices/s, ms per batch and whether the
  * provider could be used at all. Used on a GPU machine as well as here.
  *
- *   deno run -A bench/onnx_providers.ts [--model inference/models/lung-nodule-demo]
+ *   deno run -A bench/onnx_providers.ts [--model sidecar/models/lung-nodule-demo]
  *     [--providers cpu,cuda,webgpu] [--seconds 10] [--batch N] [--json out.json]
  *
  * ORT_MODULE=<path to an onnxruntime-node folder> loads that copy instead of the npm import
@@ -36,7 +36,7 @@ interface Options {
 
 function parseArgs(args: string[]): Options {
   const o: Options = {
-    model: "inference/models/lung-nodule-demo",
+    model: "sidecar/models/lung-nodule-demo",
     providers: ["cpu", "cuda", "webgpu"],
     seconds: 10,
   };

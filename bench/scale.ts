@@ -4,7 +4,7 @@
  *
  *   deno run -A bench/scale.ts [--seconds 5] [--warmup 1] [--connections 32[,64]]
  *     [--resources 5000] [--studies 4] [--slices 100] [--size 512] [--sidecars 1,2]
- *     [--model lung-nodule-demo] [--models-dir inference/models] [--no-wait]
+ *     [--model lung-nodule-demo] [--models-dir sidecar/models] [--no-wait]
  *     [--skip-fhir] [--skip-inference]
  *
  * Needs DATABASE_URL, REDIS_URL (a free database 1–15 is claimed), S3_ENDPOINT and its keys
@@ -60,7 +60,7 @@ interface Options {
 
 const USAGE = "deno run -A bench/scale.ts [--seconds 5] [--warmup 1] [--connections 32[,64]] " +
   "[--resources 5000] [--studies 4] [--slices 100] [--size 512] [--sidecars 1,2] " +
-  "[--model lung-nodule-demo] [--models-dir inference/models] [--no-wait] [--skip-fhir] " +
+  "[--model lung-nodule-demo] [--models-dir sidecar/models] [--no-wait] [--skip-fhir] " +
   "[--skip-inference]";
 
 function parseArgs(args: string[]): Options {
@@ -74,7 +74,7 @@ function parseArgs(args: string[]): Options {
     size: 512,
     sidecars: [1, 2],
     model: "lung-nodule-demo",
-    modelsDir: new URL("../inference/models", import.meta.url).pathname,
+    modelsDir: new URL("../sidecar/models", import.meta.url).pathname,
     noWait: false,
     fhir: true,
     inference: true,

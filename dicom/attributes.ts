@@ -4,9 +4,9 @@
  */
 import dcmjs from "dcmjs";
 import type { InstanceRow, SeriesRow, StudyRow } from "../db/dicom_repo.ts";
-import type { DicomJson } from "./dicom_json.ts";
-import { firstNumber, firstString } from "./dicom_json.ts";
-import { frameCount, type ParsedInstance } from "./parse.ts";
+import type { DicomJson } from "./codec/dicom_json.ts";
+import { firstNumber, firstString } from "./codec/dicom_json.ts";
+import { frameCount, type ParsedInstance } from "./codec/parse.ts";
 
 export const STUDY_TAGS = [
   "00080005", // SpecificCharacterSet

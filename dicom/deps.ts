@@ -1,5 +1,5 @@
 /** @module What the DICOM layer needs from its caller: database, object store, FHIR, settings. */
-import type { DicomConfig } from "../config.ts";
+import type { DicomConfig } from "../platform/config.ts";
 import type { Db } from "../db/db.ts";
 import type { ObjectCleanup } from "../db/object_cleanup.ts";
 import type { ObjectStore } from "../db/object_store.ts";

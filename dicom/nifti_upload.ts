@@ -16,7 +16,7 @@ import {
   NiftiError,
   type NiftiHeader,
   parseNiftiHeader,
-} from "./nifti.ts";
+} from "./codec/nifti.ts";
 
 export interface NiftiUpload {
   bytes: Uint8Array;

@@ -6,7 +6,7 @@
  */
 import type { Sql } from "../db/db.ts";
 import { INSTANCE_TAGS, pick, SERIES_TAGS, tagOf } from "./attributes.ts";
-import type { DicomJson } from "./dicom_json.ts";
+import type { DicomJson } from "./codec/dicom_json.ts";
 import { DicomwebError } from "./errors.ts";
 
 import { patientStudyUids } from "./compartment.ts";

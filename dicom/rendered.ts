@@ -8,7 +8,7 @@ import type { DataSet } from "dicom-parser";
 import { encode as encodePng } from "fast-png";
 import jpeg from "jpeg-js";
 import { DicomwebError } from "./errors.ts";
-import { decodeFrame, PixelDecodeError, pixelInfo } from "./pixels.ts";
+import { decodeFrame, PixelDecodeError, pixelInfo } from "./codec/pixels.ts";
 
 export type RenderedType = "image/png" | "image/jpeg";
 

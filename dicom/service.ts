@@ -8,7 +8,7 @@ import { qido, type QidoRequest, type QidoResult } from "./qido.ts";
 import type { StudyStableEvent } from "./stability.ts";
 import { stowMultipart, type StowResult, stowSingle } from "./stow.ts";
 import * as wado from "./wado.ts";
-import { parseDataSet } from "./dataset.ts";
+import { parseDataSet } from "./codec/dataset.ts";
 import { DicomwebError } from "./errors.ts";
 import { renderFrame, type RenderParams } from "./rendered.ts";
 import { stowZip, type ZipStowResult } from "./stow_zip.ts";

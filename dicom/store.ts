@@ -13,7 +13,7 @@ import { indexRows } from "./attributes.ts";
 import type { DicomDeps } from "./deps.ts";
 import { syncStudyResources } from "./fhir_sync.ts";
 import { createGroupCommit, GroupFailed } from "./group_commit.ts";
-import { DicomInputError, type ParsedInstance, parseInstance } from "./parse.ts";
+import { DicomInputError, type ParsedInstance, parseInstance } from "./codec/parse.ts";
 
 /** PS3.18 / PS3.4 failure reasons used in FailedSOPSequence. */
 export const FailureReason = {

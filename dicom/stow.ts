@@ -6,9 +6,9 @@
  * when nothing could be stored because the database or the object store is down).
  */
 import type { DicomDeps } from "./deps.ts";
-import type { DicomJson } from "./dicom_json.ts";
+import type { DicomJson } from "./codec/dicom_json.ts";
 import { DicomwebError } from "./errors.ts";
-import { MultipartError, readMultipart } from "./multipart.ts";
+import { MultipartError, readMultipart } from "./codec/multipart.ts";
 import { createBatcher, storeInstances, type StoreOutcome, WARNING_COERCED } from "./store.ts";
 
 export interface StowResult {

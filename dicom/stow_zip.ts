@@ -8,7 +8,7 @@ import type { DicomDeps } from "./deps.ts";
 import { DicomwebError } from "./errors.ts";
 import { createBatcher } from "./store.ts";
 import { storeResponse, type StowResult } from "./stow.ts";
-import { zipEntries, ZipError } from "./zip_entries.ts";
+import { zipEntries, ZipError } from "./codec/zip_entries.ts";
 
 export interface ZipStowResult extends StowResult {
   /** Entries that were not DICOM, with why. */

@@ -4,13 +4,13 @@
  * data cut out of the stored instance.
  */
 import dicomParser, { type DataSet, type Element } from "dicom-parser";
-import { parseDataSet } from "./dataset.ts";
+import { parseDataSet } from "./codec/dataset.ts";
 import * as repo from "../db/dicom_repo.ts";
 import type { InstanceRow } from "../db/dicom_repo.ts";
-import { BULK_PREFIX } from "./dicom_json.ts";
+import { BULK_PREFIX } from "./codec/dicom_json.ts";
 import type { DicomDeps } from "./deps.ts";
 import { DicomwebError } from "./errors.ts";
-import type { OutgoingPart } from "./multipart.ts";
+import type { OutgoingPart } from "./codec/multipart.ts";
 
 export interface Target {
   studyUid: string;

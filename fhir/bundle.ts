@@ -6,12 +6,11 @@
  */
 import type { Bundle, BundleEntry, Resource } from "@medplum/fhirtypes";
 import type { Sql } from "../db/db.ts";
-import type { FhirContext } from "./context.ts";
-import { parseETag } from "./context.ts";
-import { type FhirRequest, interact, resultOf } from "./interaction.ts";
-import { badRequest, FhirError, toFhirError } from "./outcome.ts";
+import { type FhirContext, type Interact, parseETag } from "./context.ts";
+import { type FhirRequest, type FhirResult, resultOf } from "./request.ts";
+import { badRequest, FhirError, toFhirError } from "../platform/outcome.ts";
 import { conditionalTarget, matchCondition } from "./resource_ops.ts";
-import { findMatches } from "./search/execute.ts";
+import { findMatches } from "./conditional.ts";
 
 const ORDER: Record<string, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 3, GET: 4, HEAD: 4 };
 const STATUS_TEXT: Record<number, string> = {
@@ -32,7 +31,12 @@ function statusLine(status: number): string {
   return `${status} ${STATUS_TEXT[status] ?? ""}`.trim();
 }
 
-export async function processBundle(ctx: FhirContext, body: unknown): Promise<Bundle> {
+/** Runs a batch or transaction Bundle, each entry through `interact` (the dispatch). */
+export async function processBundle(
+  ctx: FhirContext,
+  body: unknown,
+  interact: Interact,
+): Promise<Bundle> {
   const bundle = body as Bundle;
   if (!bundle || typeof bundle !== "object" || bundle.resourceType !== "Bundle") {
     throw badRequest("POST to the base expects a Bundle", "Bundle");
@@ -58,7 +62,9 @@ export async function processBundle(ctx: FhirContext, body: unknown): Promise<Bu
       );
     }
   });
-  return bundle.type === "batch" ? await batch(ctx, entries) : await transaction(ctx, entries);
+  return bundle.type === "batch"
+    ? await batch(ctx, entries, interact)
+    : await transaction(ctx, entries, interact);
 }
 
 function toRequest(ctx: FhirContext, entry: BundleEntry): FhirRequest {
@@ -95,7 +101,7 @@ function patchBody(entry: BundleEntry): unknown {
 function responseEntry(
   ctx: FhirContext,
   status: number,
-  result: Awaited<ReturnType<typeof interact>>,
+  result: FhirResult,
 ): BundleEntry {
   const entry: BundleEntry = {
     response: {
@@ -117,7 +123,11 @@ function responseEntry(
   return entry;
 }
 
-async function batch(ctx: FhirContext, entries: BundleEntry[]): Promise<Bundle> {
+async function batch(
+  ctx: FhirContext,
+  entries: BundleEntry[],
+  interact: Interact,
+): Promise<Bundle> {
   const out: BundleEntry[] = [];
   for (const entry of entries) {
     try {
@@ -136,7 +146,11 @@ async function batch(ctx: FhirContext, entries: BundleEntry[]): Promise<Bundle> 
   return { resourceType: "Bundle", id: crypto.randomUUID(), type: "batch-response", entry: out };
 }
 
-async function transaction(ctx: FhirContext, entries: BundleEntry[]): Promise<Bundle> {
+async function transaction(
+  ctx: FhirContext,
+  entries: BundleEntry[],
+  interact: Interact,
+): Promise<Bundle> {
   const results = await ctx.db.transaction(async (tx) => {
     const requests = entries.map((e) => toRequest(ctx, e));
     const refs = await assignIdentities(ctx, tx, entries, requests);
@@ -209,7 +223,7 @@ interface Identities {
   /** fullUrl (urn:uuid:…, or an absolute URL) → `Type/id`. */
   byFullUrl: Map<string, string>;
   /** Entries already answered while assigning identities (conditional create that matched). */
-  matched: Map<number, Awaited<ReturnType<typeof interact>>>;
+  matched: Map<number, FhirResult>;
 }
 
 /**

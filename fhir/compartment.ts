@@ -10,7 +10,7 @@ import { accessOf, type Caller, contextsFor, forbidden, type Reach } from "../au
 import type { Interaction } from "../auth/scopes.ts";
 import type { FhirContext } from "./context.ts";
 import { indexResource } from "./indexer.ts";
-import { notFound } from "./outcome.ts";
+import { notFound } from "../platform/outcome.ts";
 import type { Filter } from "./search/model.ts";
 
 let byType: ReadonlyMap<string, readonly string[]> | undefined;

@@ -1,11 +1,14 @@
-/** @module What FHIR operations need from their caller: the database and the server's settings. */
-import type { Db } from "../db/db.ts";
-import type { FhirResult } from "./interaction.ts";
-import type { EndpointPattern } from "./subscriptions/endpoints.ts";
+/**
+ * @module What FHIR interactions need from their caller: the database, the server's settings and
+ * who is calling (`FhirContext`); the shape of an operation's handler and of `interact` itself.
+ */
+import type { Db, Sql } from "../db/db.ts";
+import type { EndpointPattern } from "../platform/endpoint_patterns.ts";
 import type { Caller } from "../auth/access.ts";
 import type { Interaction } from "../auth/scopes.ts";
+import type { FhirRequest, FhirResult } from "./request.ts";
 
-/** An instance-level `$operation` (`POST [base]/Type/{id}/$name`), one file each in operations/. */
+/** An instance-level `$operation` (`POST [base]/Type/{id}/$name`), registered in `operations`. */
 export type OperationHandler =
   & ((
     ctx: FhirContext,
@@ -58,3 +61,6 @@ export function parseETag(value: string | null | undefined): string | undefined 
   const m = /^(?:W\/)?"?([^"]*)"?$/.exec(value.trim());
   return m ? m[1] : value;
 }
+
+/** Runs one interaction (`interaction.ts`'s `interact`), on `tx` when given; Bundles take it. */
+export type Interact = (ctx: FhirContext, req: FhirRequest, tx?: Sql) => Promise<FhirResult>;

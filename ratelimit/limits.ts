@@ -6,9 +6,9 @@
  * Redis does not answer, requests are let through (and logged): a limiter must not take the API
  * down with it.
  */
-import type { Logger } from "../inference/log.ts";
-import { createSharedLink, type SharedLink, withTimeout } from "../inference/_queue_redis_link.ts";
-import { FhirError, outcome } from "../fhir/outcome.ts";
+import type { Logger } from "../platform/log.ts";
+import { createSharedLink, type SharedLink, withTimeout } from "../platform/redis_link.ts";
+import { FhirError, outcome } from "../platform/outcome.ts";
 
 /** Request classes, and `login`: password logins per client address (the token endpoint's). */
 export type RouteClass = "read" | "write" | "upload" | "login";

@@ -6,11 +6,11 @@
  * `POST /admin/objects/sweep?olderThanMinutes=60` (admins: remove DICOM objects without a row now).
  */
 import { Hono } from "hono";
-import type { AppEnv } from "../app.ts";
+import type { AppEnv } from "./env.ts";
 import { requireAdmin, unauthorized } from "../auth/access.ts";
-import { fhirError } from "../fhir/outcome.ts";
+import { fhirError } from "../platform/outcome.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../observability/stats.ts";
-import type { Services } from "../services.ts";
+import type { Services } from "./env.ts";
 import { OBJECT_SWEEP_MIN_AGE_MS, sweepUnindexedObjects } from "../dicom/sweep.ts";
 
 export function adminRoutes(services: Services): Hono<AppEnv> {

@@ -5,15 +5,15 @@
  * configuration) that the app also serves under the FHIR base.
  */
 import { dependencyFault, RETRY_AFTER_SECONDS } from "../db/unavailable.ts";
-import { clientAddress, type ProxyRange } from "../auth/client_address.ts";
+import { clientAddress, type ProxyRange } from "../platform/client_address.ts";
 import { Hono } from "hono";
 import type { Context } from "hono";
-import type { AppEnv } from "../app.ts";
+import type { AppEnv } from "./env.ts";
 import { requireAdmin } from "../auth/access.ts";
 import { OAuthError } from "../auth/errors.ts";
 import { InputError, TooManyAttempts } from "../auth/service.ts";
-import { badRequest, notFound } from "../fhir/outcome.ts";
-import type { Services } from "../services.ts";
+import { badRequest, notFound } from "../platform/outcome.ts";
+import type { Services } from "./env.ts";
 
 const NO_STORE = { "Cache-Control": "no-store", Pragma: "no-cache" };
 

@@ -5,17 +5,17 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
-import type { AppEnv } from "../app.ts";
+import type { AppEnv } from "./env.ts";
 import { compartmentFor, requireAccess } from "../auth/access.ts";
 import { studyOfPatient } from "../dicom/compartment.ts";
 import { DicomwebError } from "../dicom/errors.ts";
-import { newBoundary, parseMediaType, writeMultipart } from "../dicom/multipart.ts";
-import type { OutgoingPart } from "../dicom/multipart.ts";
+import { newBoundary, parseMediaType, writeMultipart } from "../dicom/codec/multipart.ts";
+import type { OutgoingPart } from "../dicom/codec/multipart.ts";
 import type { QidoLevel } from "../dicom/qido.ts";
 import type { StowResult } from "../dicom/stow.ts";
 import { RETRY_AFTER_SECONDS } from "../db/unavailable.ts";
 import { type RenderedType, renderParams } from "../dicom/rendered.ts";
-import type { Services } from "../services.ts";
+import type { Services } from "./env.ts";
 
 const DICOM_JSON = "application/dicom+json";
 const UID = "[0-9.]{1,64}";

@@ -5,12 +5,12 @@
  * status, statusReason, focus}`; `Last-Event-ID` (or `?lastEventId=`) resumes after a position.
  */
 import { Hono } from "hono";
-import type { AppEnv } from "../app.ts";
+import type { AppEnv } from "./env.ts";
 import { requireAccess } from "../auth/access.ts";
-import { badRequest } from "../fhir/outcome.ts";
+import { badRequest } from "../platform/outcome.ts";
 import { isSupportedType } from "../fhir/resource_types.ts";
 import type { LiveEvent, LiveEventFilter } from "../fhir/subscriptions/live_events.ts";
-import type { Services } from "../services.ts";
+import type { Services } from "./env.ts";
 
 export interface EventRouteOptions {
   /** A comment line this often keeps proxies from closing an idle stream (default 15 s). */

@@ -5,10 +5,10 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { parseETag } from "../fhir/context.ts";
-import type { FhirRequest, FhirResult } from "../fhir/interaction.ts";
-import { badRequest, fhirError, informational } from "../fhir/outcome.ts";
-import type { AppEnv } from "../app.ts";
-import type { Services } from "../services.ts";
+import type { FhirRequest, FhirResult } from "../fhir/request.ts";
+import { badRequest, fhirError, informational } from "../platform/outcome.ts";
+import type { AppEnv } from "./env.ts";
+import type { Services } from "./env.ts";
 
 export const FHIR_JSON = "application/fhir+json; charset=utf-8";
 const JSON_TYPES = ["application/fhir+json", "application/json", "application/json+fhir"];

@@ -5,10 +5,10 @@
  * and error, versions, queue depth). Probes are public and say only what fails, never why.
  */
 import { Hono } from "hono";
-import type { AppEnv } from "../app.ts";
+import type { AppEnv } from "./env.ts";
 import { requireAdmin } from "../auth/access.ts";
 import { readMigrations } from "../db/migrate.ts";
-import type { Services } from "../services.ts";
+import type { Services } from "./env.ts";
 
 /** A dependency's answer: latency, and the error when it failed. */
 interface Check {

@@ -3,11 +3,11 @@
  * `GET /reports/{id}/findings.json` and `GET /reports/{id}/findings.xlsx` (one row per finding).
  */
 import { Hono } from "hono";
-import type { AppEnv } from "../app.ts";
+import type { AppEnv } from "./env.ts";
 import { type Caller, compartmentFor } from "../auth/access.ts";
 import type { FhirContext } from "../fhir/context.ts";
-import { findingsOf, findingsXlsx } from "../fhir/operations/findings_export.ts";
-import type { Services } from "../services.ts";
+import { findingsOf, findingsXlsx } from "../analysis/findings_export.ts";
+import type { Services } from "./env.ts";
 
 const ID = "[A-Za-z0-9\\-.]{1,64}";
 

@@ -6,7 +6,7 @@
  */
 import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import type { AppEnv } from "../app.ts";
+import type { AppEnv } from "./env.ts";
 
 const STATIC = new URL("../static/", import.meta.url);
 const ENTRY = new URL("main.tsx", STATIC);

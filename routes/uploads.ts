@@ -4,10 +4,10 @@
  * describe it, and the stored file (`GET /uploads/nifti/{id}`).
  */
 import { Hono } from "hono";
-import type { AppEnv } from "../app.ts";
+import type { AppEnv } from "./env.ts";
 import { requireAccess } from "../auth/access.ts";
 import { DicomwebError } from "../dicom/errors.ts";
-import type { Services } from "../services.ts";
+import type { Services } from "./env.ts";
 import { FHIR_JSON } from "./fhir.ts";
 
 export function uploadRoutes(services: Services): Hono<AppEnv> {

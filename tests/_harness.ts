@@ -4,7 +4,7 @@
  * variant is reported as ignored, by name. One app and one HTTP server per backend per test file.
  */
 import { createApp } from "../app.ts";
-import { loadConfig } from "../config.ts";
+import { loadConfig } from "../platform/config.ts";
 import { createServices, type Services } from "../services.ts";
 
 export type Backend = "pglite" | "postgres";

@@ -31,12 +31,14 @@ COPY static/deno.json static/deno.json
 COPY vendor vendor
 RUN deno install --frozen
 # The API's sources: tests/deploy/deploy_test.ts checks they cover main.ts's module graph.
-COPY main.ts app.ts config.ts services.ts ./
+COPY main.ts app.ts services.ts ./
 COPY routes routes
+COPY analysis analysis
 COPY fhir fhir
 COPY dicom dicom
 COPY db db
-COPY inference inference
+COPY queue queue
+COPY sidecar sidecar
 COPY auth auth
 COPY audit audit
 COPY ratelimit ratelimit

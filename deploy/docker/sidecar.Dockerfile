@@ -31,14 +31,11 @@ COPY vendor vendor
 # --allow-scripts runs onnxruntime-node's install script (Deno runs none by default), and only it.
 RUN deno install --frozen --allow-scripts=npm:onnxruntime-node \
  && ls node_modules/.deno/onnxruntime-node@*/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so
-# The sidecar's sources: tests/deploy/deploy_test.ts checks they cover inference/main.ts's module
-# graph. The models ship in inference/models/<name>/ (MODELS_DIR).
-COPY config.ts ./
-COPY inference inference
-COPY dicom dicom
-COPY auth auth
-COPY db db
-COPY fhir fhir
+# The sidecar's sources: tests/deploy/deploy_test.ts checks they cover sidecar/main.ts's module
+# graph. The models ship in sidecar/models/<name>/ (MODELS_DIR).
+COPY sidecar sidecar
+COPY queue queue
+COPY dicom/codec dicom/codec
 COPY observability observability
 COPY platform platform
 RUN set -eu; \

@@ -6,12 +6,8 @@ import type { Bundle, BundleEntry, BundleLink, Resource } from "@medplum/fhirtyp
 import type { Row, Sql } from "../../db/db.ts";
 import { orderKeys } from "../../db/resource_repo.ts";
 import type { FhirContext } from "../context.ts";
-import { badRequest } from "../outcome.ts";
-import type { Interaction } from "../../auth/scopes.ts";
-import { boundPatient, compartmentFilter } from "../compartment.ts";
-import { conditionQueries, scopeFilter } from "../granular.ts";
 import type { Cursor, IncludeSpec, SearchRequest } from "./model.ts";
-import { encodeCursor, parseSearch } from "./parse.ts";
+import { encodeCursor } from "./parse.ts";
 import { countSql, pageSql, Params } from "./sql.ts";
 import { shapeResource } from "./summary.ts";
 
@@ -138,47 +134,6 @@ async function reverseInclude(sql: Sql, spec: IncludeSpec, targets: Resource[]) 
     p.values,
   );
   return rows.map((r) => ({ rid: Number(r.rid), resource: orderKeys(r.content as Resource) }));
-}
-
-/**
- * The criteria of a conditional interaction as a search for up to two matches (400 if malformed),
- * kept inside the caller's patient compartment when the caller is bound to one for `interaction`.
- */
-export function parseCondition(
-  ctx: FhirContext,
-  type: string,
-  query: string,
-  interaction: Interaction = "search",
-): SearchRequest {
-  const params = [...new URLSearchParams(query.replace(/^\?/, ""))];
-  if (params.length === 0) throw badRequest("A conditional interaction needs search criteria");
-  const req = parseSearch(type, params, {
-    lenient: false,
-    defaultCount: 2,
-    maxCount: 2,
-    baseUrl: ctx.baseUrl,
-  });
-  req.count = 2;
-  req.total = "none";
-  req.sort = [];
-  req.include = [];
-  req.revinclude = [];
-  const patient = boundPatient(ctx, type, interaction);
-  if (patient !== undefined) req.filters.push(compartmentFilter(type, patient));
-  const queries = conditionQueries(ctx, type, interaction);
-  if (queries) req.filters.push(scopeFilter(ctx, type, queries));
-  return req;
-}
-
-/** The resources a conditional interaction's query matches (at most two: enough to tell 0, 1, many). */
-export async function findMatches(
-  ctx: FhirContext,
-  sql: Sql,
-  type: string,
-  query: string | SearchRequest,
-): Promise<Resource[]> {
-  const req = typeof query === "string" ? parseCondition(ctx, type, query) : query;
-  return (await executeSearch(sql, req)).matches;
 }
 
 /** The searchset Bundle for a page, with links that carry the canonical parameters. */

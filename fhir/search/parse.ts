@@ -8,7 +8,7 @@ import {
   type SearchParamDef,
   searchParamsOf,
 } from "../definitions.ts";
-import { badRequest, notSupported } from "../outcome.ts";
+import { badRequest, notSupported } from "../../platform/outcome.ts";
 import { isSupportedType } from "../resource_types.ts";
 import { dateRange } from "./dates.ts";
 import type {

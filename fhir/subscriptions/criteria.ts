@@ -4,10 +4,10 @@
  */
 import { hostProblem } from "../../platform/outbound.ts";
 import type { Subscription } from "@medplum/fhirtypes";
-import { FhirError, fhirError } from "../outcome.ts";
+import { FhirError, fhirError } from "../../platform/outcome.ts";
 import { isSupportedType } from "../resource_types.ts";
 import { parseSearch } from "../search/parse.ts";
-import { endpointAllowed, type EndpointPattern } from "./endpoints.ts";
+import { endpointAllowed, type EndpointPattern } from "../../platform/endpoint_patterns.ts";
 
 /** A Subscription that can be matched and notified. */
 export interface ActiveSubscription {

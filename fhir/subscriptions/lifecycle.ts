@@ -4,7 +4,7 @@
  * client's concurrent edit wins and is looked at again when it reaches the change feed.
  */
 import type { Subscription } from "@medplum/fhirtypes";
-import { FhirError } from "../outcome.ts";
+import { FhirError } from "../../platform/outcome.ts";
 import type { FhirService } from "../service.ts";
 
 export type SubscriptionStatus = Subscription["status"];

@@ -6,7 +6,7 @@
 import type { Bundle, Resource, Subscription } from "@medplum/fhirtypes";
 import type { Db } from "../../db/db.ts";
 import type { ResourceChange } from "../change_feed.ts";
-import { FhirError } from "../outcome.ts";
+import { FhirError } from "../../platform/outcome.ts";
 import type { FhirService } from "../service.ts";
 import { type ActiveSubscription, checkSubscription, SubscriptionProblem } from "./criteria.ts";
 import { enqueueDelivery, notifiedSubscriptions } from "./delivery_repo.ts";

@@ -8,7 +8,7 @@
 import { guardedRequest, outboundProblem, OutboundRefused } from "../../platform/outbound.ts";
 import type { Db } from "../../db/db.ts";
 import type { FhirService } from "../service.ts";
-import { FhirError } from "../outcome.ts";
+import { FhirError } from "../../platform/outcome.ts";
 import {
   checkSubscription,
   EndpointNotAllowed,

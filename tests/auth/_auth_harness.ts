@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import * as jose from "jose";
 import { createApp } from "../../app.ts";
-import { loadConfig } from "../../config.ts";
+import { loadConfig } from "../../platform/config.ts";
 import { createServices, type Services } from "../../services.ts";
 
 export const ADMIN_PASSWORD = "correct horse battery staple";

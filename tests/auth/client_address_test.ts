@@ -1,7 +1,7 @@
 /** clientAddress(): X-Forwarded-For believed only from trusted proxies, right to left. */
 import assert from "node:assert/strict";
-import { clientAddress, parseProxyRanges } from "../../auth/client_address.ts";
-import { loadConfig } from "../../config.ts";
+import { clientAddress, parseProxyRanges } from "../../platform/client_address.ts";
+import { loadConfig } from "../../platform/config.ts";
 
 Deno.test("clientAddress() without trusted proxies is the peer, whatever the header says", () => {
   assert.equal(clientAddress("203.0.113.9", "1.2.3.4", []), "203.0.113.9");

@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { issueAccessToken } from "../../auth/jwt.ts";
 import { stowInstances } from "../../dicom/synth/stow.ts";
-import { fhir, until } from "../inference/_process.ts";
-import { smallStudy } from "../inference/_study.ts";
+import { fhir, until } from "../sidecar/_process.ts";
+import { smallStudy } from "../sidecar/_study.ts";
 import { type AuthStack, PASSWORD, startAuthStack } from "./_auth_harness.ts";
 
 // deno-lint-ignore no-explicit-any

@@ -5,7 +5,7 @@
  * grants nothing; endpoints that cannot apply a query refuse such tokens.
  */
 import assert from "node:assert/strict";
-import { fhir } from "../inference/_process.ts";
+import { fhir } from "../sidecar/_process.ts";
 import { type AuthStack, PASSWORD, startAuthStack } from "./_auth_harness.ts";
 
 // deno-lint-ignore no-explicit-any

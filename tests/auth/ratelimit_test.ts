@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createRateLimiter, RateLimited, routeClassOf } from "../../ratelimit/limits.ts";
-import { claimRedisDb, missingServices } from "../inference/_process.ts";
+import { claimRedisDb, missingServices } from "../sidecar/_process.ts";
 import { startAuthStack } from "./_auth_harness.ts";
 
 const log = () => {};

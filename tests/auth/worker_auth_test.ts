@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import * as jose from "jose";
-import { WORKER_SCOPE } from "../../auth/access.ts";
+import { WORKER_SCOPE } from "../../queue/jobs.ts";
 import { stowInstances } from "../../dicom/synth/stow.ts";
 import {
   type Child,
@@ -18,8 +18,8 @@ import {
   startApi,
   startSidecar,
   until,
-} from "../inference/_process.ts";
-import { smallStudy } from "../inference/_study.ts";
+} from "../sidecar/_process.ts";
+import { smallStudy } from "../sidecar/_study.ts";
 import { ADMIN_PASSWORD, form, startAuthStack } from "./_auth_harness.ts";
 
 // deno-lint-ignore no-explicit-any

@@ -1,5 +1,5 @@
 /**
- * @module Readers for the deploy files' test: YAML under deploy/, the variables config.ts reads,
+ * @module Readers for the deploy files' test: YAML under deploy/, the variables platform/config.ts reads,
  * compose's `${VAR}` interpolation, Dockerfile instructions, .dockerignore patterns, HAProxy's
  * configuration, deno.json tasks and an entry point's local module graph.
  */
@@ -57,9 +57,9 @@ export function loadYaml(path: string): { docs: Doc[]; docs11: Doc[] } {
   return { docs: read("1.2"), docs11: read("1.1") };
 }
 
-/** The environment variables config.ts reads (`env.NAME`, `env["NAME"]`, `int("NAME", …)`, …). */
+/** The environment variables platform/config.ts reads (`env.NAME`, `env["NAME"]`, `int("NAME", …)`, …). */
 export function configVariables(): Set<string> {
-  const source = readText("config.ts");
+  const source = readText("platform/config.ts");
   const names = new Set<string>();
   const patterns = [
     /\benv\.([A-Z][A-Z0-9_]*)\b/g,

@@ -4,7 +4,7 @@
  * environment each gets, and every probe and healthcheck aimed at them.
  */
 import assert from "node:assert/strict";
-import { type Config, loadConfig } from "../../config.ts";
+import { type Config, loadConfig } from "../../platform/config.ts";
 import {
   denoTasks,
   type Doc,

@@ -4,7 +4,7 @@
  * Kubernetes objects select the Deployments' pods and ports; shutdown grace periods fit.
  */
 import assert from "node:assert/strict";
-import { loadConfig } from "../../config.ts";
+import { loadConfig } from "../../platform/config.ts";
 import { type Doc, haproxySections, interpolate, readText } from "./_deploy_files.ts";
 import {
   type AppTask,

@@ -4,7 +4,7 @@
  * the data it reads at run time.
  */
 import assert from "node:assert/strict";
-import { loadConfig } from "../../config.ts";
+import { loadConfig } from "../../platform/config.ts";
 import {
   denoTasks,
   denoTasksOfProject,

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createApp } from "../../app.ts";
-import { loadConfig } from "../../config.ts";
+import { loadConfig } from "../../platform/config.ts";
 import { createServices } from "../../services.ts";
 import { ROOT } from "./_deploy_files.ts";
 import { type Probe, probes } from "./_deploy_model.ts";

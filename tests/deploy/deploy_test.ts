@@ -1,7 +1,7 @@
 /**
  * The deploy files (deploy/compose.yaml, deploy/k8s/, deploy/docker/, deploy/haproxy/) cannot run
  * here: there is no container engine and no cluster. These checks keep them from rotting: they
- * parse, name only variables config.ts reads, are structurally sound, ask for a GPU where the
+ * parse, name only variables platform/config.ts reads, are structurally sound, ask for a GPU where the
  * sidecar runs, and hold no secret. deploy_agreement_test.ts, deploy_docker_test.ts and
  * deploy_probes_test.ts check the rest.
  */
@@ -85,9 +85,9 @@ Deno.test("deploy/: every `deno task` compose and Kubernetes run is in deno.json
   }
 });
 
-Deno.test("deploy/: every environment variable given to the API or the sidecar is one config.ts reads", () => {
+Deno.test("deploy/: every environment variable given to the API or the sidecar is one platform/config.ts reads", () => {
   const known = configVariables();
-  assert.ok(known.has("DATABASE_URL") && known.has("PORT"), "config.ts could not be read");
+  assert.ok(known.has("DATABASE_URL") && known.has("PORT"), "platform/config.ts could not be read");
   const check = (where: string, names: Iterable<string>) => {
     for (const name of names) {
       assert.ok(known.has(name), `${where}: ${name} is not read by config.ts`);

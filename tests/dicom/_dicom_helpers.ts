@@ -469,7 +469,7 @@ export async function spawnServer(): Promise<ChildServer> {
 
 if (import.meta.main) {
   const { createApp } = await import("../../app.ts");
-  const { loadConfig } = await import("../../config.ts");
+  const { loadConfig } = await import("../../platform/config.ts");
   const { createServices } = await import("../../services.ts");
   const services = await createServices(loadConfig({
     PGLITE_DIR: "memory",

@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import dcmjs from "dcmjs";
 import { createApp } from "../../app.ts";
-import { loadConfig } from "../../config.ts";
-import { parseMediaType, readMultipart } from "../../dicom/multipart.ts";
+import { loadConfig } from "../../platform/config.ts";
+import { parseMediaType, readMultipart } from "../../dicom/codec/multipart.ts";
 import { createServices, type Services } from "../../services.ts";
 import { type TestContext, uniq } from "../_harness.ts";
 

@@ -7,13 +7,13 @@
 import assert from "node:assert/strict";
 import { DeleteBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { createApp } from "../../app.ts";
-import { loadConfig } from "../../config.ts";
+import { loadConfig } from "../../platform/config.ts";
 import { openDb } from "../../db/db.ts";
 import { migrate } from "../../db/migrate.ts";
 import { claimMaintenance, sweepUnindexedObjects } from "../../dicom/sweep.ts";
 import { encodeMultipartRelated } from "../../dicom/synth/stow.ts";
 import { createServices } from "../../services.ts";
-import { sphereStudy } from "../inference/_study.ts";
+import { sphereStudy } from "../sidecar/_study.ts";
 
 const S3_ENDPOINT = Deno.env.get("S3_ENDPOINT") ?? "";
 const s3 = {

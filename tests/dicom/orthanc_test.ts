@@ -7,7 +7,7 @@
  * byte for byte. Ignored, by name, where Orthanc is missing and apt-get cannot install it.
  */
 import assert from "node:assert/strict";
-import { parseMediaType, readMultipart } from "../../dicom/multipart.ts";
+import { parseMediaType, readMultipart } from "../../dicom/codec/multipart.ts";
 import { generateStudy } from "../../dicom/synth/ct.ts";
 import { backendTest, fhirJson, type TestContext } from "../_harness.ts";
 

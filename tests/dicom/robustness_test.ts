@@ -9,8 +9,8 @@
 import assert from "node:assert/strict";
 import dicomParser from "dicom-parser";
 import { createApp } from "../../app.ts";
-import { loadConfig } from "../../config.ts";
-import { DicomInputError, parseInstance } from "../../dicom/parse.ts";
+import { loadConfig } from "../../platform/config.ts";
+import { DicomInputError, parseInstance } from "../../dicom/codec/parse.ts";
 import { createServices, type Services } from "../../services.ts";
 import { backendTest, type TestContext } from "../_harness.ts";
 import {
@@ -54,7 +54,7 @@ interface ParseFailure {
  */
 const PARSE_WORKER = `
 import { DicomInputError, parseInstance } from "${new URL(
-  "../../dicom/parse.ts",
+  "../../dicom/codec/parse.ts",
   import.meta.url,
 )}";
 import { fuzzVariants } from "${new URL("./_dicom_helpers.ts", import.meta.url)}";

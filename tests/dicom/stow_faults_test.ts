@@ -11,13 +11,13 @@
 import assert from "node:assert/strict";
 import { DeleteBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { createApp } from "../../app.ts";
-import { loadConfig } from "../../config.ts";
+import { loadConfig } from "../../platform/config.ts";
 import { ObjectStoreUnavailable, storeUnavailable } from "../../db/object_store.ts";
 import { dependencyFault } from "../../db/unavailable.ts";
 import { encodeMultipartRelated } from "../../dicom/synth/stow.ts";
 import { createServices, type Services } from "../../services.ts";
 import { startTcpProxy } from "../_tcp_proxy.ts";
-import { sphereStudy } from "../inference/_study.ts";
+import { sphereStudy } from "../sidecar/_study.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;

@@ -9,10 +9,10 @@
 import assert from "node:assert/strict";
 import dcmjs from "dcmjs";
 import { createApp } from "../../app.ts";
-import { loadConfig } from "../../config.ts";
+import { loadConfig } from "../../platform/config.ts";
 import { encodeMultipartRelated } from "../../dicom/synth/stow.ts";
 import { createServices } from "../../services.ts";
-import { sphereStudy } from "../inference/_study.ts";
+import { sphereStudy } from "../sidecar/_study.ts";
 import { backendTest } from "../_harness.ts";
 
 Deno.test("concurrent one-instance requests: a refused part fails alone, the rest are stored", async () => {

@@ -5,7 +5,7 @@
  * senders of one study, request limits and media types, and the study-stable event.
  */
 import assert from "node:assert/strict";
-import { parseInstance } from "../../dicom/parse.ts";
+import { parseInstance } from "../../dicom/codec/parse.ts";
 import { generateStudy } from "../../dicom/synth/ct.ts";
 import { backendTest, fhirJson, type TestContext } from "../_harness.ts";
 import {

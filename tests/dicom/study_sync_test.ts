@@ -10,11 +10,11 @@ import assert from "node:assert/strict";
 import { zipSync } from "fflate";
 import type { ImagingStudy } from "@medplum/fhirtypes";
 import { createApp } from "../../app.ts";
-import { loadConfig } from "../../config.ts";
+import { loadConfig } from "../../platform/config.ts";
 import * as repo from "../../db/dicom_repo.ts";
 import { encodeMultipartRelated } from "../../dicom/synth/stow.ts";
 import { createServices, type Services } from "../../services.ts";
-import { sphereStudy } from "../inference/_study.ts";
+import { sphereStudy } from "../sidecar/_study.ts";
 import { createStudySync } from "../../dicom/study_sync.ts";
 import { syncStudyResources } from "../../dicom/fhir_sync.ts";
 

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { gunzipSync } from "node:zlib";
 import dicomParser from "dicom-parser";
-import { parseNiftiHeader } from "../../dicom/nifti.ts";
+import { parseNiftiHeader } from "../../dicom/codec/nifti.ts";
 import { parseSynthArgs } from "../../dicom/synth/cli_args.ts";
 import { isValidUid } from "../../dicom/synth/rng.ts";
 import { runSynth } from "../../dicom/synth/run.ts";

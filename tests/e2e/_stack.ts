@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { createApp } from "../../app.ts";
-import { loadConfig } from "../../config.ts";
+import { loadConfig } from "../../platform/config.ts";
 import { createServices, type Services } from "../../services.ts";
 
 export const ADMIN = { username: "admin", password: "correct horse battery staple" };
@@ -42,7 +42,7 @@ export async function startUiStack(env: Record<string, string> = {}): Promise<Ui
     ADMIN_USERNAME: ADMIN.username,
     ADMIN_PASSWORD: ADMIN.password,
     LOGIN_RATE_PER_MINUTE: "1000",
-    MODELS_DIR: new URL("../inference/fixtures/models", import.meta.url).pathname,
+    MODELS_DIR: new URL("../sidecar/fixtures/models", import.meta.url).pathname,
     INFERENCE_PROVIDERS: "cpu",
     INFERENCE_WORKER: "auto",
     DICOM_STABLE_SECONDS: "60",

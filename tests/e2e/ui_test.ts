@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { smallStudy } from "../inference/_study.ts";
+import { smallStudy } from "../sidecar/_study.ts";
 import { browserMissing, launchBrowser, SHOTS } from "./_browser.ts";
 import { ADMIN, CLINICIAN, startUiStack } from "./_stack.ts";
 

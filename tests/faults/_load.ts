@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { encodeMultipartRelated } from "../../dicom/synth/stow.ts";
-import { fhir, sleep } from "../inference/_process.ts";
+import { fhir, sleep } from "../sidecar/_process.ts";
 
 export type Kind = "fhir-write" | "fhir-read" | "fhir-transaction" | "stow" | "wado" | "analyze";
 

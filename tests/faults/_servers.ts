@@ -6,7 +6,7 @@
  * cluster from `scripts/s3/start.sh` (its own monitor ports); `restart` and `pause` act on the
  * radosgw daemon, the OSD keeps the objects.
  */
-import { freePort, sleep, until } from "../inference/_process.ts";
+import { freePort, sleep, until } from "../sidecar/_process.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 

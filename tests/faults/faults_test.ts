@@ -9,7 +9,7 @@
  *   sidecar runs every queued job;
  * - the S3 server (RGW) restarted, and paused, under STOW-RS and WADO-RS load.
  * (The folder store's full disk: `tests/dicom/stow_faults_test.ts`; a sidecar killed mid-job:
- * `tests/inference/faults_test.ts`.)
+ * `tests/sidecar/faults_test.ts`.)
  * For each: the process lives, every answer is a success, 503 or 507 (never a 500, never a dropped
  * connection), every acknowledged write is there afterwards, every listed instance has its bytes
  * and no object is left without its row. Each prints its figures (requests failed, seconds to
@@ -17,9 +17,9 @@
  * (docs/OPERATIONS.md quotes a run).
  */
 import assert from "node:assert/strict";
-import { JOB_KEY_SYSTEM } from "../../inference/jobs.ts";
+import { JOB_KEY_SYSTEM } from "../../queue/jobs.ts";
 import { createObjectStore } from "../../services.ts";
-import { loadConfig } from "../../config.ts";
+import { loadConfig } from "../../platform/config.ts";
 import { stowInstances } from "../../dicom/synth/stow.ts";
 import { postgresBin, type PrivatePostgres, startPrivatePostgres } from "../_private_postgres.ts";
 import {
@@ -31,8 +31,8 @@ import {
   startApi,
   startSidecar,
   until,
-} from "../inference/_process.ts";
-import { smallStudy, sphereStudy } from "../inference/_study.ts";
+} from "../sidecar/_process.ts";
+import { smallStudy, sphereStudy } from "../sidecar/_study.ts";
 import {
   assertAcknowledged,
   assertAnswered,

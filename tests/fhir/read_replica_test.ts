@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createApp } from "../../app.ts";
-import { loadConfig } from "../../config.ts";
+import { loadConfig } from "../../platform/config.ts";
 import { openDb } from "../../db/db.ts";
 import { migrate } from "../../db/migrate.ts";
 import { createServices } from "../../services.ts";

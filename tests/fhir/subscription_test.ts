@@ -4,8 +4,8 @@
  * resources written over HTTP, notifications followed through the change feed.
  */
 import assert from "node:assert/strict";
-import { ConfigError, loadConfig } from "../../config.ts";
-import { endpointAllowed, parseEndpointPatterns } from "../../fhir/subscriptions/endpoints.ts";
+import { ConfigError, loadConfig } from "../../platform/config.ts";
+import { endpointAllowed, parseEndpointPatterns } from "../../platform/endpoint_patterns.ts";
 import { createServices } from "../../services.ts";
 import { backendTest, fhirJson, type TestContext, uniq } from "../_harness.ts";
 import { create } from "./_util.ts";

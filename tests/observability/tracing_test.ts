@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { stowInstances } from "../../dicom/synth/stow.ts";
-import { modelsDir } from "../inference/_process.ts";
-import { smallStudy } from "../inference/_study.ts";
+import { modelsDir } from "../sidecar/_process.ts";
+import { smallStudy } from "../sidecar/_study.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;

@@ -7,12 +7,12 @@
  */
 import assert from "node:assert/strict";
 import { createApp } from "../../app.ts";
-import { loadConfig } from "../../config.ts";
+import { loadConfig } from "../../platform/config.ts";
 import { createServices } from "../../services.ts";
 import { databaseUnavailable } from "../../db/unavailable.ts";
 import { encodeMultipartRelated } from "../../dicom/synth/stow.ts";
 import { postgresBin, startPrivatePostgres } from "../_private_postgres.ts";
-import { sphereStudy } from "../inference/_study.ts";
+import { sphereStudy } from "../sidecar/_study.ts";
 import { ADMIN_PASSWORD, startAuthStack } from "../auth/_auth_harness.ts";
 
 Deno.test("databaseUnavailable() knows connection errors and server shutdowns, not query errors", () => {

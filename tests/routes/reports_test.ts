@@ -1,7 +1,7 @@
 /** Findings exports: JSON and XLSX of a DiagnosticReport's result Observations. */
 import assert from "node:assert/strict";
 import { strFromU8, unzipSync } from "fflate";
-import { MEASURE_SYSTEM } from "../../inference/findings_bundle.ts";
+import { MEASURE_SYSTEM } from "../../sidecar/findings_bundle.ts";
 import { backendTest, fhirJson } from "../_harness.ts";
 
 const q = (value: number, code: string) => ({

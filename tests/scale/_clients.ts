@@ -6,7 +6,7 @@
  * reconnects with `Last-Event-ID` when its stream ends.
  */
 import { stowInstances } from "../../dicom/synth/stow.ts";
-import type { TestStudy } from "../inference/_study.ts";
+import type { TestStudy } from "../sidecar/_study.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;

@@ -3,7 +3,7 @@
  * `bench/scale.ts`: API processes (`main.ts`, each on a fixed port so that it can be restarted
  * where HAProxy expects it) sharing a fresh Postgres database, a Redis database of their own (and
  * a key prefix of their own) and a unique S3 bucket, behind a local HAProxy; sidecar processes
- * (`inference/main.ts`) in one consumer group, reaching the API through HAProxy as well.
+ * (`sidecar/main.ts`) in one consumer group, reaching the API through HAProxy as well.
  * `close()` stops every process and removes everything the cluster made, whatever happened.
  */
 import {
@@ -16,7 +16,7 @@ import {
   s3Env,
   spawnDeno,
   type TestModel,
-} from "../inference/_process.ts";
+} from "../sidecar/_process.ts";
 import { type Haproxy, startHaproxy } from "./_haproxy.ts";
 
 export interface ClusterOptions {
@@ -175,7 +175,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         const port = freePort();
         const child = await spawnDeno({
           name: `sidecar${++sidecarCount}`,
-          script: "inference/main.ts",
+          script: "sidecar/main.ts",
           port,
           env: {
             ...shared,

@@ -10,8 +10,8 @@
  * completed. AUTH=off, as in the other process-level tests of the pipeline.
  */
 import assert from "node:assert/strict";
-import { missingServices, sidecarHealth, sleep, until } from "../inference/_process.ts";
-import { smallStudy } from "../inference/_study.ts";
+import { missingServices, sidecarHealth, sleep, until } from "../sidecar/_process.ts";
+import { smallStudy } from "../sidecar/_study.ts";
 import { type Cluster, startCluster } from "./_cluster.ts";
 import { type ClientResult, EventClient, Ledger, uploadAndAnalyse } from "./_clients.ts";
 import { haproxyBinary } from "./_haproxy.ts";

@@ -2,7 +2,7 @@
  * @module uint8 label volumes of a synthetic series as gzipped single-file NIfTI-1 (`.nii.gz`):
  * 348-byte header, 4-byte extension flag, voxels with x (column) fastest, then y (row), then z
  * (slice, instance number − 1) — the DICOM grid itself. sform and qform map voxel (i, j, k) to
- * RAS millimetres: the DICOM geometry (LPS) with x and y negated, as `inference/nifti_writer.ts`
+ * RAS millimetres: the DICOM geometry (LPS) with x and y negated, as `sidecar/nifti_writer.ts`
  * does for the masks it writes.
  */
 

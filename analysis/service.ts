@@ -1,0 +1,117 @@
+/**
+ * @module The API side of the AI pipeline: the job queue (Redis Streams, or in-process), the
+ * installed models registered as FHIR Devices, the `$analyze` operation and the rules that start
+ * an analysis when a study becomes stable.
+ */
+import type { Interaction } from "../auth/scopes.ts";
+import type { Task } from "@medplum/fhirtypes";
+import type { Config } from "../platform/config.ts";
+import type { DicomService } from "../dicom/service.ts";
+import {
+  MODEL_SYSTEM,
+  modelDevice,
+  modelIdentifier,
+  type ModelSummary,
+  readModelSummaries,
+} from "../queue/model_devices.ts";
+import type { JobQueue } from "../queue/queue.ts";
+import { createJobQueue, queueSettings } from "../queue/factory.ts";
+import type { FhirContext } from "../fhir/context.ts";
+import type { FhirService } from "../fhir/service.ts";
+import { interact } from "../fhir/interaction.ts";
+import { FhirError } from "../platform/outcome.ts";
+import { type AnalyzeDeps, analyzeOperation } from "./analyze.ts";
+import { applyRules } from "./rules.ts";
+
+export interface AnalysisService {
+  queue: JobQueue;
+  models: ModelSummary[];
+  close(): Promise<void>;
+}
+
+export async function createAnalysisService(deps: {
+  config: Readonly<Config>;
+  fhir: FhirService;
+  dicom: DicomService;
+  log: AnalyzeDeps["log"];
+}): Promise<AnalysisService> {
+  const c = deps.config.inference;
+  const queue = await createJobQueue({
+    ...queueSettings(c),
+    onError: (e: unknown) => deps.log("warn", "job queue", { error: String(e) }),
+    // The in-process worker's queue: a job whose every delivery timed out ends here.
+    onExpired: (job, reason) => {
+      deps.log("error", "job dead-lettered: no delivery was acknowledged", {
+        jobId: job.jobId,
+        taskId: job.taskId,
+        reason,
+      });
+      failTask(deps.fhir.context, job.taskId, reason).catch((e) =>
+        deps.log("error", "could not mark the Task failed", {
+          taskId: job.taskId,
+          error: String(e),
+        })
+      );
+    },
+  });
+  const models = await readModelSummaries(c.modelsDir);
+  for (const m of models) {
+    // Conditional update on the model's identifier: one Device per model version, kept current.
+    await interact(deps.fhir.context, {
+      method: "PUT",
+      path: ["Device"],
+      query: [["identifier", `${MODEL_SYSTEM}|${modelIdentifier(m)}`]],
+      body: modelDevice(m),
+    });
+  }
+  const analyze: AnalyzeDeps = { queue, models: () => models, log: deps.log };
+  const ctx = deps.fhir.context;
+  ctx.operations ??= new Map();
+  ctx.operations.set(
+    "ImagingStudy/$analyze",
+    Object.assign(analyzeOperation(analyze), {
+      // Reads the study, creates the Task that tracks the analysis.
+      access: [["ImagingStudy", "read"], ["Task", "create"]] as [string, Interaction][],
+    }),
+  );
+  const off = deps.dicom.onStudyStable(async (e) => {
+    await applyRules(ctx, analyze, c.rules, e.studyUid);
+  });
+  return {
+    queue,
+    models,
+    async close() {
+      off();
+      await queue.close();
+    },
+  };
+}
+
+/** Marks a Task failed with the reason, unless it has already ended; retried on a 412. */
+async function failTask(ctx: FhirContext, taskId: string, reason: string): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    const task = (await interact(ctx, { method: "GET", path: ["Task", taskId], query: [] }))
+      .body as Task;
+    if (["completed", "failed", "cancelled", "entered-in-error"].includes(task.status)) return;
+    const { meta, ...rest } = task;
+    const now = new Date().toISOString();
+    try {
+      await interact(ctx, {
+        method: "PUT",
+        path: ["Task", taskId],
+        query: [],
+        body: {
+          ...rest,
+          status: "failed",
+          statusReason: { text: reason.slice(0, 1000) },
+          lastModified: now,
+          executionPeriod: { ...task.executionPeriod, end: now },
+        },
+        ifMatch: meta?.versionId,
+      });
+      return;
+    } catch (e) {
+      if (!(e instanceof FhirError && e.status === 412) || attempt >= 3) throw e;
+    }
+  }
+}
