@@ -13,7 +13,7 @@ import { dicomwebRoutes } from "./routes/dicomweb.ts";
 import { uploadRoutes } from "./routes/uploads.ts";
 import { reportRoutes } from "./routes/reports.ts";
 import { eventRoutes } from "./routes/events.ts";
-import { DicomwebError } from "./dicom/errors.ts";
+import { HttpError } from "./platform/http_error.ts";
 import type { Services } from "./services.ts";
 import { AuthError, type Caller } from "./auth/access.ts";
 import { addressOf, authRoutes, smartConfiguration, wellKnownRoutes } from "./routes/auth.ts";
@@ -198,8 +198,8 @@ export function createApp(services: Services): Hono<AppEnv> {
   });
   app.onError((error, c) => {
     const requestId = c.get("requestId");
-    const down = error instanceof DicomwebError ? null : dependencyFault(error);
-    const err = error instanceof DicomwebError
+    const down = error instanceof HttpError ? null : dependencyFault(error);
+    const err = error instanceof HttpError
       ? fhirError(error.status, issueCode(error.status), error.message)
       : down
       ? fhirError(
@@ -212,7 +212,7 @@ export function createApp(services: Services): Hono<AppEnv> {
       : toFhirError(error, requestId);
     if (down) c.header("Retry-After", String(RETRY_AFTER_SECONDS));
     if (
-      error instanceof DicomwebError || error instanceof AuthError || error instanceof RateLimited
+      error instanceof HttpError || error instanceof AuthError || error instanceof RateLimited
     ) {
       for (const [k, v] of Object.entries(error.headers)) c.header(k, v);
     }

@@ -10,7 +10,7 @@ import { createFhirService } from "./fhir/service.ts";
 import { createFolderStore } from "./db/folder_store.ts";
 import { createObjectCleanup } from "./db/object_cleanup.ts";
 import { OBJECT_SWEEP_MIN_AGE_MS, scheduleObjectSweep } from "./dicom/sweep.ts";
-import type { DicomDeps } from "./dicom/deps.ts";
+import type { DicomContext } from "./dicom/context.ts";
 import { syncStudyResources } from "./dicom/fhir_sync.ts";
 import { createStudySync } from "./dicom/study_sync.ts";
 import { type ObjectStore, withStoreFaults } from "./db/object_store.ts";
@@ -100,7 +100,7 @@ export async function createServices(
   const stability = createStudyStability(db, config.dicom.stableSeconds, {
     onError: (e) => log("error", "study stability failed", { error: String(e) }),
   });
-  const dicomDeps: DicomDeps = {
+  const dicomDeps: DicomContext = {
     db,
     store,
     fhir: fhir.context,

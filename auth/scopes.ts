@@ -27,7 +27,7 @@ export interface ScopeGrant {
   /** A resource type, or `*` for all. */
   resourceType: string;
   interactions: ReadonlySet<Interaction>;
-  /** A v2 fine-grained filter without its `?` (`category=laboratory`): see fhir/granular.ts. */
+  /** A v2 fine-grained filter without its `?` (`category=laboratory`): see fhir/scope_queries.ts. */
   query?: string;
 }
 

@@ -9,7 +9,7 @@ import type { Endpoint, ImagingStudy, Patient } from "@medplum/fhirtypes";
 import type { Sql } from "../db/db.ts";
 import * as repo from "../db/dicom_repo.ts";
 import { interact } from "../fhir/interaction.ts";
-import type { DicomDeps } from "./deps.ts";
+import type { DicomContext } from "./context.ts";
 import { ENDPOINT_ID, imagingStudy, patientFromStudy, patientIdentifier } from "./imaging_study.ts";
 
 /**
@@ -22,7 +22,7 @@ function esc(value: string): string {
 }
 
 export async function syncStudyResources(
-  deps: DicomDeps,
+  deps: DicomContext,
   tx: Sql,
   studyUid: string,
 ): Promise<void> {
@@ -64,7 +64,7 @@ export async function syncStudyResources(
   }
 }
 
-async function ensurePatient(deps: DicomDeps, tx: Sql, study: repo.StudyRow): Promise<string> {
+async function ensurePatient(deps: DicomContext, tx: Sql, study: repo.StudyRow): Promise<string> {
   const patient = patientFromStudy(study);
   let ifNoneExist: string | undefined;
   if (study.patient_id) {
@@ -91,7 +91,7 @@ function firstTimezone(attrs: string): string | undefined {
 }
 
 /** Creates or corrects the Endpoint that every ImagingStudy points at. */
-export async function ensureEndpoint(deps: DicomDeps): Promise<void> {
+export async function ensureEndpoint(deps: DicomContext): Promise<void> {
   const endpoint: Endpoint = {
     resourceType: "Endpoint",
     id: ENDPOINT_ID,

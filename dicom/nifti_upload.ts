@@ -6,8 +6,8 @@
  */
 import type { DocumentReference, ImagingStudy } from "@medplum/fhirtypes";
 import { interact } from "../fhir/interaction.ts";
-import type { DicomDeps } from "./deps.ts";
-import { DicomwebError } from "./errors.ts";
+import type { DicomContext } from "./context.ts";
+import { HttpError } from "../platform/http_error.ts";
 import { DCM } from "./imaging_study.ts";
 import {
   checkComplete,
@@ -40,12 +40,12 @@ export function newUid(): string {
   return `2.25.${BigInt(`0x${hex}`).toString()}`;
 }
 
-export async function uploadNifti(deps: DicomDeps, u: NiftiUpload): Promise<NiftiVolume> {
+export async function uploadNifti(deps: DicomContext, u: NiftiUpload): Promise<NiftiVolume> {
   const m = /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(u.patient);
-  if (!m) throw new DicomwebError(400, `patient must be Patient/{id}, got "${u.patient}"`);
+  if (!m) throw new HttpError(400, `patient must be Patient/{id}, got "${u.patient}"`);
   const modality = (u.modality ?? "OT").toUpperCase();
   if (!/^[A-Z0-9]{1,16}$/.test(modality)) {
-    throw new DicomwebError(400, `Invalid modality "${u.modality}"`);
+    throw new HttpError(400, `Invalid modality "${u.modality}"`);
   }
   let header: NiftiHeader;
   try {
@@ -53,7 +53,7 @@ export async function uploadNifti(deps: DicomDeps, u: NiftiUpload): Promise<Nift
     checkComplete(header, u.bytes);
   } catch (e) {
     if (e instanceof NiftiError) {
-      throw new DicomwebError(400, `Not a usable NIfTI volume: ${e.message}`);
+      throw new HttpError(400, `Not a usable NIfTI volume: ${e.message}`);
     }
     throw e;
   }
@@ -156,7 +156,7 @@ export async function uploadNifti(deps: DicomDeps, u: NiftiUpload): Promise<Nift
 
 /** The stored file of a volume, or null. */
 export async function niftiFile(
-  deps: DicomDeps,
+  deps: DicomContext,
   id: string,
 ): Promise<
   { body: ReadableStream<Uint8Array>; contentType: string; filename: string; size: number } | null

@@ -9,7 +9,7 @@ import { INSTANCE_TAGS, pick, SERIES_TAGS, tagOf } from "./attributes.ts";
 import type { DicomJson } from "./codec/dicom_json.ts";
 import { DicomwebError } from "./errors.ts";
 
-import { patientStudyUids } from "./compartment.ts";
+import { patientStudyUids } from "./patient_studies.ts";
 
 export type QidoLevel = "study" | "series" | "instance";
 

@@ -2,7 +2,7 @@
  * @module The DICOM service the routes call: STOW-RS, WADO-RS, QIDO-RS and the study-stable
  * events, over the index in Postgres and the bytes in the object store.
  */
-import type { DicomDeps } from "./deps.ts";
+import type { DicomContext } from "./context.ts";
 import { ensureEndpoint } from "./fhir_sync.ts";
 import { qido, type QidoRequest, type QidoResult } from "./qido.ts";
 import type { StudyStableEvent } from "./stability.ts";
@@ -15,13 +15,14 @@ import { stowZip, type ZipStowResult } from "./stow_zip.ts";
 import { niftiFile, type NiftiUpload, type NiftiVolume, uploadNifti } from "./nifti_upload.ts";
 
 export interface DicomService {
-  readonly deps: DicomDeps;
+  readonly deps: DicomContext;
   stowMultipart(
     body: ReadableStream<Uint8Array>,
     boundary: string,
     study?: string,
   ): Promise<StowResult>;
-  stowSingle(bytes: Uint8Array, study?: string): Promise<StowResult>;
+  /** One application/dicom body (read here, bounded by the instance limit). */
+  stowSingle(body: ReadableStream<Uint8Array>, study?: string): Promise<StowResult>;
   stowZip(body: ReadableStream<Uint8Array>, study?: string): Promise<ZipStowResult>;
   /** Frame `frame` (1-based) of an instance as an image. */
   rendered(target: Required<wado.Target>, frame: number, params: RenderParams): Promise<Uint8Array>;
@@ -44,13 +45,13 @@ export interface DicomService {
   close(): void;
 }
 
-export async function createDicomService(deps: DicomDeps): Promise<DicomService> {
+export async function createDicomService(deps: DicomContext): Promise<DicomService> {
   await ensureEndpoint(deps);
   const one = async (t: Required<wado.Target>) => (await wado.instancesOf(deps, t))[0];
   return {
     deps,
     stowMultipart: (body, boundary, study) => stowMultipart(deps, body, boundary, study),
-    stowSingle: (bytes, study) => stowSingle(deps, bytes, study),
+    stowSingle: (body, study) => stowSingle(deps, body, study),
     stowZip: (body, study) => stowZip(deps, body, study),
     async rendered(t, frame, params) {
       const row = await one(t);

@@ -10,7 +10,7 @@ import type { Sql } from "../db/db.ts";
 import * as repo from "../db/dicom_repo.ts";
 import { type DependencyFault, dependencyFault } from "../db/unavailable.ts";
 import { indexRows } from "./attributes.ts";
-import type { DicomDeps } from "./deps.ts";
+import type { DicomContext } from "./context.ts";
 import { syncStudyResources } from "./fhir_sync.ts";
 import { createGroupCommit, GroupFailed } from "./group_commit.ts";
 import { DicomInputError, type ParsedInstance, parseInstance } from "./codec/parse.ts";
@@ -60,7 +60,7 @@ interface Pending {
 
 /** Stores a batch; returns one outcome per item, in order. Never throws for bad input. */
 export async function storeInstances(
-  deps: DicomDeps,
+  deps: DicomContext,
   items: StoreItem[],
   options: { expectedStudy?: string } = {},
 ): Promise<StoreOutcome[]> {
@@ -207,7 +207,7 @@ export async function storeInstances(
   return outcomes;
 }
 
-const groups = new WeakMap<DicomDeps["db"], (list: Pending[]) => Promise<void>>();
+const groups = new WeakMap<DicomContext["db"], (list: Pending[]) => Promise<void>>();
 
 /**
  * The group commit of `deps.db` (`group_commit.ts`): rounds of up to 256 parts, 4 at once. Rounds
@@ -215,7 +215,7 @@ const groups = new WeakMap<DicomDeps["db"], (list: Pending[]) => Promise<void>>(
  * all, whose first batch is a transaction of some twenty statements) overlap. The same SOP Instance
  * UID from two senders is decided by two rounds, as without grouping.
  */
-function groupWrite(deps: DicomDeps, list: Pending[]): Promise<void> {
+function groupWrite(deps: DicomContext, list: Pending[]): Promise<void> {
   let write = groups.get(deps.db);
   if (!write) {
     write = createGroupCommit<Pending>({
@@ -235,7 +235,7 @@ function groupWrite(deps: DicomDeps, list: Pending[]): Promise<void> {
  * replacements, a series under another study). Then schedules the rebuild of the studies it left
  * stale.
  */
-async function commitRows(deps: DicomDeps, list: Pending[]): Promise<void> {
+async function commitRows(deps: DicomContext, list: Pending[]): Promise<void> {
   // Nothing to index (every part known already, or its object not stored): no round trip.
   if (!list.some((p) => p.key && p.outcome.status !== "failed")) return;
   const stale = await indexFast(deps, list) ?? await transactRows(deps, list);
@@ -247,7 +247,7 @@ async function commitRows(deps: DicomDeps, list: Pending[]): Promise<void> {
  * the general path must run. Parts it could not insert because their SOP Instance UID is stored
  * are decided as `decideKnown` says; replacements then go through the general path.
  */
-async function indexFast(deps: DicomDeps, list: Pending[]): Promise<Set<string> | null> {
+async function indexFast(deps: DicomContext, list: Pending[]): Promise<Set<string> | null> {
   const ready = list.filter((p) => p.key && p.outcome.status !== "failed");
   if (!ready.length || ready.some((p) => p.replacesKey)) return null;
   const series = new Map<string, ReturnType<typeof indexRows>["series"]>();
@@ -290,7 +290,7 @@ const CONFLICT_TRIES = 4;
  * own order, so two rounds with the same patients in opposite orders deadlock; the one Postgres
  * ends simply runs again.
  */
-async function transactRows(deps: DicomDeps, list: Pending[]): Promise<Set<string>> {
+async function transactRows(deps: DicomContext, list: Pending[]): Promise<Set<string>> {
   for (let attempt = 1;; attempt++) {
     try {
       return await deps.db.transaction((tx) => writeRows(deps, tx, list));
@@ -311,7 +311,7 @@ const BATCH_BYTES = 64 * 2 ** 20;
  * Collects instances as a request streams in and stores them in batches of at most 32 parts or
  * 64 MiB, so a request's memory is one batch whatever its size.
  */
-export function createBatcher(deps: DicomDeps, expectedStudy?: string) {
+export function createBatcher(deps: DicomContext, expectedStudy?: string) {
   const outcomes: StoreOutcome[] = [];
   let batch: StoreItem[] = [];
   let bytes = 0;
@@ -340,7 +340,7 @@ export function createBatcher(deps: DicomDeps, expectedStudy?: string) {
  * try committed it and its answer was lost (called a duplicate, its object would be removed from
  * under the row).
  */
-function decideKnown(deps: DicomDeps, p: Pending, row: repo.StoredInstance): boolean {
+function decideKnown(deps: DicomContext, p: Pending, row: repo.StoredInstance): boolean {
   if (p.key && row.object_key === p.key) {
     p.outcome.status = "stored";
     return false;
@@ -369,7 +369,7 @@ function decideKnown(deps: DicomDeps, p: Pending, row: repo.StoredInstance): boo
   return true;
 }
 
-async function putAll(deps: DicomDeps, list: Pending[]): Promise<void> {
+async function putAll(deps: DicomContext, list: Pending[]): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < list.length) {
@@ -409,7 +409,7 @@ async function putAll(deps: DicomDeps, list: Pending[]): Promise<void> {
  * Patient and ImagingStudy are made here, an existing study's ImagingStudy is marked stale and
  * rebuilt coalesced after the commit (`study_sync.ts`). Answers the studies marked stale.
  */
-async function writeRows(deps: DicomDeps, tx: Sql, list: Pending[]): Promise<Set<string>> {
+async function writeRows(deps: DicomContext, tx: Sql, list: Pending[]): Promise<Set<string>> {
   const ready = list.filter((p) => p.key && p.outcome.status !== "failed")
     .sort((a, b) => (a.parsed.sopUid < b.parsed.sopUid ? -1 : 1));
   const studies = [...new Set(ready.map((p) => p.parsed.studyUid))].sort();

@@ -5,9 +5,11 @@
  * WarningReason where values were coerced, and 200 / 202 / 409 as the standard says (503 or 507
  * when nothing could be stored because the database or the object store is down).
  */
-import type { DicomDeps } from "./deps.ts";
+import type { DicomContext } from "./context.ts";
 import type { DicomJson } from "./codec/dicom_json.ts";
 import { DicomwebError } from "./errors.ts";
+import { readBounded } from "../platform/body.ts";
+import { HttpError } from "../platform/http_error.ts";
 import { MultipartError, readMultipart } from "./codec/multipart.ts";
 import { createBatcher, storeInstances, type StoreOutcome, WARNING_COERCED } from "./store.ts";
 
@@ -26,7 +28,7 @@ export interface StowResult {
 
 /** Stores the parts of a multipart/related body. */
 export async function stowMultipart(
-  deps: DicomDeps,
+  deps: DicomContext,
   body: ReadableStream<Uint8Array>,
   boundary: string,
   expectedStudy?: string,
@@ -77,12 +79,19 @@ export async function stowMultipart(
   return result;
 }
 
-/** Stores one application/dicom body. */
+/**
+ * Stores one application/dicom body: read whole (it is one instance), at most the instance limit
+ * (DICOM_MAX_INSTANCE_BYTES, and the request limit when lower): a 413 past it.
+ */
 export async function stowSingle(
-  deps: DicomDeps,
-  bytes: Uint8Array,
+  deps: DicomContext,
+  body: ReadableStream<Uint8Array>,
   expectedStudy?: string,
 ): Promise<StowResult> {
+  const max = Math.min(deps.config.maxRequestBytes, deps.config.maxInstanceBytes);
+  const bytes = await readBounded(body, max, "The instance").catch((e) => {
+    throw e instanceof HttpError ? new DicomwebError(413, e.message) : e;
+  });
   return storeResponse(deps, await storeInstances(deps, [{ index: 0, bytes }], { expectedStudy }));
 }
 
@@ -96,7 +105,7 @@ function storedNote(outcomes: StoreOutcome[]): string {
 }
 
 /** The PS3.18 store response for a set of outcomes. */
-export function storeResponse(deps: DicomDeps, outcomes: StoreOutcome[]): StowResult {
+export function storeResponse(deps: DicomContext, outcomes: StoreOutcome[]): StowResult {
   const referenced: DicomJson[] = [];
   const failed: DicomJson[] = [];
   const notes: string[] = [];

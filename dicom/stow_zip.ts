@@ -4,7 +4,7 @@
  * entries that are not DICOM (no `DICM` at byte 128, DICOMDIR, folders) reported and skipped.
  * The answer is the same PS3.18 store response, the skipped entries in its Warning notes.
  */
-import type { DicomDeps } from "./deps.ts";
+import type { DicomContext } from "./context.ts";
 import { DicomwebError } from "./errors.ts";
 import { createBatcher } from "./store.ts";
 import { storeResponse, type StowResult } from "./stow.ts";
@@ -16,7 +16,7 @@ export interface ZipStowResult extends StowResult {
 }
 
 export async function stowZip(
-  deps: DicomDeps,
+  deps: DicomContext,
   body: ReadableStream<Uint8Array>,
   expectedStudy?: string,
 ): Promise<ZipStowResult> {

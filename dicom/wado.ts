@@ -8,7 +8,7 @@ import { parseDataSet } from "./codec/dataset.ts";
 import * as repo from "../db/dicom_repo.ts";
 import type { InstanceRow } from "../db/dicom_repo.ts";
 import { BULK_PREFIX } from "./codec/dicom_json.ts";
-import type { DicomDeps } from "./deps.ts";
+import type { DicomContext } from "./context.ts";
 import { DicomwebError } from "./errors.ts";
 import type { OutgoingPart } from "./codec/multipart.ts";
 
@@ -20,7 +20,7 @@ export interface Target {
 
 /** The instances a target names; 404 when there are none. */
 export async function instancesOf(
-  deps: DicomDeps,
+  deps: DicomContext,
   t: Target,
   metadata = false,
 ): Promise<InstanceRow[]> {
@@ -48,7 +48,7 @@ export interface StoredInstances {
  * missing a 404 saying the bytes are gone (the index knows the instances).
  */
 export async function storedInstances(
-  deps: DicomDeps,
+  deps: DicomContext,
   t: Target,
   rows: InstanceRow[],
 ): Promise<StoredInstances> {
@@ -80,7 +80,7 @@ export async function storedInstances(
  * a complete-looking one with an instance left out).
  */
 export async function* instanceParts(
-  deps: DicomDeps,
+  deps: DicomContext,
   rows: InstanceRow[],
 ): AsyncGenerator<OutgoingPart> {
   for (const row of rows) {
@@ -109,12 +109,12 @@ export async function* instanceParts(
 /** Objects up to this size are read whole rather than streamed into a WADO-RS response. */
 const WHOLE_OBJECT_BYTES = 4 * 1024 * 1024;
 
-export function instanceUrl(deps: DicomDeps, row: InstanceRow): string {
+export function instanceUrl(deps: DicomContext, row: InstanceRow): string {
   return `${deps.dicomwebBase}/studies/${row.study_uid}/series/${row.series_uid}/instances/${row.sop_uid}`;
 }
 
 /** The DICOM JSON metadata of the rows, as one JSON array text, BulkDataURIs made absolute. */
-export function metadataJson(deps: DicomDeps, rows: InstanceRow[]): string {
+export function metadataJson(deps: DicomContext, rows: InstanceRow[]): string {
   const parts = rows.map((row) =>
     row.metadata.replaceAll(
       `"BulkDataURI":"${BULK_PREFIX}`,
@@ -125,7 +125,7 @@ export function metadataJson(deps: DicomDeps, rows: InstanceRow[]): string {
 }
 
 /** Parses a stored instance fully (for frames and bulk data). */
-async function loadDataSet(deps: DicomDeps, row: InstanceRow): Promise<DataSet> {
+async function loadDataSet(deps: DicomContext, row: InstanceRow): Promise<DataSet> {
   const bytes = await deps.store.get(row.object_key);
   if (!bytes) throw new DicomwebError(404, `The bytes of instance ${row.sop_uid} are missing`);
   return parseDataSet(bytes);
@@ -145,7 +145,7 @@ const ENCAPSULATED_TYPES: Record<string, string> = {
 
 /** Frames (1-based numbers) of one instance as multipart parts. */
 export async function frameParts(
-  deps: DicomDeps,
+  deps: DicomContext,
   row: InstanceRow,
   numbers: number[],
 ): Promise<{ parts: OutgoingPart[]; type: string }> {
@@ -212,7 +212,7 @@ function swapBytes(bytes: Uint8Array, width: number): void {
 
 /** The value of the attribute at `path` (`7FE00010`, `00540016/1/00181072`) as bytes. */
 export async function bulkData(
-  deps: DicomDeps,
+  deps: DicomContext,
   row: InstanceRow,
   path: string[],
 ): Promise<Uint8Array> {

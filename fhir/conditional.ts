@@ -9,7 +9,7 @@ import type { Sql } from "../db/db.ts";
 import { badRequest } from "../platform/outcome.ts";
 import { boundPatient, compartmentFilter } from "./compartment.ts";
 import type { FhirContext } from "./context.ts";
-import { conditionQueries, scopeFilter } from "./granular.ts";
+import { conditionQueries, scopeFilter } from "./scope_queries.ts";
 import { executeSearch } from "./search/execute.ts";
 import type { SearchRequest } from "./search/model.ts";
 import { parseSearch } from "./search/parse.ts";

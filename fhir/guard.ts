@@ -16,7 +16,7 @@ import {
   reachOf,
   restriction,
 } from "./compartment.ts";
-import { assertInScope, filterIncluded, scopeFilter } from "./granular.ts";
+import { assertInScope, filterIncluded, scopeFilter } from "./scope_queries.ts";
 import type { Route } from "./paths.ts";
 import { isSupportedType } from "./resource_types.ts";
 import type { SearchRequest } from "./search/model.ts";

@@ -12,7 +12,7 @@ import { badRequest, fhirError, informational, notFound } from "../platform/outc
 import { processBundle } from "./bundle.ts";
 import { capabilityStatement } from "./capability.ts";
 import { inCompartment, reachOf } from "./compartment.ts";
-import { assertInScope } from "./granular.ts";
+import { assertInScope } from "./scope_queries.ts";
 import { authorize, hideIncluded, limited, narrowSearch, visible } from "./guard.ts";
 import { history } from "./history.ts";
 import { type Route, type RouteKind, routeName, routeOf } from "./paths.ts";

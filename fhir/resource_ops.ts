@@ -23,7 +23,7 @@ import { ID_PATTERN, validate } from "./validate.ts";
 import type { Interaction } from "../auth/scopes.ts";
 import { forbidden } from "../auth/access.ts";
 import { inCompartment, restriction } from "./compartment.ts";
-import { assertInScope } from "./granular.ts";
+import { assertInScope } from "./scope_queries.ts";
 
 export interface WriteResult {
   resource: Resource;

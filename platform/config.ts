@@ -33,6 +33,12 @@ export interface Config {
   /** Default and maximum page sizes for searches. */
   searchDefaultCount: number;
   searchMaxCount: number;
+  /**
+   * Largest FHIR request body in bytes (FHIR_MAX_BODY_BYTES, default 32 MiB: a transaction Bundle
+   * of a few thousand resources): 413 above, refused before it is read when Content-Length says
+   * so, cut off as soon as it passes the limit otherwise.
+   */
+  fhirMaxBodyBytes: number;
   /** Log level (LOG_LEVEL: debug, info, warn, error). */
   logLevel: "debug" | "info" | "warn" | "error";
   /**
@@ -352,6 +358,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     databasePoolSize: int("DATABASE_POOL_SIZE", 10, 1, 1000),
     databasePrepare: bool("DATABASE_PREPARE", true),
     searchDefaultCount: int("SEARCH_DEFAULT_COUNT", 20, 1, 1000),
+    fhirMaxBodyBytes: int("FHIR_MAX_BODY_BYTES", 32 * 2 ** 20, 1024, 2 ** 31),
     searchMaxCount: int("SEARCH_MAX_COUNT", 1000, 1, 10000),
     logLevel,
     shutdownGraceSeconds: int("SHUTDOWN_GRACE_SECONDS", 25, 0, 3600),

@@ -4,6 +4,8 @@
  * accounts and registered clients; plus the discovery documents at `/.well-known` (JWKS, SMART
  * configuration) that the app also serves under the FHIR base.
  */
+import { readBoundedText } from "../platform/body.ts";
+import { HttpError } from "../platform/http_error.ts";
 import { dependencyFault, RETRY_AFTER_SECONDS } from "../db/unavailable.ts";
 import { clientAddress, type ProxyRange } from "../platform/client_address.ts";
 import { Hono } from "hono";
@@ -247,14 +249,20 @@ async function formOf(c: Context): Promise<URLSearchParams> {
       "The body must be application/x-www-form-urlencoded",
     );
   }
-  const text = await c.req.text();
-  if (text.length > 65_536) throw new OAuthError(400, "invalid_request", "The body is too large");
-  return new URLSearchParams(text);
+  try {
+    return new URLSearchParams(await readBoundedText(c.req.raw, 65_536));
+  } catch (e) {
+    if (e instanceof HttpError) {
+      throw new OAuthError(400, "invalid_request", "The body is too large");
+    }
+    throw e;
+  }
 }
 
 async function jsonOf(c: Context): Promise<Record<string, never>> {
-  const text = await c.req.text();
-  if (text.length > 1_048_576) throw badRequest("The body is too large");
+  const text = await readBoundedText(c.req.raw, 1_048_576).catch((e) => {
+    throw e instanceof HttpError ? badRequest("The body is too large") : e;
+  });
   try {
     const value = JSON.parse(text);
     if (value && typeof value === "object" && !Array.isArray(value)) return value;

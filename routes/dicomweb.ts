@@ -7,7 +7,7 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import type { AppEnv } from "./env.ts";
 import { compartmentFor, requireAccess } from "../auth/access.ts";
-import { studyOfPatient } from "../dicom/compartment.ts";
+import { studyOfPatient } from "../dicom/patient_studies.ts";
 import { DicomwebError } from "../dicom/errors.ts";
 import { newBoundary, parseMediaType, writeMultipart } from "../dicom/codec/multipart.ts";
 import type { OutgoingPart } from "../dicom/codec/multipart.ts";
@@ -59,30 +59,7 @@ export function dicomwebRoutes(services: Services): Hono<AppEnv> {
     } else if (media.type === "application/zip" || media.type === "application/x-zip-compressed") {
       result = await dicom.stowZip(body, study);
     } else if (media.type === "application/dicom") {
-      const cap = Math.min(
-        services.config.dicom.maxRequestBytes,
-        services.config.dicom.maxInstanceBytes,
-      );
-      const chunks: Uint8Array[] = [];
-      let total = 0;
-      for await (const chunk of body) {
-        total += chunk.length;
-        if (total > cap) throw new DicomwebError(413, `The body is over ${cap} bytes`);
-        chunks.push(chunk);
-      }
-      const bytes = new Uint8Array(total);
-      let off = 0;
-      for (const ch of chunks) {
-        bytes.set(ch, off);
-        off += ch.length;
-      }
-      if (bytes.length > services.config.dicom.maxInstanceBytes) {
-        throw new DicomwebError(
-          413,
-          `The instance is ${bytes.length} bytes; the limit is ${services.config.dicom.maxInstanceBytes}`,
-        );
-      }
-      result = await dicom.stowSingle(bytes, study);
+      result = await dicom.stowSingle(body, study);
     } else {
       throw new DicomwebError(
         415,

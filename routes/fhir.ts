@@ -6,6 +6,7 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import { parseETag } from "../fhir/context.ts";
 import type { FhirRequest, FhirResult } from "../fhir/request.ts";
+import { readBoundedText } from "../platform/body.ts";
 import { badRequest, fhirError, informational } from "../platform/outcome.ts";
 import type { AppEnv } from "./env.ts";
 import type { Services } from "./env.ts";
@@ -39,9 +40,9 @@ export function fhirRoutes(services: Services): Hono<AppEnv> {
       lenient: prefer.handling === "lenient",
     };
     if (segments[1] === "_search" && method === "POST") {
-      request.query = [...query, ...await formParams(c)];
+      request.query = [...query, ...await formParams(c, services.config.fhirMaxBodyBytes)];
     } else if (["POST", "PUT", "PATCH"].includes(method)) {
-      request.body = await jsonBody(c, method);
+      request.body = await jsonBody(c, method, services.config.fhirMaxBodyBytes);
     }
     const result = await services.fhir.interact(request, c.get("caller"));
     const ifNoneMatch = parseETag(c.req.header("if-none-match"));
@@ -72,9 +73,9 @@ function checkAcceptable(c: Context, url: URL): void {
   }
 }
 
-async function jsonBody(c: Context, method: string): Promise<unknown> {
+async function jsonBody(c: Context, method: string, max: number): Promise<unknown> {
   const contentType = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
-  const text = await c.req.text();
+  const text = await readBoundedText(c.req.raw, max);
   if (method === "PATCH") {
     if (contentType !== "application/json-patch+json") {
       throw fhirError(
@@ -99,9 +100,9 @@ async function jsonBody(c: Context, method: string): Promise<unknown> {
   }
 }
 
-async function formParams(c: Context): Promise<[string, string][]> {
+async function formParams(c: Context, max: number): Promise<[string, string][]> {
   const contentType = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
-  const text = await c.req.text();
+  const text = await readBoundedText(c.req.raw, max);
   if (!text) return [];
   if (contentType !== "application/x-www-form-urlencoded") {
     throw fhirError(

@@ -6,7 +6,8 @@
 import { Hono } from "hono";
 import type { AppEnv } from "./env.ts";
 import { requireAccess } from "../auth/access.ts";
-import { DicomwebError } from "../dicom/errors.ts";
+import { readBounded } from "../platform/body.ts";
+import { HttpError } from "../platform/http_error.ts";
 import type { Services } from "./env.ts";
 import { FHIR_JSON } from "./fhir.ts";
 
@@ -18,21 +19,13 @@ export function uploadRoutes(services: Services): Hono<AppEnv> {
     const q = new URL(c.req.url).searchParams;
     const patient = q.get("patient");
     if (!patient) {
-      throw new DicomwebError(400, "The patient query parameter (Patient/{id}) is required");
+      throw new HttpError(400, "The patient query parameter (Patient/{id}) is required");
     }
     const type = (c.req.header("content-type") ?? "application/octet-stream").split(";")[0].trim();
     if (type.startsWith("multipart/") || type.includes("json") || type.startsWith("text/")) {
-      throw new DicomwebError(415, `Send the .nii or .nii.gz file itself as the body, not ${type}`);
+      throw new HttpError(415, `Send the .nii or .nii.gz file itself as the body, not ${type}`);
     }
-    const max = services.config.dicom.maxInstanceBytes;
-    const length = Number(c.req.header("content-length") ?? NaN);
-    if (length > max) {
-      throw new DicomwebError(413, `The file is ${length} bytes; the limit is ${max}`);
-    }
-    const bytes = new Uint8Array(await c.req.arrayBuffer());
-    if (bytes.length > max) {
-      throw new DicomwebError(413, `The file is ${bytes.length} bytes; the limit is ${max}`);
-    }
+    const bytes = await readBounded(c.req.raw, services.config.dicom.maxInstanceBytes, "The file");
     const volume = await services.dicom.uploadNifti({
       bytes,
       patient,
@@ -57,7 +50,7 @@ export function uploadRoutes(services: Services): Hono<AppEnv> {
   app.get("/nifti/:id{[0-9a-f-]{36}}", async (c) => {
     requireAccess(c.get("caller"), "ImagingStudy", "read");
     const file = await services.dicom.niftiFile(c.req.param("id"));
-    if (!file) throw new DicomwebError(404, `No NIfTI volume ${c.req.param("id")}`);
+    if (!file) throw new HttpError(404, `No NIfTI volume ${c.req.param("id")}`);
     return c.body(file.body, 200, {
       "Content-Type": file.contentType,
       "Content-Length": String(file.size),
@@ -70,13 +63,7 @@ export function uploadRoutes(services: Services): Hono<AppEnv> {
   // Result files belong to the report they are filed with.
   app.put(result, async (c) => {
     requireAccess(c.get("caller"), "DiagnosticReport", "create");
-    const max = services.config.dicom.maxInstanceBytes;
-    const length = Number(c.req.header("content-length") ?? NaN);
-    if (length > max) {
-      throw new DicomwebError(413, `The file is ${length} bytes; the limit is ${max}`);
-    }
-    const bytes = new Uint8Array(await c.req.arrayBuffer());
-    if (bytes.length > max) throw new DicomwebError(413, `The file is over ${max} bytes`);
+    const bytes = await readBounded(c.req.raw, services.config.dicom.maxInstanceBytes, "The file");
     const { key, name } = c.req.param();
     await services.store.put(`results/${key}/${name}`, bytes, {
       contentType: resultType(name),
@@ -88,7 +75,7 @@ export function uploadRoutes(services: Services): Hono<AppEnv> {
     requireAccess(c.get("caller"), "DiagnosticReport", "read");
     const { key, name } = c.req.param();
     const body = await services.store.getStream(`results/${key}/${name}`);
-    if (!body) throw new DicomwebError(404, `No result file ${key}/${name}`);
+    if (!body) throw new HttpError(404, `No result file ${key}/${name}`);
     return c.body(body, 200, { "Content-Type": resultType(name) });
   });
   return app;

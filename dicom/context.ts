@@ -7,7 +7,7 @@ import type { FhirContext } from "../fhir/context.ts";
 import type { StudyStability } from "./stability.ts";
 import type { StudySync } from "./study_sync.ts";
 
-export interface DicomDeps {
+export interface DicomContext {
   db: Db;
   store: ObjectStore;
   fhir: FhirContext;
