@@ -3,12 +3,13 @@
  * logins) becomes a FHIR R4 AuditEvent shaped after IHE Basic Audit Log Patterns (BALP): who
  * (agent, with the network address), what (entity: the resource, or the type and query of a
  * search), when (recorded), the RESTful interaction (type + subtype + action) and the outcome.
- * Events are buffered in memory and written in batches (one multi-row INSERT) off the request
- * path; `close()` writes what is left, so a clean shutdown loses none.
+ * Events are buffered in memory and written in batches (one multi-row INSERT, `audit_repo.ts`)
+ * off the request path; `close()` writes what is left, so a clean shutdown loses none.
  */
 import type { AuditEvent } from "@medplum/fhirtypes";
 import type { Db } from "../db/db.ts";
 import type { Logger } from "../platform/log.ts";
+import { insertAuditRows } from "./audit_repo.ts";
 
 /** One audited access, as the app middleware and the login endpoint see it. */
 export interface AuditRecord {
@@ -63,7 +64,7 @@ export function createAuditLog(
       while (buffer.length) {
         const batch = buffer.splice(0, BATCH);
         try {
-          await insert(db, batch.map((b) => b.row));
+          await insertAuditRows(db, batch.map((b) => b.row));
         } catch (e) {
           // One row the database refuses must not hold up the others: write them one by one.
           // If none goes in, the database is down: put them back for the next tick.
@@ -71,7 +72,7 @@ export function createAuditLog(
           const refused: unknown[][] = [];
           for (const b of batch) {
             try {
-              await insert(db, [b.row]);
+              await insertAuditRows(db, [b.row]);
               written++;
             } catch {
               refused.push(b.row);
@@ -109,6 +110,7 @@ export function createAuditLog(
       const e = cleanRecord(event);
       const at = (e.at ?? new Date()).toISOString();
       buffer.push({
+        // The columns of `audit_repo.ts`, in its order.
         row: [
           crypto.randomUUID(),
           at,
@@ -136,36 +138,6 @@ export function createAuditLog(
       if (buffer.length) await flush();
     },
   };
-}
-
-const COLUMNS = [
-  "id",
-  "recorded",
-  "type_code",
-  "subtype",
-  "action",
-  "status",
-  "agent",
-  "agent_name",
-  "address",
-  "entity",
-  "patient",
-  "request_id",
-  "query",
-  "description",
-];
-
-/** One multi-row INSERT of narrow rows; the AuditEvent JSON is made when it is read. */
-async function insert(db: Db, rows: unknown[][]): Promise<void> {
-  const n = COLUMNS.length;
-  const values = rows.map((_, r) =>
-    `(${Array.from({ length: n }, (_, c) => `$${r * n + c + 1}`).join(", ")})`
-  );
-  await db.query(
-    `INSERT INTO audit_event (${COLUMNS.join(", ")}) VALUES ${values.join(", ")}
-     ON CONFLICT (id) DO NOTHING`,
-    rows.flat(),
-  );
 }
 
 /** The AuditEvent of a stored row (what `/fhir/AuditEvent` serves). */

@@ -1,33 +1,28 @@
 /**
- * @module AuditEvents as FHIR: read by id and search, from the audit table (migration 008), in
- * the order recorded (newest first by default), paged with an opaque cursor. Supported search
- * parameters: `date` (with eq, ne is not, gt, ge, lt, le), `agent` (`user/<id>`, `client/<id>`),
- * `agent-name`, `entity` (`Type/id`), `patient`, `type`, `subtype`, `action`, `outcome`,
- * `address`, `_count`, `_sort` (`date` or `-date`). Anything else is a 400, as elsewhere.
+ * @module AuditEvents as FHIR: read by id and search, from the audit table (migration 008; its SQL
+ * in `audit_repo.ts`), in the order recorded (newest first by default), paged with an opaque
+ * cursor. Supported search parameters: `date` (with eq, ne is not, gt, ge, lt, le), `agent`
+ * (`user/<id>`, `client/<id>`), `agent-name`, `entity` (`Type/id`), `patient`, `type`, `subtype`,
+ * `action`, `outcome`, `address`, `_count`, `_sort` (`date` or `-date`). Anything else is a 400,
+ * as elsewhere.
  */
 import type { AuditEvent, Bundle } from "@medplum/fhirtypes";
 import type { Sql } from "../db/db.ts";
 import { badRequest, notFound } from "../platform/outcome.ts";
+import {
+  AUDIT_SEARCH_COLUMN as COLUMN,
+  type AuditCondition,
+  type AuditDateOp,
+  readAuditRow,
+  searchAuditRows,
+} from "./audit_repo.ts";
 import { rowToAuditEvent } from "./log.ts";
-
-const COLUMN: Record<string, string> = {
-  agent: "agent",
-  "agent-name": "agent_name",
-  entity: "entity",
-  patient: "patient",
-  type: "type_code",
-  subtype: "subtype",
-  action: "action",
-  // 0, 4, 8: made from the stored HTTP status.
-  outcome: "(CASE WHEN status < 400 THEN '0' WHEN status < 500 THEN '4' ELSE '8' END)",
-  address: "address",
-};
 
 export async function readAuditEvent(sql: Sql, id: string): Promise<AuditEvent> {
   if (!/^[0-9a-f-]{36}$/.test(id)) throw notFound(`AuditEvent/${id} is not known`);
-  const rows = await sql.query(`SELECT * FROM audit_event WHERE id = $1`, [id]);
-  if (!rows[0]) throw notFound(`AuditEvent/${id} is not known`);
-  return rowToAuditEvent(rows[0]);
+  const row = await readAuditRow(sql, id);
+  if (!row) throw notFound(`AuditEvent/${id} is not known`);
+  return rowToAuditEvent(row);
 }
 
 export async function searchAuditEvents(
@@ -35,12 +30,7 @@ export async function searchAuditEvents(
   query: [string, string][],
   options: { baseUrl: string; defaultCount: number; maxCount: number },
 ): Promise<Bundle> {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  const add = (v: unknown) => {
-    params.push(v);
-    return `$${params.length}`;
-  };
+  const conditions: AuditCondition[] = [];
   let count = options.defaultCount;
   let descending = true;
   let cursor: { recorded: string; id: string } | undefined;
@@ -68,33 +58,13 @@ export async function searchAuditEvents(
         .exec(value);
       if (!m) throw badRequest(`date: expected [eq|gt|ge|lt|le]YYYY[-MM[-DD[Thh:mm:ss[Z]]]]`);
       const [lo, hi] = bounds(m[2]);
-      switch (m[1] ?? "eq") {
-        case "eq":
-          where.push(`recorded >= ${add(lo)} AND recorded < ${add(hi)}`);
-          break;
-        case "gt":
-          where.push(`recorded >= ${add(hi)}`);
-          break;
-        case "ge":
-          where.push(`recorded >= ${add(lo)}`);
-          break;
-        case "lt":
-          where.push(`recorded < ${add(lo)}`);
-          break;
-        case "le":
-          where.push(`recorded < ${add(hi)}`);
-          break;
-      }
+      conditions.push({ date: (m[1] ?? "eq") as AuditDateOp, lo, hi });
     } else if (COLUMN[name]) {
       const values = value.split(",").map((v) => v.replace(/^[^|]*\|/, "")).filter(Boolean);
       if (!values.length || values.some((v) => v.length > 256)) {
         throw badRequest(`${name}: expected one or more values of at most 256 characters`);
       }
-      where.push(
-        name === "agent-name"
-          ? `(${values.map((v) => `lower(agent_name) LIKE ${add(likePrefix(v))}`).join(" OR ")})`
-          : `${COLUMN[name]} = ANY(${add(values)}::text[])`,
-      );
+      conditions.push({ param: name, values });
     } else if (name !== "_format" && name !== "_pretty" && name !== "_total") {
       throw badRequest(
         `AuditEvent search: unknown parameter "${name}" (supported: date, ${
@@ -103,19 +73,7 @@ export async function searchAuditEvents(
       );
     }
   }
-  if (cursor) {
-    const op = descending ? "<" : ">";
-    where.push(
-      `(recorded, id) ${op} (${add(cursor.recorded)}::timestamptz, ${add(cursor.id)})`,
-    );
-  }
-  const order = descending ? "recorded DESC, id DESC" : "recorded ASC, id ASC";
-  const rows = await sql.query<Record<string, unknown> & { recorded: string; id: string }>(
-    `SELECT * FROM audit_event
-      ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-      ORDER BY ${order} LIMIT ${count + 1}`,
-    params,
-  );
+  const rows = await searchAuditRows(sql, { conditions, cursor, descending, limit: count + 1 });
   const page = rows.slice(0, count);
   const self = new URLSearchParams(query.filter(([k]) => k !== "_cursor"));
   const link: NonNullable<Bundle["link"]> = [{
@@ -141,10 +99,6 @@ export async function searchAuditEvents(
       };
     }),
   };
-}
-
-function likePrefix(v: string): string {
-  return `${v.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
 /** The instant range [lo, hi) a date of some precision covers (UTC when no zone is given). */

@@ -4,6 +4,7 @@
  * demoted, disabled or deleted), and the views that never show a password hash.
  */
 import type { Db } from "../db/db.ts";
+import { patientExists } from "../db/resource_repo.ts";
 import { hashPassword } from "./passwords.ts";
 import * as repo from "./repo.ts";
 import { parseScopes } from "./scopes.ts";
@@ -254,11 +255,9 @@ async function checkPatient(
   if (role === "admin") {
     throw new InputError("patient: an admin account cannot be bound to a patient");
   }
-  const [row] = await db.query(
-    `SELECT 1 FROM resource WHERE type = 'Patient' AND id = $1 AND NOT deleted`,
-    [m[1]],
-  );
-  if (!row) throw new InputError(`patient: Patient/${m[1]} does not exist`);
+  if (!(await patientExists(db, m[1]))) {
+    throw new InputError(`patient: Patient/${m[1]} does not exist`);
+  }
   return m[1];
 }
 

@@ -1,6 +1,8 @@
 /**
  * @module SQL for the DICOM index (`dicom_study`, `dicom_series`, `dicom_instance`): what STOW
- * writes, what QIDO and WADO read. Every function takes the connection or transaction it runs on.
+ * writes, what QIDO and WADO read, the ImagingStudy sync's lock and counters, the object keys the
+ * object sweep keeps, and the studies in a patient's compartment (from the FHIR token index).
+ * Every function takes the connection or transaction it runs on.
  */
 import type { Sql } from "./db.ts";
 
@@ -353,6 +355,31 @@ export async function fhirStale(sql: Sql, studyUid: string): Promise<boolean> {
   return row?.stale ?? false;
 }
 
+/**
+ * Takes the study's ImagingStudy rebuild for this transaction if no other transaction holds it
+ * (an advisory lock); false when another does.
+ */
+export async function tryLockStudySync(sql: Sql, studyUid: string): Promise<boolean> {
+  const [{ locked }] = await sql.query<{ locked: boolean }>(
+    `SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked`,
+    [`dicom-study-sync:${studyUid}`],
+  );
+  return locked;
+}
+
+/** The study's stale and synced counters (as the driver returns them), or undefined. */
+export async function fhirSyncSeqs(
+  sql: Sql,
+  studyUid: string,
+): Promise<{ stale: string; synced: string } | undefined> {
+  const [row] = await sql.query<{ stale: string; synced: string }>(
+    `SELECT fhir_stale_seq AS stale, fhir_synced_seq AS synced FROM dicom_study
+          WHERE study_uid = $1`,
+    [studyUid],
+  );
+  return row;
+}
+
 /** Studies whose ImagingStudy is behind and whose last batch is older than `quietMs`. */
 export async function staleStudies(sql: Sql, quietMs: number, limit: number): Promise<string[]> {
   const rows = await sql.query<{ study_uid: string }>(
@@ -411,4 +438,44 @@ export async function listInstances(
      ORDER BY s.series_number NULLS LAST, i.series_uid, i.instance_number NULLS LAST, i.sop_uid`,
     params,
   );
+}
+
+/** The object keys the instance rows of `sopUids` hold. */
+export async function instanceObjectKeys(sql: Sql, sopUids: string[]): Promise<string[]> {
+  const rows = await sql.query<{ object_key: string }>(
+    `SELECT object_key FROM dicom_instance WHERE sop_uid = ANY($1::text[])`,
+    [sopUids],
+  );
+  return rows.map((r) => r.object_key);
+}
+
+/**
+ * A patient-bound token's studies: those whose FHIR ImagingStudy (`identifier` urn:dicom:uid, kept
+ * in step with the DICOM store) names the patient. QIDO-RS filters by this set, WADO-RS answers
+ * 404 outside it. This is SQL for the Study Instance UIDs in `patient`'s compartment, with `bind`
+ * adding the patient's id as a parameter: `st.study_uid IN (<this>)`.
+ */
+export function patientStudyUids(bind: (v: unknown) => string, patient: string): string {
+  return `SELECT substr(t.value, 9) FROM sp_token t JOIN sp_reference p ON p.rid = t.rid
+    WHERE t.type = 'ImagingStudy' AND t.code = 'identifier' AND t.system = 'urn:dicom:uid'
+      AND t.value LIKE 'urn:oid:%' AND p.type = 'ImagingStudy' AND p.code = 'patient'
+      AND p.target_type = 'Patient' AND p.target_id = ${bind(patient)}`;
+}
+
+/** Whether the study `studyUid` is in `patient`'s compartment (`patientStudyUids`). */
+export async function studyOfPatient(
+  sql: Sql,
+  studyUid: string,
+  patient: string,
+): Promise<boolean> {
+  const params: unknown[] = [];
+  const bind = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const rows = await sql.query(
+    `SELECT 1 WHERE ${bind(studyUid)} IN (${patientStudyUids(bind, patient)})`,
+    params,
+  );
+  return rows.length > 0;
 }

@@ -1,6 +1,8 @@
 /**
- * @module SQL for resources: the current row, the version history and the search index rows.
- * Every function takes the connection or transaction to run on, so callers decide the boundary.
+ * @module SQL for resources: the current row, the version history (and its count), the search
+ * index rows, whether a Patient exists, and the advisory lock that serialises conditional writes
+ * on the same criteria. Every function takes the connection or transaction to run on, so callers
+ * decide the boundary.
  */
 import type { Row, Sql } from "./db.ts";
 
@@ -208,6 +210,46 @@ export async function readHistory(sql: Sql, q: HistoryQuery): Promise<HistoryRow
     id: String(row.id),
     method: String(row.method),
   }));
+}
+
+/** How many versions `readHistory` would list without paging (since/at are instants). */
+export async function countHistory(
+  sql: Sql,
+  t: { type?: string; id?: string },
+  since?: string,
+  at?: string,
+): Promise<number> {
+  const conds: string[] = [];
+  const params: unknown[] = [];
+  const add = (v: unknown) => (params.push(v), `$${params.length}`);
+  if (t.type) conds.push(`type = ${add(t.type)}`);
+  if (t.id) conds.push(`id = ${add(t.id)}`);
+  if (since) conds.push(`last_updated >= ${add(since)}::timestamptz`);
+  if (at) conds.push(`last_updated <= ${add(at)}::timestamptz`);
+  const rows = await sql.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM resource_version ${
+      conds.length ? `WHERE ${conds.join(" AND ")}` : ""
+    }`,
+    params,
+  );
+  return Number(rows[0].n);
+}
+
+/** Whether Patient/`id` exists and is not deleted. */
+export async function patientExists(sql: Sql, id: string): Promise<boolean> {
+  const [row] = await sql.query(
+    `SELECT 1 FROM resource WHERE type = 'Patient' AND id = $1 AND NOT deleted`,
+    [id],
+  );
+  return Boolean(row);
+}
+
+/**
+ * Takes a transaction-scoped advisory lock on `key` (a conditional interaction's `Type?query`),
+ * waiting for the transaction that holds it.
+ */
+export async function lockCriteria(sql: Sql, key: string): Promise<void> {
+  await sql.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [key]);
 }
 
 /** Puts resourceType, id and meta first (jsonb stores keys in its own order). */

@@ -2,13 +2,15 @@
  * @module Upload of a NIfTI volume for a Patient: the file is checked (header, completeness),
  * kept as received in the object store, and described in FHIR by an ImagingStudy (so worklists
  * and the AI pipeline see a study) and a DocumentReference whose attachment is the file. All in
- * one transaction; the object is removed again if it does not commit.
+ * one transaction (the volume's row: `nifti_repo.ts`); the object is removed again if it does not
+ * commit.
  */
 import type { DocumentReference, ImagingStudy } from "@medplum/fhirtypes";
 import { interact } from "../fhir/interaction.ts";
 import type { DicomContext } from "./context.ts";
 import { HttpError } from "../platform/http_error.ts";
 import { DCM } from "./imaging_study.ts";
+import { insertNiftiVolume, readNiftiFile } from "./nifti_repo.ts";
 import {
   checkComplete,
   describe,
@@ -129,23 +131,18 @@ export async function uploadNifti(deps: DicomContext, u: NiftiUpload): Promise<N
           context: { related: [{ reference: `ImagingStudy/${study.id}` }] },
         } satisfies DocumentReference,
       }, tx)).body as DocumentReference;
-      await tx.query(
-        `INSERT INTO nifti_volume (id, object_key, filename, content_type, size, sha256, header,
-           patient_ref, imaging_study_id, document_reference_id)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
-        [
-          id,
-          key,
-          filename,
-          contentType,
-          u.bytes.length,
-          sha256,
-          JSON.stringify(header),
-          u.patient,
-          study.id,
-          doc.id,
-        ],
-      );
+      await insertNiftiVolume(tx, {
+        id,
+        objectKey: key,
+        filename,
+        contentType,
+        size: u.bytes.length,
+        sha256,
+        header,
+        patientRef: u.patient,
+        imagingStudyId: study.id,
+        documentReferenceId: doc.id,
+      });
       return { id, header, imagingStudy: study, documentReference: doc };
     });
   } catch (e) {
@@ -161,12 +158,7 @@ export async function niftiFile(
 ): Promise<
   { body: ReadableStream<Uint8Array>; contentType: string; filename: string; size: number } | null
 > {
-  const [row] = await deps.db.query<
-    { object_key: string; content_type: string; filename: string; size: string }
-  >(
-    `SELECT object_key, content_type, filename, size FROM nifti_volume WHERE id = $1`,
-    [id],
-  );
+  const row = await readNiftiFile(deps.db, id);
   if (!row) return null;
   const body = await deps.store.getStream(row.object_key);
   return body

@@ -6,10 +6,18 @@
  * hear `studyStable`, once per quiet period, whichever replicas received the instances. A replica
  * also polls right when its own touch falls due, so one process fires on time, not on the poll.
  * A claim is a lease: the period is marked fired only after its listeners ran, so a replica that
- * stops in between (or a listener that fails) leaves it to another try (migration 012).
+ * stops in between (or a listener that fails) leaves it to another try (migration 012). The SQL
+ * is in `stability_repo.ts`.
  */
 import type { Db, Sql } from "../db/db.ts";
 import { isTransientFailure } from "../db/unavailable.ts";
+import {
+  claimDueStudies,
+  deleteOldFired,
+  giveBackAttempt,
+  markFired,
+  touchStudy,
+} from "./stability_repo.ts";
 
 export interface StudyStableEvent {
   studyUid: string;
@@ -54,8 +62,6 @@ interface Claimed extends StudyStableEvent {
 const MAX_ATTEMPTS = 3;
 /** Claimed per poll at most; the next poll takes the rest. */
 const CLAIM_BATCH = 100;
-/** Claimed rows are kept this long, then removed (a later touch makes a new one). */
-const KEEP_FIRED = "1 day";
 
 export function createStudyStability(
   db: Db,
@@ -72,23 +78,8 @@ export function createStudyStability(
 
   const leaseSeconds = (options.leaseMs ?? 60_000) / 1000;
   const claim = async (): Promise<Claimed[]> => {
-    const rows = await db.query<
-      { study_uid: string; last_instance_at: string | Date; claimed: string; attempts: number }
-    >(
-      `UPDATE study_stability s SET claimed_at = clock_timestamp(), attempts = s.attempts + 1
-         FROM (SELECT study_uid FROM study_stability
-                WHERE fired_at IS NULL AND last_instance_at <= now() - make_interval(secs => $1)
-                  AND (claimed_at IS NULL OR claimed_at <= now() - make_interval(secs => $2))
-                ORDER BY last_instance_at LIMIT ${CLAIM_BATCH} FOR UPDATE SKIP LOCKED) due
-        WHERE s.study_uid = due.study_uid
-        RETURNING s.study_uid, s.last_instance_at, s.claimed_at::text AS claimed, s.attempts`,
-      [seconds, leaseSeconds],
-    );
-    if (++polls % 3600 === 0) {
-      await db.query(
-        `DELETE FROM study_stability WHERE fired_at < now() - interval '${KEEP_FIRED}'`,
-      );
-    }
+    const rows = await claimDueStudies(db, seconds, leaseSeconds, CLAIM_BATCH);
+    if (++polls % 3600 === 0) await deleteOldFired(db);
     return rows.map((r) => ({
       studyUid: r.study_uid,
       lastInstanceAt: new Date(r.last_instance_at),
@@ -110,19 +101,11 @@ export function createStudyStability(
     const failures = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
     for (const f of failures) onError(f.reason);
     if (failures.length && failures.every((f) => isTransientFailure(f.reason))) {
-      await db.query(
-        `UPDATE study_stability SET attempts = greatest(attempts - 1, 0)
-          WHERE study_uid = $1 AND claimed_at = $2::timestamptz`,
-        [event.studyUid, claimed],
-      );
+      await giveBackAttempt(db, event.studyUid, claimed);
       return;
     }
     if (failures.length && attempts < MAX_ATTEMPTS) return;
-    await db.query(
-      `UPDATE study_stability SET fired_at = now()
-        WHERE study_uid = $1 AND claimed_at = $2::timestamptz`,
-      [event.studyUid, claimed],
-    );
+    await markFired(db, event.studyUid, claimed);
   };
   /** One poll at a time; a poll asked for while one runs runs again after it. */
   const poll = (): Promise<void> => {
@@ -165,12 +148,7 @@ export function createStudyStability(
 
   return {
     async touch(studyUid, tx) {
-      await (tx ?? db).query(
-        `INSERT INTO study_stability (study_uid, last_instance_at) VALUES ($1, now())
-         ON CONFLICT (study_uid) DO UPDATE
-           SET last_instance_at = now(), fired_at = NULL, claimed_at = NULL, attempts = 0`,
-        [studyUid],
-      );
+      await touchStudy(tx ?? db, studyUid);
       touched();
     },
     touched,

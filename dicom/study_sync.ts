@@ -49,16 +49,8 @@ export function createStudySync(
     const current = running.get(studyUid);
     if (current) return current.then(() => once(studyUid));
     const work = db.transaction(async (tx) => {
-      const [{ locked }] = await tx.query<{ locked: boolean }>(
-        `SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked`,
-        [`dicom-study-sync:${studyUid}`],
-      );
-      if (!locked) return false;
-      const [row] = await tx.query<{ stale: string; synced: string }>(
-        `SELECT fhir_stale_seq AS stale, fhir_synced_seq AS synced FROM dicom_study
-          WHERE study_uid = $1`,
-        [studyUid],
-      );
+      if (!(await repo.tryLockStudySync(tx, studyUid))) return false;
+      const row = await repo.fhirSyncSeqs(tx, studyUid);
       if (!row || Number(row.stale) <= Number(row.synced)) return true;
       await rebuild(tx, studyUid);
       await repo.markFhirSynced(tx, studyUid, Number(row.stale));

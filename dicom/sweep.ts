@@ -10,6 +10,8 @@
  * (`POST /admin/objects/sweep`).
  */
 import type { Db } from "../db/db.ts";
+import { instanceObjectKeys } from "../db/dicom_repo.ts";
+import { claimMaintenance } from "../db/maintenance_repo.ts";
 import type { ObjectStore } from "../db/object_store.ts";
 
 export interface SweepResult {
@@ -40,11 +42,9 @@ export async function sweepUnindexedObjects(
   let batch: { key: string; sop: string; modified?: Date }[] = [];
   const settle = async () => {
     if (!batch.length) return;
-    const rows = await deps.db.query<{ object_key: string }>(
-      `SELECT object_key FROM dicom_instance WHERE sop_uid = ANY($1::text[])`,
-      [[...new Set(batch.map((b) => b.sop))]],
+    const live = new Set(
+      await instanceObjectKeys(deps.db, [...new Set(batch.map((b) => b.sop))]),
     );
-    const live = new Set(rows.map((r) => r.object_key));
     for (const b of batch) {
       if (live.has(b.key)) continue;
       // Without a time the object's age is unknown: kept, as a recent one.
@@ -70,21 +70,6 @@ export async function sweepUnindexedObjects(
   await settle();
   result.seconds = Math.round((performance.now() - started) / 100) / 10;
   return result;
-}
-
-/**
- * True when this replica may run `task` now: its last claim (by any replica) is older than
- * `everyMs`, and this replica's claim replaced it (one UPDATE, so two replicas never both win).
- */
-export async function claimMaintenance(db: Db, task: string, everyMs: number): Promise<boolean> {
-  const rows = await db.query<{ task: string }>(
-    `INSERT INTO maintenance_claim (task, claimed_at) VALUES ($1, now())
-     ON CONFLICT (task) DO UPDATE SET claimed_at = now()
-       WHERE maintenance_claim.claimed_at <= now() - make_interval(secs => $2)
-     RETURNING task`,
-    [task, everyMs / 1000],
-  );
-  return rows.length === 1;
 }
 
 /**

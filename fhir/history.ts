@@ -1,7 +1,7 @@
 /** @module History of a resource, a type or the whole system, as a `history` Bundle, newest first. */
 import type { Bundle, BundleEntry, Resource } from "@medplum/fhirtypes";
 import type { Sql } from "../db/db.ts";
-import { readCurrent, readHistory } from "../db/resource_repo.ts";
+import { countHistory, readCurrent, readHistory } from "../db/resource_repo.ts";
 import type { FhirContext } from "./context.ts";
 import { badRequest, notFound } from "../platform/outcome.ts";
 import { dateRange } from "./search/dates.ts";
@@ -112,26 +112,4 @@ function instantParam(params: URLSearchParams, name: string): string | undefined
   const r = dateRange(v);
   if (!r) throw badRequest(`${name} must be an instant, got "${v}"`, name);
   return new Date(r.lo).toISOString();
-}
-
-async function countHistory(
-  sql: Sql,
-  t: HistoryTarget,
-  since?: string,
-  at?: string,
-): Promise<number> {
-  const conds: string[] = [];
-  const params: unknown[] = [];
-  const add = (v: unknown) => (params.push(v), `$${params.length}`);
-  if (t.type) conds.push(`type = ${add(t.type)}`);
-  if (t.id) conds.push(`id = ${add(t.id)}`);
-  if (since) conds.push(`last_updated >= ${add(since)}::timestamptz`);
-  if (at) conds.push(`last_updated <= ${add(at)}::timestamptz`);
-  const rows = await sql.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM resource_version ${
-      conds.length ? `WHERE ${conds.join(" AND ")}` : ""
-    }`,
-    params,
-  );
-  return Number(rows[0].n);
 }

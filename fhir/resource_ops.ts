@@ -99,7 +99,7 @@ export async function matchCondition(
 ): Promise<Resource | undefined> {
   // Malformed criteria (U+0000, which the lock's key cannot hold, among them) are a 400 first.
   const condition = parseCondition(ctx, type, query, interaction);
-  await sql.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`${type}?${query}`]);
+  await repo.lockCriteria(sql, `${type}?${query}`);
   const matches = await findMatches(ctx, sql, type, condition);
   if (matches.length > 1) {
     throw multipleMatches(`${what} "${query}" matched ${matches.length} resources`);

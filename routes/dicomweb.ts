@@ -7,7 +7,7 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import type { AppEnv } from "./env.ts";
 import { compartmentFor, requireAccess } from "../auth/access.ts";
-import { studyOfPatient } from "../dicom/patient_studies.ts";
+import { studyOfPatient } from "../db/dicom_repo.ts";
 import { DicomwebError } from "../dicom/errors.ts";
 import { newBoundary, parseMediaType, writeMultipart } from "../dicom/codec/multipart.ts";
 import type { OutgoingPart } from "../dicom/codec/multipart.ts";

@@ -7,7 +7,7 @@
 import { Hono } from "hono";
 import type { AppEnv } from "./env.ts";
 import { requireAdmin } from "../auth/access.ts";
-import { readMigrations } from "../db/migrate.ts";
+import { appliedMigrations, knownMigrationCount, ping, serverVersion } from "../db/health_repo.ts";
 import type { Services } from "./env.ts";
 
 /** A dependency's answer: latency, and the error when it failed. */
@@ -51,16 +51,14 @@ async function timed(
 export function healthRoutes(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const started = Date.now();
-  const known = readMigrations().then((all) => all.length);
+  const known = knownMigrationCount();
   // A folder store's `head` of a missing key is a stat; an S3 store's a HEAD request.
   const probeKey = "health/readiness-probe";
 
   const checks = {
     database: () =>
       timed(async () => {
-        const [row] = await services.db.query<{ n: number; latest: number | null }>(
-          `SELECT count(*)::int AS n, max(version) AS latest FROM schema_migration`,
-        );
+        const row = await appliedMigrations(services.db);
         const expected = await known;
         if (Number(row.n) < expected) {
           throw new Error(`${row.n} of ${expected} migrations applied`);
@@ -75,7 +73,7 @@ export function healthRoutes(services: Services): Hono<AppEnv> {
     readReplica: () =>
       timed(async () => {
         if (!services.fhir.context.readDb) return { kind: "none" };
-        await services.fhir.context.readDb.query(`SELECT 1`);
+        await ping(services.fhir.context.readDb);
         return { kind: "postgres" };
       }),
     objectStore: () =>
@@ -116,10 +114,7 @@ export function healthRoutes(services: Services): Hono<AppEnv> {
     requireAdmin(c.get("caller"));
     const all = await runAll();
     const postgres = await timed(async () => {
-      const [row] = await services.db.query<{ v: string }>(
-        `SELECT current_setting('server_version') AS v`,
-      );
-      return { version: row.v };
+      return { version: await serverVersion(services.db) };
     });
     const depth = await timed(async () => ({ ...(await services.analysis.queue.depth()) }));
     const ok = Object.values(all).every((v) => v.ok);

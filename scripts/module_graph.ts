@@ -188,10 +188,15 @@ export function partOf(path: string, parts: Part[] = PARTS): string | undefined 
 const IMPORT = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)["']([^"']+)["']/gm;
 
 /** The relative imports of one source text, resolved to repository paths. */
+/** `text` with its comments blanked (line breaks kept, so line numbers stay). */
+function stripComments(text: string): string {
+  return text.replace(/\/\*[\s\S]*?\*\//g, (m) => m.replace(/[^\n]/g, " "))
+    .replace(/(^|[^:"'`])\/\/.*$/gm, (m, p) => p + " ".repeat(m.length - p.length));
+}
+
 export function importsOf(path: string, text: string): Import[] {
   // Comments would otherwise count (`// import "x"` examples in docs).
-  const code = text.replace(/\/\*[\s\S]*?\*\//g, (m) => m.replace(/[^\n]/g, " "))
-    .replace(/(^|[^:"'`])\/\/.*$/gm, (m, p) => p + " ".repeat(m.length - p.length));
+  const code = stripComments(text);
   const out: Import[] = [];
   for (const m of code.matchAll(IMPORT)) {
     const spec = m[1];
@@ -310,6 +315,34 @@ export function violations(g: Graph, parts: Part[] = PARTS): string[] {
   return out;
 }
 
+/** Where SQL may be written: the database layer, and a concern's own repository or SQL builder. */
+export function maySql(path: string): boolean {
+  return path.startsWith("db/") || /(^|\/|_)(repo|sql)\.ts$/.test(path);
+}
+
+const SQL =
+  /\b(?:SELECT\s+[\w*(]|(?:INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|ON\s+CONFLICT|CREATE\s+(?:TABLE|INDEX|FUNCTION)|ALTER\s+TABLE|DROP\s+(?:TABLE|SCHEMA))\b)/;
+
+/** The first line of SQL in a source text (comments left out), or undefined when there is none. */
+export function sqlLine(text: string): number | undefined {
+  const code = stripComments(text);
+  const m = SQL.exec(code);
+  return m ? code.slice(0, m.index).split("\n").length : undefined;
+}
+
+/** Files that write SQL but may not (`maySql`), as `file:line`. */
+export async function strayedSql(root: string, files: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const f of files) {
+    if (maySql(f) || f.startsWith("static/")) continue;
+    const line = sqlLine(await Deno.readTextFile(`${root}/${f}`));
+    if (line !== undefined) {
+      out.push(`${f}:${line}: SQL outside db/, repo.ts, *_repo.ts, sql.ts and *_sql.ts`);
+    }
+  }
+  return out;
+}
+
 /** Counts for the issue's before/after table. */
 export function summary(g: Graph, parts: Part[] = PARTS) {
   const rank = new Map(parts.map((p, n) => [p.name, n]));
@@ -346,6 +379,11 @@ if (import.meta.main) {
   console.log(
     `files over 500 lines: ${s.long.length}${s.long.length ? `: ${s.long.join(", ")}` : ""}`,
   );
+  const sql = await strayedSql(root, g.files);
+  console.log(
+    `files writing SQL outside db/, repo.ts, *_repo.ts, sql.ts and *_sql.ts: ${sql.length}`,
+  );
+  for (const x of sql) console.log(`  ${x}`);
   if (byFolder) Deno.exit(0);
   const v = violations(g);
   console.log(`broken rules: ${v.length}`);

@@ -12,6 +12,8 @@ import {
   partOf,
   PARTS,
   readGraph,
+  sqlLine,
+  strayedSql,
   summary,
   violations,
 } from "../scripts/module_graph.ts";
@@ -52,6 +54,15 @@ Deno.test("the sidecar's module graph stays out of the API's storage, routes, au
   for (const p of ["db", "routes", "auth", "fhir", "dicom", "analysis"]) {
     assert.deepEqual(parts.has(p), false, `the sidecar reaches ${p}/`);
   }
+});
+
+Deno.test("SQL is written only in db/ and in each concern's repo.ts, *_repo.ts, sql.ts or *_sql.ts", async () => {
+  const g = await readGraph(ROOT);
+  assert.deepEqual(await strayedSql(ROOT, g.files), []);
+  // The check itself: statements found across lines, comments left out.
+  assert.equal(sqlLine("const q = `\n  SELECT *\n  FROM resource`;"), 2);
+  assert.equal(sqlLine("// SELECT * FROM resource\n/* DELETE FROM x */ const a = 1;"), undefined);
+  assert.equal(sqlLine("await sql.query(`INSERT INTO audit_event (id) VALUES ($1)`);"), 1);
 });
 
 Deno.test("the checker names the file and line of each broken rule", () => {

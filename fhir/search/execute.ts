@@ -1,6 +1,7 @@
 /**
  * @module Runs a parsed search: the page query, the total, `_include`/`_revinclude` (with
- * `:iterate`), and the searchset Bundle with self/next/previous links.
+ * `:iterate`), each statement made by `sql.ts`, and the searchset Bundle with self/next/previous
+ * links.
  */
 import type { Bundle, BundleEntry, BundleLink, Resource } from "@medplum/fhirtypes";
 import type { Row, Sql } from "../../db/db.ts";
@@ -8,7 +9,7 @@ import { orderKeys } from "../../db/resource_repo.ts";
 import type { FhirContext } from "../context.ts";
 import type { Cursor, IncludeSpec, SearchRequest } from "./model.ts";
 import { encodeCursor } from "./parse.ts";
-import { countSql, pageSql, Params } from "./sql.ts";
+import { countSql, forwardIncludeSql, pageSql, reverseIncludeSql } from "./sql.ts";
 import { shapeResource } from "./summary.ts";
 
 export interface SearchPage {
@@ -100,39 +101,20 @@ async function loadIncludes(
 }
 
 async function forwardInclude(sql: Sql, spec: IncludeSpec, rids: number[]) {
-  const p = new Params();
-  const list = rids.map((r) => p.add(r, "::bigint")).join(", ");
-  const rows = await sql.query(
-    `SELECT DISTINCT t.rid, t.content FROM sp_reference s
-       JOIN resource t ON t.type = s.target_type AND t.id = s.target_id
-     WHERE s.rid IN (${list}) AND s.type = ${p.add(spec.sourceType)} AND s.code = ${
-      p.add(spec.code)
-    }
-       AND NOT t.deleted${
-      spec.targetType ? ` AND t.type = ${p.add(spec.targetType)}` : ""
-    } LIMIT ${MAX_INCLUDES}`,
-    p.values,
-  );
+  const q = forwardIncludeSql(spec, rids, MAX_INCLUDES);
+  const rows = await sql.query(q.text, q.params);
   return rows.map((r) => ({ rid: Number(r.rid), resource: orderKeys(r.content as Resource) }));
 }
 
 async function reverseInclude(sql: Sql, spec: IncludeSpec, targets: Resource[]) {
-  const p = new Params();
   const byType = new Map<string, string[]>();
   for (const t of targets) {
     if (spec.targetType && t.resourceType !== spec.targetType) continue;
     byType.set(t.resourceType, [...(byType.get(t.resourceType) ?? []), t.id as string]);
   }
   if (byType.size === 0) return [];
-  const conds = [...byType].map(([type, ids]) =>
-    `(s.target_type = ${p.add(type)} AND s.target_id IN (${ids.map((id) => p.add(id)).join(", ")}))`
-  );
-  const rows = await sql.query(
-    `SELECT DISTINCT h.rid, h.content FROM sp_reference s JOIN resource h ON h.rid = s.rid
-     WHERE s.type = ${p.add(spec.sourceType)} AND s.code = ${p.add(spec.code)} AND NOT h.deleted
-       AND (${conds.join(" OR ")}) LIMIT ${MAX_INCLUDES}`,
-    p.values,
-  );
+  const q = reverseIncludeSql(spec, byType, MAX_INCLUDES);
+  const rows = await sql.query(q.text, q.params);
   return rows.map((r) => ({ rid: Number(r.rid), resource: orderKeys(r.content as Resource) }));
 }
 

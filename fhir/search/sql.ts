@@ -2,10 +2,19 @@
  * @module Turns a parsed search into SQL over the index tables: each filter is an EXISTS over one
  * index table (NOT EXISTS for `:not` and `:missing=true`), chains and `_has` join through
  * sp_reference, sorting uses per-row min/max subqueries, and paging is keyset (stable under writes).
+ * Also the statements of the total and of `_include`/`_revinclude`.
  */
 import type { SearchParamDef } from "../definitions.ts";
 import { toTimestamp } from "./dates.ts";
-import type { Cursor, Filter, Prefix, SearchRequest, SortKey, Value } from "./model.ts";
+import type {
+  Cursor,
+  Filter,
+  IncludeSpec,
+  Prefix,
+  SearchRequest,
+  SortKey,
+  Value,
+} from "./model.ts";
 import { normalizeText } from "./values.ts";
 
 /** Collects positional parameters while SQL text is built. */
@@ -404,4 +413,46 @@ export function countSql(req: SearchRequest): { text: string; params: unknown[] 
   const p = new Params();
   const { from, where } = baseFrom(req, p);
   return { text: `SELECT count(*)::int AS n FROM ${from} WHERE ${where}`, params: p.values };
+}
+
+/**
+ * `_include`: the resources that `spec`'s references from the rows `rids` point at (rid, content),
+ * `limit` at most.
+ */
+export function forwardIncludeSql(
+  spec: IncludeSpec,
+  rids: number[],
+  limit: number,
+): { text: string; params: unknown[] } {
+  const p = new Params();
+  const list = rids.map((r) => p.add(r, "::bigint")).join(", ");
+  const text = `SELECT DISTINCT t.rid, t.content FROM sp_reference s
+       JOIN resource t ON t.type = s.target_type AND t.id = s.target_id
+     WHERE s.rid IN (${list}) AND s.type = ${p.add(spec.sourceType)} AND s.code = ${
+    p.add(spec.code)
+  }
+       AND NOT t.deleted${
+    spec.targetType ? ` AND t.type = ${p.add(spec.targetType)}` : ""
+  } LIMIT ${limit}`;
+  return { text, params: p.values };
+}
+
+/**
+ * `_revinclude`: the resources whose `spec` references point at the targets (ids by type; none
+ * empty), as (rid, content), `limit` at most.
+ */
+export function reverseIncludeSql(
+  spec: IncludeSpec,
+  byType: Map<string, string[]>,
+  limit: number,
+): { text: string; params: unknown[] } {
+  const p = new Params();
+  const conds = [...byType].map(([type, ids]) =>
+    `(s.target_type = ${p.add(type)} AND s.target_id IN (${ids.map((id) => p.add(id)).join(", ")}))`
+  );
+  const text =
+    `SELECT DISTINCT h.rid, h.content FROM sp_reference s JOIN resource h ON h.rid = s.rid
+     WHERE s.type = ${p.add(spec.sourceType)} AND s.code = ${p.add(spec.code)} AND NOT h.deleted
+       AND (${conds.join(" OR ")}) LIMIT ${limit}`;
+  return { text, params: p.values };
 }

@@ -9,7 +9,7 @@ import {
   parseMediaType,
   readMultipart,
   writeMultipart,
-} from "../../dicom/codec/multipart.ts";
+} from "../../../dicom/codec/multipart.ts";
 
 const LIMITS: MultipartLimits = { maxPartBytes: 1 << 24, maxTotalBytes: 1 << 26 };
 const utf8 = (s: string) => new TextEncoder().encode(s);
