@@ -1,0 +1,330 @@
+/**
+ * @module Writes a binary DICOM Segmentation (PS3.3 A.51, Segmentation Storage) of label planes on
+ * a source series' own grid, with dcmjs's encoder (a naturalized dataset → `denaturalizeDataset` →
+ * `DicomDict.write()`, Explicit VR Little Endian).
+ *
+ * One segment per label value (the caller's choice of what a label is: this service writes one per
+ * finding, so each finding keeps its own number, tracking id and UID). A frame is one segment on
+ * one source slice, written only where that segment has pixels; every frame references its source
+ * image (Derivation Image Sequence) and carries its plane position, so a viewer places it without
+ * reading the source series. The Frame of Reference, orientation and pixel spacing are the
+ * source's. Frames are ordered by segment, then by slice, and indexed on the two dimensions
+ * ReferencedSegmentNumber and ImagePositionPatient.
+ */
+import dcmjs from "dcmjs";
+import { createHash } from "node:crypto";
+
+const { DicomDict, DicomMetaDictionary } = dcmjs.data;
+
+export const SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4";
+const EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1";
+/** This service's implementation, for the File Meta Information. */
+export const IMPLEMENTATION_CLASS_UID = uidFrom("imaging-ai:implementation");
+export const IMPLEMENTATION_VERSION_NAME = "IMAGING_AI_1";
+
+/** A coded concept (PS3.3 Code Sequence Macro): value, scheme, meaning. */
+export interface Code {
+  value: string;
+  scheme: string;
+  meaning: string;
+}
+
+/** The codes a segment of a lung finding uses (SNOMED CT, as DICOM CID 7150/7151 list them). */
+export const CODES = {
+  morphologicallyAltered: {
+    value: "49755003",
+    scheme: "SCT",
+    meaning: "Morphologically Altered Structure",
+  },
+  nodule: { value: "27925004", scheme: "SCT", meaning: "Nodule" },
+  mass: { value: "4147007", scheme: "SCT", meaning: "Mass" },
+  lung: { value: "39607008", scheme: "SCT", meaning: "Lung" },
+  /** CID 7162: the family of the algorithm that made the segments. */
+  artificialIntelligence: { value: "123110", scheme: "DCM", meaning: "Artificial Intelligence" },
+} as const satisfies Record<string, Code>;
+
+/**
+ * A UID of the 2.25 root (PS3.5 B.2) derived from `label` by SHA-256: the same label always gives
+ * the same UID, so an object written again for the same job keeps its identity.
+ */
+export function uidFrom(label: string): string {
+  const hash = createHash("sha256").update(label).digest();
+  let value = 0n;
+  for (let i = 0; i < 16; i++) value = (value << 8n) | BigInt(hash[i]);
+  return `2.25.${value.toString(10)}`;
+}
+
+/** The source series the segmentation is drawn on: its identity, patient, study and grid. */
+export interface SegSource {
+  /** Patient and General Study attributes to copy (naturalized keywords, e.g. PatientName). */
+  patientStudy: Record<string, string | undefined>;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  frameOfReferenceUid: string;
+  /** SOP Class of the source images (e.g. CT Image Storage). */
+  sopClassUid: string;
+  /** One per slice, in slice order (index z of `maskSlice`). */
+  sopInstanceUids: string[];
+  rows: number;
+  columns: number;
+  /** mm between rows, then between columns (DICOM PixelSpacing order). */
+  pixelSpacing: [number, number];
+  /** mm; the distance between slices when absent. */
+  sliceThickness?: number;
+  spacingBetweenSlices: number;
+  /** ImageOrientationPatient: the row direction, then the column direction. */
+  orientation: number[];
+  /** ImagePositionPatient of each slice (LPS mm), in slice order. */
+  positions: number[][];
+}
+
+export interface SegSegment {
+  /** 1-based; the label value of its pixels in `maskSlice`. */
+  number: number;
+  label: string;
+  category: Code;
+  type: Code;
+  anatomicRegion?: Code;
+  trackingId?: string;
+  trackingUid?: string;
+  /** Recommended display colour, CIELab scaled to 0–65535 (PS3.3 C.10.7.1.1). */
+  cieLab?: [number, number, number];
+}
+
+/** The algorithm (and device) that made the segments. */
+export interface SegAlgorithm {
+  name: string;
+  version: string;
+  manufacturer: string;
+  /** The Enhanced General Equipment module's model name. */
+  modelName: string;
+  /** Defaults to the algorithm name and version. */
+  deviceSerialNumber?: string;
+  softwareVersions: string;
+}
+
+export interface SegInput {
+  source: SegSource;
+  segments: SegSegment[];
+  algorithm: SegAlgorithm;
+  /** Label value per pixel of slice z, `[row][column]`; null where the slice has no label. */
+  maskSlice(z: number): Uint8Array | null;
+  seriesInstanceUid: string;
+  sopInstanceUid: string;
+  seriesNumber: number;
+  seriesDescription: string;
+  /** ContentLabel (a code string: A–Z, 0–9, _ and space, up to 16). */
+  contentLabel: string;
+  contentDescription?: string;
+  /** Defaults to now. */
+  created?: Date;
+}
+
+const DS = (v: number): number => Math.round(v * 1e6) / 1e6 + 0;
+
+function codeItem(c: Code): Record<string, string> {
+  return { CodeValue: c.value, CodingSchemeDesignator: c.scheme, CodeMeaning: c.meaning };
+}
+
+function dateTime(d: Date): { date: string; time: string } {
+  const iso = d.toISOString();
+  return {
+    date: iso.slice(0, 10).replaceAll("-", ""),
+    time: iso.slice(11, 19).replaceAll(":", ""),
+  };
+}
+
+/** Which slices each segment has pixels on, and the frames in order (segment, then slice). */
+function framesOf(input: SegInput): { segment: number; z: number }[] {
+  const { source, segments } = input;
+  const wanted = new Set(segments.map((s) => s.number));
+  const onSlice = new Map<number, number[]>(segments.map((s) => [s.number, []]));
+  for (let z = 0; z < source.sopInstanceUids.length; z++) {
+    const plane = input.maskSlice(z);
+    if (!plane) continue;
+    const seen = new Set<number>();
+    for (let i = 0; i < plane.length; i++) {
+      const v = plane[i];
+      if (v && !seen.has(v) && wanted.has(v)) seen.add(v);
+    }
+    for (const v of seen) onSlice.get(v)!.push(z);
+  }
+  const frames: { segment: number; z: number }[] = [];
+  for (const s of [...segments].sort((a, b) => a.number - b.number)) {
+    for (const z of onSlice.get(s.number)!) frames.push({ segment: s.number, z });
+  }
+  return frames;
+}
+
+/** The frames' pixels, one bit each, frames back to back (PS3.5 8.1.1), padded to even length. */
+function packFrames(input: SegInput, frames: { segment: number; z: number }[]): Uint8Array {
+  const pixels = input.source.rows * input.source.columns;
+  const bytes = Math.ceil((frames.length * pixels) / 8);
+  const out = new Uint8Array(bytes + (bytes % 2));
+  let bit = 0;
+  let lastZ = -1;
+  let plane: Uint8Array | null = null;
+  for (const f of frames) {
+    if (f.z !== lastZ) {
+      plane = input.maskSlice(f.z);
+      lastZ = f.z;
+    }
+    for (let i = 0; i < pixels; i++, bit++) {
+      if (plane![i] === f.segment) out[bit >> 3] |= 1 << (bit & 7);
+    }
+  }
+  return out;
+}
+
+/**
+ * The Segmentation as a DICOM Part 10 file. Throws a RangeError when the input does not hold
+ * together (a segment without pixels anywhere, a plane of the wrong size, no segments).
+ */
+export function writeSegmentation(input: SegInput): Uint8Array {
+  const { source: src, algorithm: alg } = input;
+  if (!input.segments.length) throw new RangeError("a Segmentation needs at least one segment");
+  const slices = src.sopInstanceUids.length;
+  if (src.positions.length !== slices) {
+    throw new RangeError(`${src.positions.length} positions for ${slices} slices`);
+  }
+  for (let z = 0; z < slices; z++) {
+    const plane = input.maskSlice(z);
+    if (plane && plane.length !== src.rows * src.columns) {
+      throw new RangeError(`slice ${z} has ${plane.length} pixels, not ${src.rows}×${src.columns}`);
+    }
+  }
+  const frames = framesOf(input);
+  for (const s of input.segments) {
+    if (!frames.some((f) => f.segment === s.number)) {
+      throw new RangeError(`segment ${s.number} has no pixels`);
+    }
+  }
+  const created = dateTime(input.created ?? new Date());
+  const dimensionOrganizationUid = uidFrom(`${input.sopInstanceUid}:dimensions`);
+  const sourceItem = (z: number) => ({
+    ReferencedSOPClassUID: src.sopClassUid,
+    ReferencedSOPInstanceUID: src.sopInstanceUids[z],
+  });
+  const usedSlices = [...new Set(frames.map((f) => f.z))].sort((a, b) => a - b);
+  const dataset: Record<string, unknown> = {
+    ...Object.fromEntries(Object.entries(src.patientStudy).filter(([, v]) => v !== undefined)),
+    SOPClassUID: SEGMENTATION_STORAGE,
+    SOPInstanceUID: input.sopInstanceUid,
+    InstanceCreationDate: created.date,
+    InstanceCreationTime: created.time,
+    StudyInstanceUID: src.studyInstanceUid,
+    SeriesInstanceUID: input.seriesInstanceUid,
+    Modality: "SEG",
+    SeriesNumber: input.seriesNumber,
+    SeriesDescription: input.seriesDescription,
+    SeriesDate: created.date,
+    SeriesTime: created.time,
+    InstanceNumber: 1,
+    ContentDate: created.date,
+    ContentTime: created.time,
+    FrameOfReferenceUID: src.frameOfReferenceUid,
+    PositionReferenceIndicator: "",
+    // General Equipment and Enhanced General Equipment: the model is the device.
+    Manufacturer: alg.manufacturer,
+    ManufacturerModelName: alg.modelName,
+    DeviceSerialNumber: alg.deviceSerialNumber ?? `${alg.name}@${alg.version}`,
+    SoftwareVersions: alg.softwareVersions,
+    // Segmentation Image module.
+    ImageType: ["DERIVED", "PRIMARY"],
+    ContentLabel: input.contentLabel,
+    ContentDescription: input.contentDescription ?? "",
+    ContentCreatorName: "",
+    SamplesPerPixel: 1,
+    PhotometricInterpretation: "MONOCHROME2",
+    Rows: src.rows,
+    Columns: src.columns,
+    BitsAllocated: 1,
+    BitsStored: 1,
+    HighBit: 0,
+    PixelRepresentation: 0,
+    LossyImageCompression: "00",
+    SegmentationType: "BINARY",
+    NumberOfFrames: frames.length,
+    SegmentSequence: input.segments.map((s) => ({
+      SegmentNumber: s.number,
+      SegmentLabel: s.label,
+      SegmentedPropertyCategoryCodeSequence: [codeItem(s.category)],
+      SegmentedPropertyTypeCodeSequence: [codeItem(s.type)],
+      ...(s.anatomicRegion ? { AnatomicRegionSequence: [codeItem(s.anatomicRegion)] } : {}),
+      SegmentAlgorithmType: "AUTOMATIC",
+      SegmentAlgorithmName: alg.name,
+      SegmentationAlgorithmIdentificationSequence: [{
+        AlgorithmFamilyCodeSequence: [codeItem(CODES.artificialIntelligence)],
+        AlgorithmName: alg.name,
+        AlgorithmVersion: alg.version,
+      }],
+      ...(s.trackingId ? { TrackingID: s.trackingId } : {}),
+      ...(s.trackingUid ? { TrackingUID: s.trackingUid } : {}),
+      ...(s.cieLab ? { RecommendedDisplayCIELabValue: s.cieLab } : {}),
+    })),
+    // Multi-frame Dimension module.
+    DimensionOrganizationSequence: [{ DimensionOrganizationUID: dimensionOrganizationUid }],
+    DimensionOrganizationType: "3D",
+    DimensionIndexSequence: [
+      {
+        DimensionOrganizationUID: dimensionOrganizationUid,
+        DimensionIndexPointer: 0x0062000b,
+        FunctionalGroupPointer: 0x0062000a,
+        DimensionDescriptionLabel: "ReferencedSegmentNumber",
+      },
+      {
+        DimensionOrganizationUID: dimensionOrganizationUid,
+        DimensionIndexPointer: 0x00200032,
+        FunctionalGroupPointer: 0x00209113,
+        DimensionDescriptionLabel: "ImagePositionPatient",
+      },
+    ],
+    // Multi-frame Functional Groups module.
+    SharedFunctionalGroupsSequence: [{
+      PlaneOrientationSequence: [{ ImageOrientationPatient: src.orientation.map(DS) }],
+      PixelMeasuresSequence: [{
+        PixelSpacing: src.pixelSpacing.map(DS),
+        SliceThickness: DS(src.sliceThickness ?? src.spacingBetweenSlices),
+        SpacingBetweenSlices: DS(src.spacingBetweenSlices),
+      }],
+    }],
+    PerFrameFunctionalGroupsSequence: frames.map((f) => ({
+      FrameContentSequence: [{ DimensionIndexValues: [f.segment, f.z + 1] }],
+      PlanePositionSequence: [{ ImagePositionPatient: src.positions[f.z].map(DS) }],
+      SegmentIdentificationSequence: [{ ReferencedSegmentNumber: f.segment }],
+      DerivationImageSequence: [{
+        SourceImageSequence: [{
+          ...sourceItem(f.z),
+          PurposeOfReferenceCodeSequence: [{
+            CodeValue: "121322",
+            CodingSchemeDesignator: "DCM",
+            CodeMeaning: "Source image for image processing operation",
+          }],
+        }],
+        DerivationCodeSequence: [{
+          CodeValue: "113076",
+          CodingSchemeDesignator: "DCM",
+          CodeMeaning: "Segmentation",
+        }],
+      }],
+    })),
+    // Common Instance Reference module: the source slices the frames were drawn on.
+    ReferencedSeriesSequence: [{
+      SeriesInstanceUID: src.seriesInstanceUid,
+      ReferencedInstanceSequence: usedSlices.map(sourceItem),
+    }],
+    PixelData: packFrames(input, frames).buffer,
+    _vrMap: { PixelData: "OB" },
+  };
+  const meta = {
+    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
+    MediaStorageSOPClassUID: SEGMENTATION_STORAGE,
+    MediaStorageSOPInstanceUID: input.sopInstanceUid,
+    TransferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN,
+    ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
+    ImplementationVersionName: IMPLEMENTATION_VERSION_NAME,
+  };
+  const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
+  dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
+  return new Uint8Array(dict.write());
+}
