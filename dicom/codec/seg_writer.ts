@@ -208,6 +208,8 @@ export function writeSegmentation(input: SegInput): Uint8Array {
   const usedSlices = [...new Set(frames.map((f) => f.z))].sort((a, b) => a - b);
   const dataset: Record<string, unknown> = {
     ...Object.fromEntries(Object.entries(src.patientStudy).filter(([, v]) => v !== undefined)),
+    // dcmjs writes every string as UTF-8.
+    SpecificCharacterSet: "ISO_IR 192",
     SOPClassUID: SEGMENTATION_STORAGE,
     SOPInstanceUID: input.sopInstanceUid,
     InstanceCreationDate: created.date,

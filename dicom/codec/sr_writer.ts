@@ -225,6 +225,8 @@ export function writeMeasurementReport(input: SrInput): Uint8Array {
     ...Object.fromEntries(
       Object.entries(input.source.patientStudy).filter(([, v]) => v !== undefined),
     ),
+    // dcmjs writes every string as UTF-8.
+    SpecificCharacterSet: "ISO_IR 192",
     SOPClassUID: COMPREHENSIVE_3D_SR_STORAGE,
     SOPInstanceUID: input.sopInstanceUid,
     InstanceCreationDate: created.date,

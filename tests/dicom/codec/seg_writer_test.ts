@@ -47,7 +47,8 @@ function input(overrides: Partial<SegInput> = {}): SegInput {
   return {
     source: {
       patientStudy: {
-        PatientName: plan.patient.name,
+        // Not ASCII: written as UTF-8 and declared so (ISO_IR 192).
+        PatientName: "MÜLLER^JÖRG",
         PatientID: plan.patient.id,
         PatientBirthDate: plan.patient.birthDate,
         PatientSex: plan.patient.sex,
@@ -149,8 +150,9 @@ out = {
                 f.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID,
                 int(px[i].sum())] for i, f in enumerate(ds.PerFrameFunctionalGroupsSequence)],
   "for": ds.FrameOfReferenceUID, "study": ds.StudyInstanceUID, "patient": str(ds.PatientID),
+  "name": str(ds.PatientName),
 }
-print(json.dumps(out))
+print(json.dumps(out, ensure_ascii=True))
 `;
   const { code, out } = await withFile(bytes, (p) => run("/usr/bin/python3", ["-c", script, p]));
   assert.equal(code, 0, out);
@@ -159,6 +161,7 @@ print(json.dumps(out))
   assert.equal(r.study, plan.study.studyInstanceUid);
   assert.equal(r.for, plan.study.frameOfReferenceUid);
   assert.equal(r.patient, plan.patient.id);
+  assert.equal(r.name, "MÜLLER^JÖRG");
   const frames = expected[0].slices.length + expected[1].slices.length;
   assert.equal(r.frames, frames);
   assert.deepEqual(r.shape, [frames, g.rows, g.cols]);
