@@ -23,6 +23,25 @@ import { badRequest, fhirError } from "../platform/outcome.ts";
 
 export const TASK_CODE_SYSTEM = "urn:imaging-ai:task";
 
+/**
+ * Series that hold results about images rather than images: an analysis's own SEG and SR among
+ * them. They do not change what an analysis of the study sees.
+ */
+const DERIVED_MODALITIES = new Set(["SEG", "SR", "KO", "PR", "DOC", "RTSTRUCT"]);
+
+/**
+ * The study's image content, for the idempotency key: each image series with its instance count.
+ * Storing an analysis's SEG and SR into the study leaves it as it was, so the study-stable event
+ * those objects cause does not start the same analysis again (and again).
+ */
+export function imageContent(study: ImagingStudy): string {
+  return (study.series ?? [])
+    .filter((s) => !DERIVED_MODALITIES.has(s.modality?.code?.toUpperCase() ?? ""))
+    .map((s) => `${s.uid}=${s.numberOfInstances ?? 0}`)
+    .sort()
+    .join(";");
+}
+
 export interface AnalyzeDeps {
   queue: JobQueue;
   models: () => ModelSummary[];
@@ -119,7 +138,7 @@ export async function requestAnalysis(
   const priority = req.priority ?? "routine";
   const key = await idempotencyKey({
     studyInstanceUid: studyUid,
-    contentVersion: `${study.meta?.versionId}:${study.numberOfInstances}`,
+    contentVersion: imageContent(study),
     model: model.name,
     modelVersion: model.version,
     profile,

@@ -37,8 +37,8 @@ export interface AnalysisJob {
 export const JOB_KEY_SYSTEM = "urn:imaging-ai:analysis-job";
 
 /**
- * The idempotency key: SHA-256 of the study, its content version (the ImagingStudy's versionId
- * and instance count), the model version and the parameters.
+ * The idempotency key: SHA-256 of the study, its content version (its image series and their
+ * instance counts: `analysis/analyze.ts` `imageContent`), the model version and the parameters.
  */
 export async function idempotencyKey(parts: {
   studyInstanceUid: string;
@@ -60,10 +60,10 @@ export async function idempotencyKey(parts: {
   return Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** The scope a sidecar's client is registered with: read studies and Tasks, file reports, close
- * Tasks (checked by the API like any client's). */
+/** The scope a sidecar's client is registered with: read studies and Tasks, store its DICOM results
+ * (SEG, SR) into the study, file reports, close Tasks (checked by the API like any client's). */
 export const WORKER_SCOPE = [
-  "system/ImagingStudy.rs",
+  "system/ImagingStudy.crs",
   "system/Patient.rs",
   "system/Task.rus",
   "system/Device.rs",

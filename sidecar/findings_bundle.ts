@@ -52,6 +52,11 @@ export interface ResultFiles {
   /** The lung mask (chest models with a lung stage). */
   lungs?: { url: string; size: number };
   summary: { url: string; size: number };
+  /** The DICOM results stored into the study (WADO-RS URLs), when they could be. */
+  dicom?: {
+    segmentation?: { url: string; size: number };
+    report: { url: string; size: number };
+  };
 }
 
 export interface ReportInput {
@@ -279,6 +284,22 @@ export function buildFindingsBundle(input: ReportInput): Bundle {
           url: input.files.lungs.url,
           size: input.files.lungs.size,
           title: "Lung mask (NIfTI: 1 right, 2 left)",
+        }]
+        : []),
+      ...(input.files.dicom?.segmentation
+        ? [{
+          contentType: "application/dicom",
+          url: input.files.dicom.segmentation.url,
+          size: input.files.dicom.segmentation.size,
+          title: "Findings as a DICOM Segmentation (SEG), in the study",
+        }]
+        : []),
+      ...(input.files.dicom
+        ? [{
+          contentType: "application/dicom",
+          url: input.files.dicom.report.url,
+          size: input.files.dicom.report.size,
+          title: "Measurement report as DICOM SR (TID 1500), in the study",
         }]
         : []),
     ],

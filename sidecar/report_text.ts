@@ -8,6 +8,9 @@
 import type { ModelManifest } from "./manifest.ts";
 import type { Finding } from "./postprocess.ts";
 import type { ReportInput } from "./findings_bundle.ts";
+
+/** What the conclusion is made of: the report's input without the Task, files and time. */
+export type ConclusionInput = Omit<ReportInput, "task" | "files" | "issued">;
 import type { LungFinding } from "./nodules/assess.ts";
 
 const round = (v: number, digits = 1) => Math.round(v * 10 ** digits) / 10 ** digits;
@@ -64,7 +67,7 @@ export function findingWords(f: Finding, volume: ReportInput["volume"], chest: b
 }
 
 /** The words a clinician reads. */
-export function conclusionText(input: ReportInput): string {
+export function conclusionText(input: ConclusionInput): string {
   const { manifest: m, settings } = input;
   const chest = isChestModel(m);
   const model = `${m.displayName} ${m.version} (${input.job.profile} profile, threshold ${
@@ -74,7 +77,7 @@ export function conclusionText(input: ReportInput): string {
   return `${head} Model: ${model}. ${m.notice}`.trim();
 }
 
-function plainConclusion(input: ReportInput, chest: boolean): string {
+function plainConclusion(input: ConclusionInput, chest: boolean): string {
   const { manifest: m, findings } = input;
   const label = m.labels[0]?.name ?? "lesion";
   if (!findings.length) {
@@ -90,7 +93,7 @@ function plainConclusion(input: ReportInput, chest: boolean): string {
   return `${findings.length} ${noun} found: ${parts.join("; ")}${more}.`;
 }
 
-function lungConclusion(input: ReportInput, chest: boolean): string {
+function lungConclusion(input: ConclusionInput, chest: boolean): string {
   const { findings, volume } = input;
   if (input.lungs && !input.lungs.found) {
     return "No lungs found in the series: nothing was analysed for lung nodules.";

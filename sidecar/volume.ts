@@ -7,6 +7,7 @@
  */
 import type { DataSet } from "dicom-parser";
 import { parseDataSet } from "../dicom/codec/dataset.ts";
+import { decoderFor } from "../dicom/codec/dicom_json.ts";
 import { parseMediaType, readMultipart } from "../dicom/codec/multipart.ts";
 import { decodeFrame, decodeStored, PixelDecodeError, pixelInfo } from "../dicom/codec/pixels.ts";
 import { type ApiClient, ApiError } from "./api_client.ts";
@@ -46,6 +47,18 @@ export interface Volume {
   /** StudyDate and StudyTime as a FHIR dateTime, when present. */
   studyDateTime?: string;
   frameOfReferenceUid?: string;
+  /** ImagePositionPatient of each slice, in slice order (computed where the series has none). */
+  positions: Vec3[];
+  /** SOP Class of the images (CT Image Storage…), for references to them. */
+  sopClassUid: string;
+  /** SliceThickness (mm), when the series gives it. */
+  sliceThickness?: number;
+  /**
+   * The Patient and General Study attributes of the series (naturalized keywords, decoded with
+   * its character set), for the DICOM results written into the same study. Type 2 attributes
+   * the series lacks are empty strings.
+   */
+  patientStudy: Record<string, string>;
   /** What was noticed and worked around (uneven spacing, dropped slices). */
   warnings: string[];
 }
@@ -244,8 +257,47 @@ function assemble(
       ? dicomDateTime(date, text(ds, "x00080030"), text(ds, "x00080201"))
       : undefined,
     frameOfReferenceUid: text(ds, "x00200052"),
+    positions: slices.map((s, z) =>
+      s.position ?? [
+        (slices[0].position ?? [0, 0, 0])[0] + z * sliceStep[0],
+        (slices[0].position ?? [0, 0, 0])[1] + z * sliceStep[1],
+        (slices[0].position ?? [0, 0, 0])[2] + z * sliceStep[2],
+      ]
+    ),
+    sopClassUid: text(ds, "x00080016") ?? "",
+    sliceThickness: numbers(ds, "x00180050")?.[0],
+    patientStudy: patientStudyOf(ds),
     warnings,
   };
+}
+
+/** Patient and General Study attributes copied into derived objects (Type 2 ones always). */
+const PATIENT_STUDY: [keyword: string, tag: string, type2: boolean][] = [
+  ["PatientName", "x00100010", true],
+  ["PatientID", "x00100020", true],
+  ["IssuerOfPatientID", "x00100021", false],
+  ["PatientBirthDate", "x00100030", true],
+  ["PatientSex", "x00100040", true],
+  ["StudyDate", "x00080020", true],
+  ["StudyTime", "x00080030", true],
+  ["ReferringPhysicianName", "x00080090", true],
+  ["StudyID", "x00200010", true],
+  ["AccessionNumber", "x00080050", true],
+  ["StudyDescription", "x00081030", false],
+];
+
+function patientStudyOf(ds: DataSet): Record<string, string> {
+  const decoder = decoderFor(text(ds, "x00080005"));
+  const out: Record<string, string> = {};
+  for (const [keyword, tag, type2] of PATIENT_STUDY) {
+    const el = ds.elements[tag];
+    const value = el && el.length > 0
+      ? decoder.decode(ds.byteArray.subarray(el.dataOffset, el.dataOffset + el.length))
+        .replace(/[\0 ]+$/, "").trim()
+      : undefined;
+    if (value || type2) out[keyword] = value ?? "";
+  }
+  return out;
 }
 
 type Placement = Pick<

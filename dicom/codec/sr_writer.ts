@@ -18,7 +18,6 @@ import {
   IMPLEMENTATION_CLASS_UID,
   IMPLEMENTATION_VERSION_NAME,
   SEGMENTATION_STORAGE,
-  uidFrom,
 } from "./seg_writer.ts";
 
 const { DicomDict, DicomMetaDictionary } = dcmjs.data;

@@ -272,10 +272,18 @@ export async function assertAcknowledged(origin: string, load: Load): Promise<vo
  * are retrievable (no row without its object). Answers the number of rows.
  */
 export async function assertInstances(origin: string, studyUid: string, acked: string[]) {
-  const r = await fetch(`${origin}/dicomweb/studies/${studyUid}/instances?includefield=00080018`, {
-    headers: { Accept: "application/dicom+json" },
-  });
-  const rows = r.status === 204 ? [] : await r.json();
+  // QIDO-RS answers 100 rows unless asked for more: page through them all.
+  const rows: Record<string, { Value: string[] }>[] = [];
+  for (let offset = 0;; offset += 500) {
+    const r = await fetch(
+      `${origin}/dicomweb/studies/${studyUid}/instances?includefield=00080018&limit=500` +
+        `&offset=${offset}`,
+      { headers: { Accept: "application/dicom+json" } },
+    );
+    const page = r.status === 204 ? [] : await r.json();
+    rows.push(...page);
+    if (page.length < 500) break;
+  }
   const listed = new Set<string>(
     rows.map((row: Record<string, { Value: string[] }>) => row["00080018"].Value[0]),
   );

@@ -15,6 +15,7 @@ import { generateStudy, type GroundTruth } from "../../dicom/synth/ct.ts";
 import { stowInstances } from "../../dicom/synth/stow.ts";
 import { MEASURE_SYSTEM } from "../../sidecar/findings_bundle.ts";
 import { JOB_KEY_SYSTEM } from "../../queue/jobs.ts";
+import { multipartParts } from "../dicom/_dicomweb_util.ts";
 import {
   type Child,
   claimRedisDb,
@@ -42,6 +43,28 @@ const missing = [...missingServices(), ...(realModelInstalled() ? [] : ["lung-no
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
+
+/** dicom3tools' dciodvfy finds no error in `bytes` (CI installs it; skipped where it is missing). */
+async function assertValidDicom(bytes: Uint8Array): Promise<void> {
+  const has = await new Deno.Command("sh", { args: ["-c", "command -v dciodvfy"] }).output();
+  if (!has.success) {
+    assert.notEqual(Deno.env.get("CI"), "true", "dciodvfy is missing in CI");
+    return;
+  }
+  const path = await Deno.makeTempFile({ suffix: ".dcm" });
+  try {
+    await Deno.writeFile(path, bytes);
+    const o = await new Deno.Command("dciodvfy", {
+      args: ["-new", path],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const out = new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr);
+    assert.deepEqual(out.split("\n").filter((l) => l.startsWith("Error")), [], out);
+  } finally {
+    await Deno.remove(path);
+  }
+}
 
 interface FindingObs {
   id: string;
@@ -234,6 +257,30 @@ Deno.test({
         `DiagnosticReport?identifier=${encodeURIComponent(`${JOB_KEY_SYSTEM}|${key}`)}`,
       );
       assert.equal(reports.body.entry.length, 1);
+
+      // The results as DICOM in the study: a SEG (one segment per finding) and a TID 1500 SR, both
+      // linked from the report, listed by QIDO-RS, served by WADO-RS, valid for dciodvfy.
+      const dicomForms = report.presentedForm.filter((f: Json) =>
+        f.contentType === "application/dicom"
+      );
+      assert.equal(dicomForms.length, realFindings.length ? 2 : 1, JSON.stringify(dicomForms));
+      const seriesList = await (await fetch(`${api.origin}/dicomweb/studies/${studyUid}/series`, {
+        headers: { Accept: "application/dicom+json" },
+      })).json();
+      assert.deepEqual(
+        seriesList.map((s: Json) => s["00080060"].Value[0]).sort(),
+        realFindings.length ? ["CT", "SEG", "SR"] : ["CT", "SR"],
+      );
+      for (const form of dicomForms) {
+        const res = await fetch(form.url, {
+          headers: { Accept: 'multipart/related; type="application/dicom"' },
+        });
+        assert.equal(res.status, 200, form.url);
+        const { parts } = await multipartParts(res);
+        assert.equal(parts.length, 1);
+        assert.equal(parts[0].body.length, form.size);
+        await assertValidDicom(parts[0].body);
+      }
 
       // lung-nodule-demo against the truth: asserted once its held-out sensitivity is good enough.
       const realMatch = matchTruth(study.truth, realFindings);

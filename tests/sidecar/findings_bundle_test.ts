@@ -170,9 +170,6 @@ Deno.test("conclusionText() says when nothing was found", () => {
     volume: VOLUME,
     findings: [],
     maxProbability: 0.123,
-    task: { resourceType: "Task", status: "requested", intent: "order" },
-    files: FILES,
-    issued: "",
   });
   assert.equal(
     text,

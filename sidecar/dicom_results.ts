@@ -1,0 +1,163 @@
+/**
+ * @module An analysis's results as DICOM objects for PACS and viewers (IHE AI Results): a
+ * Segmentation with one segment per finding, on the analysed series' own grid, and a TID 1500
+ * Measurement Report whose measurement groups reference those segments. Both go into the analysed
+ * study as new series made by the model (its name, version and manufacturer as the equipment).
+ *
+ * Their UIDs derive from the job's idempotency key, so a redelivered job writes the same objects
+ * again (the archive answers "already stored") instead of new ones; a new analysis of the study
+ * has a new key and makes new series.
+ */
+import { CODES, uidFrom, writeSegmentation } from "../dicom/codec/seg_writer.ts";
+import { writeMeasurementReport } from "../dicom/codec/sr_writer.ts";
+import type { AnalysisJob } from "../queue/jobs.ts";
+import type { ModelManifest } from "./manifest.ts";
+import type { Finding, Segmentation } from "./postprocess.ts";
+import type { Volume } from "./volume.ts";
+
+/** One written object: where it goes, and its bytes (Part 10). */
+export interface DicomObject {
+  seriesInstanceUid: string;
+  sopInstanceUid: string;
+  sopClassUid: string;
+  bytes: Uint8Array;
+}
+
+export interface DicomResults {
+  /** Absent when there is no finding (a Segmentation needs a segment). */
+  segmentation?: DicomObject;
+  report: DicomObject;
+}
+
+/** Series numbers of the results, high enough not to meet the modality's own. */
+export const SEG_SERIES_NUMBER = 9001;
+export const SR_SERIES_NUMBER = 9002;
+
+/** The most segments a label plane can tell apart (its values stop at 255). */
+const MAX_SEGMENTS = 254;
+
+/** CIELab display colours, one per segment in turn (red, yellow, green, cyan, blue, magenta). */
+const COLOURS: [number, number, number][] = [
+  [34886, 53484, 50171],
+  [63163, 32586, 59856],
+  [56950, 14122, 55011],
+  [59029, 21298, 29530],
+  [21049, 51786, 21186],
+  [39326, 57680, 26138],
+];
+
+type Source = Omit<Volume, "data">;
+
+function findingCode(f: Finding) {
+  return f.lung?.kind === "mass" ? CODES.mass : CODES.nodule;
+}
+
+/** The SEG (when anything was found) and the SR of one analysis. */
+export function dicomResults(input: {
+  job: AnalysisJob;
+  manifest: ModelManifest;
+  volume: Source;
+  segmentation: Pick<Segmentation, "findings" | "maskSlice">;
+  conclusion: string;
+  created?: Date;
+}): DicomResults {
+  const { job, manifest: m, volume: v } = input;
+  const key = job.idempotencyKey;
+  const findings = input.segmentation.findings.filter((f) => f.number <= MAX_SEGMENTS);
+  const device = {
+    name: m.name,
+    version: m.version,
+    manufacturer: m.manufacturer ?? "imaging-ai (this service)",
+    modelName: m.displayName,
+  };
+  const trackingUid = (f: Finding) => uidFrom(`${key}:finding:${f.number}`);
+  const source = {
+    patientStudy: v.patientStudy,
+    studyInstanceUid: v.studyInstanceUid,
+    seriesInstanceUid: v.seriesInstanceUid,
+    sopClassUid: v.sopClassUid,
+  };
+  const frameOfReferenceUid = v.frameOfReferenceUid ?? uidFrom(`${v.seriesInstanceUid}:frame`);
+  let segmentation: DicomObject | undefined;
+  if (findings.length) {
+    const seriesInstanceUid = uidFrom(`${key}:seg-series`);
+    const sopInstanceUid = uidFrom(`${key}:seg`);
+    segmentation = {
+      seriesInstanceUid,
+      sopInstanceUid,
+      sopClassUid: "1.2.840.10008.5.1.4.1.1.66.4",
+      bytes: writeSegmentation({
+        source: {
+          ...source,
+          frameOfReferenceUid,
+          sopInstanceUids: v.sopInstanceUids,
+          rows: v.dims.y,
+          columns: v.dims.x,
+          pixelSpacing: [v.spacing.y, v.spacing.x],
+          sliceThickness: v.sliceThickness,
+          spacingBetweenSlices: v.spacing.z,
+          orientation: [...v.rowDirection, ...v.columnDirection],
+          positions: v.positions,
+        },
+        segments: findings.map((f, i) => ({
+          number: f.number,
+          label: `${findingCode(f).meaning} ${f.number}`,
+          category: CODES.morphologicallyAltered,
+          type: findingCode(f),
+          anatomicRegion: CODES.lung,
+          trackingId: `finding-${f.number}`,
+          trackingUid: trackingUid(f),
+          cieLab: COLOURS[i % COLOURS.length],
+        })),
+        algorithm: {
+          ...device,
+          modelName: m.displayName,
+          softwareVersions: m.version,
+        },
+        maskSlice: (z) => input.segmentation.maskSlice(z),
+        seriesInstanceUid,
+        sopInstanceUid,
+        seriesNumber: SEG_SERIES_NUMBER,
+        seriesDescription: `${m.displayName} ${m.version}: findings (SEG)`.slice(0, 64),
+        contentLabel: "AI_FINDINGS",
+        contentDescription: `${m.displayName} ${m.version}`.slice(0, 64),
+        created: input.created,
+      }),
+    };
+  }
+  const srSeries = uidFrom(`${key}:sr-series`);
+  const srInstance = uidFrom(`${key}:sr`);
+  const report: DicomObject = {
+    seriesInstanceUid: srSeries,
+    sopInstanceUid: srInstance,
+    sopClassUid: "1.2.840.10008.5.1.4.1.1.88.34",
+    bytes: writeMeasurementReport({
+      source,
+      segmentation,
+      findings: segmentation
+        ? findings.map((f) => ({
+          trackingId: `finding-${f.number}`,
+          trackingUid: trackingUid(f),
+          finding: findingCode(f),
+          site: CODES.lung,
+          longAxisMm: f.lung?.measures.longAxisMm ?? f.longestDiameterMm,
+          volumeMm3: f.volumeMm3,
+          probability: f.probability ?? f.maxProbability,
+          segmentNumber: f.number,
+          sourceSopInstanceUids: v.sopInstanceUids.slice(
+            f.boundingBox.min[2],
+            f.boundingBox.max[2] + 1,
+          ),
+        }))
+        : [],
+      device: { ...device, uid: uidFrom(`model:${m.name}@${m.version}`) },
+      conclusion: input.conclusion,
+      seriesInstanceUid: srSeries,
+      sopInstanceUid: srInstance,
+      seriesNumber: SR_SERIES_NUMBER,
+      seriesDescription: `${m.displayName} ${m.version}: report (SR)`.slice(0, 64),
+      created: input.created,
+    }),
+  };
+  return { segmentation, report };
+}

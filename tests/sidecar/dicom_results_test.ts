@@ -1,0 +1,120 @@
+/**
+ * @module An analysis's DICOM results (sidecar/dicom_results.ts): a SEG with one segment per
+ * finding on the source grid and an SR whose groups reference those segments; the same job writes
+ * the same bytes under the same UIDs (a redelivery stores nothing new), another job new series;
+ * without findings there is an SR and no SEG.
+ */
+import assert from "node:assert/strict";
+import dcmjs from "dcmjs";
+import { parseManifest } from "../../sidecar/_manifest_parse.ts";
+import { dicomResults } from "../../sidecar/dicom_results.ts";
+import type { Finding } from "../../sidecar/postprocess.ts";
+import type { Volume } from "../../sidecar/volume.ts";
+import type { AnalysisJob } from "../../queue/jobs.ts";
+
+const manifest = parseManifest(
+  JSON.parse(
+    await Deno.readTextFile(
+      new URL("./fixtures/models/threshold-demo/manifest.json", import.meta.url),
+    ),
+  ),
+  "threshold-demo",
+);
+
+const DIMS = { x: 32, y: 24, z: 6 };
+const volume: Omit<Volume, "data"> = {
+  values: "modality",
+  plane: { height: DIMS.y, width: DIMS.x },
+  dims: DIMS,
+  spacing: { x: 0.8, y: 0.8, z: 2.5 },
+  origin: [-12.8, -9.6, 100],
+  rowDirection: [1, 0, 0],
+  columnDirection: [0, 1, 0],
+  sliceStep: [0, 0, -2.5],
+  positions: Array.from({ length: DIMS.z }, (_, z) => [-12.8, -9.6, 100 - 2.5 * z]),
+  sopInstanceUids: Array.from({ length: DIMS.z }, (_, z) => `1.2.3.4.${z + 1}`),
+  instanceNumbers: Array.from({ length: DIMS.z }, (_, z) => z + 1),
+  studyInstanceUid: "1.2.3",
+  seriesInstanceUid: "1.2.3.4",
+  modality: "CT",
+  frameOfReferenceUid: "1.2.3.9",
+  sopClassUid: "1.2.840.10008.5.1.4.1.1.2",
+  patientStudy: { PatientName: "TEST^ONE", PatientID: "P1", StudyDate: "20261206" },
+  warnings: [],
+};
+
+/** Finding 1 on slices 1–2, finding 2 on slice 4. */
+function plane(z: number): Uint8Array | null {
+  if (![1, 2, 4].includes(z)) return null;
+  const p = new Uint8Array(DIMS.x * DIMS.y);
+  if (z === 4) p.fill(2, 40, 46);
+  else p.fill(1, 100, 110);
+  return p;
+}
+const finding = (number: number, k: [number, number]): Finding => ({
+  number,
+  voxels: 10,
+  volumeMm3: 16,
+  centreVoxel: [0, 0, k[0]],
+  centrePatient: [0, 0, 0],
+  boundingBox: { min: [0, 0, k[0]], max: [0, 0, k[1]] },
+  longestDiameterMm: 4.2,
+  maxProbability: 0.9,
+  meanProbability: 0.8,
+});
+const findings = [finding(1, [1, 2]), finding(2, [4, 4])];
+const job = (key: string) => ({
+  idempotencyKey: key,
+  enqueuedAt: "2026-12-06T10:00:00.000Z",
+} as AnalysisJob);
+
+function read(bytes: Uint8Array) {
+  const dict = dcmjs.data.DicomMessage.readFile(bytes.slice().buffer);
+  return dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict.dict);
+}
+
+Deno.test("a SEG with one segment per finding, and an SR whose groups reference them", () => {
+  const r = dicomResults({
+    job: job("a".repeat(64)),
+    manifest,
+    volume,
+    segmentation: { findings, maskSlice: plane },
+    conclusion: "Two findings.",
+    created: new Date("2026-12-06T10:00:00Z"),
+  });
+  const seg = read(r.segmentation!.bytes);
+  assert.equal(seg.StudyInstanceUID, "1.2.3");
+  assert.equal(seg.SeriesInstanceUID, r.segmentation!.seriesInstanceUid);
+  assert.equal(seg.SegmentSequence.length, 2);
+  assert.equal(seg.NumberOfFrames, 3, "slices 1 and 2 for finding 1, slice 4 for finding 2");
+  assert.equal(seg.Manufacturer, manifest.manufacturer ?? "imaging-ai (this service)");
+  assert.equal(seg.PatientName[0]?.Alphabetic ?? seg.PatientName, "TEST^ONE");
+  const sr = read(r.report.bytes);
+  assert.equal(sr.Modality, "SR");
+  const measurements = sr.ContentSequence.find(
+    (i: { ConceptNameCodeSequence: { CodeValue: string }[] }) =>
+      i.ConceptNameCodeSequence[0].CodeValue === "126010",
+  );
+  assert.ok(measurements, "Imaging Measurements");
+  assert.equal(measurements.ContentSequence.length, 2);
+});
+
+Deno.test("the same job gives the same bytes and UIDs; another job new ones; no finding, no SEG", () => {
+  const make = (key: string, f = findings) =>
+    dicomResults({
+      job: job(key),
+      manifest,
+      volume,
+      segmentation: { findings: f, maskSlice: plane },
+      conclusion: "x",
+      created: new Date(job(key).enqueuedAt),
+    });
+  const a = make("a".repeat(64)), again = make("a".repeat(64)), b = make("b".repeat(64));
+  assert.deepEqual(again.segmentation!.bytes, a.segmentation!.bytes);
+  assert.deepEqual(again.report.bytes, a.report.bytes);
+  assert.notEqual(b.segmentation!.seriesInstanceUid, a.segmentation!.seriesInstanceUid);
+  assert.notEqual(b.report.sopInstanceUid, a.report.sopInstanceUid);
+  const none = make("c".repeat(64), []);
+  assert.equal(none.segmentation, undefined);
+  assert.equal(read(none.report.bytes).Modality, "SR");
+});
