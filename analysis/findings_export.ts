@@ -1,6 +1,8 @@
 /**
  * @module The findings of a DiagnosticReport as a table: one row per finding Observation (volume,
- * probability, diameter, centre, bounding box, body site), for the JSON and XLSX exports.
+ * probability, diameter, centre, bounding box, body site), for the JSON and XLSX exports, with the
+ * report's result files: the NIfTI masks, the JSON summary, and the DICOM SEG and SR stored into
+ * the study.
  */
 import type { DiagnosticReport, Observation } from "@medplum/fhirtypes";
 import { MEASURE_SYSTEM } from "../queue/model_devices.ts";
@@ -33,6 +35,8 @@ export interface FindingsExport {
     conclusion?: string;
     imagingStudy?: string;
     subject?: string;
+    /** The report's `presentedForm`: what each file is, its media type, where it is. */
+    files: { title: string; contentType: string; url: string; size?: number }[];
   };
   findings: FindingRow[];
 }
@@ -62,6 +66,12 @@ export async function findingsOf(ctx: FhirContext, reportId: string): Promise<Fi
       conclusion: report.conclusion,
       imagingStudy: report.imagingStudy?.[0]?.reference,
       subject: report.subject?.reference,
+      files: (report.presentedForm ?? []).filter((a) => a.url).map((a) => ({
+        title: a.title ?? "",
+        contentType: a.contentType ?? "",
+        url: a.url!,
+        ...(a.size !== undefined ? { size: Number(a.size) } : {}),
+      })),
     },
     findings: observations.map((o, i) => row(o, i + 1)),
   };
@@ -123,6 +133,7 @@ export async function findingsXlsx(data: FindingsExport): Promise<Uint8Array> {
     ["Study", r.imagingStudy ?? ""],
     ["Patient", r.subject ?? ""],
     ["Conclusion", r.conclusion ?? ""],
+    ...r.files.map((f) => [f.title || f.contentType, f.url]),
   ].map(([k, v]) => [{ value: k, fontWeight: "bold" as const }, { value: v }]);
   const buffer = await writeXlsxFile(
     [

@@ -118,6 +118,22 @@ export function ReportPage({ id }: { id: string }) {
               />
             </section>
           ))}
+          {(report.presentedForm ?? []).length > 0 && (
+            <>
+              <h2>Result files</h2>
+              <ul class="result-files" data-testid="result-files">
+                {(report.presentedForm ?? []).map((
+                  a: { title?: string; contentType?: string; url?: string },
+                ) => (
+                  <li key={a.url}>
+                    {a.title ?? a.contentType}
+                    {a.contentType === "application/dicom" &&
+                      " — open the study in a DICOM viewer or PACS to see it"}
+                  </li>
+                ))}
+              </ul>
+            </>
+          )}
           <div class="actions">
             <button type="button" onClick={() => exportAs("json")}>Export JSON</button>
             <button type="button" class="primary" onClick={() => exportAs("xlsx")}>

@@ -162,6 +162,10 @@ Deno.test({
       await page.getByRole("link", { name: "Open report" }).click();
       await page.getByTestId("conclusion").waitFor();
       assert.match(await page.getByTestId("conclusion").textContent() ?? "", /2 .* found/);
+      // The analysis's DICOM results were stored into the study and are named on the report.
+      const resultFiles = await page.getByTestId("result-files").textContent() ?? "";
+      assert.match(resultFiles, /DICOM Segmentation \(SEG\)/);
+      assert.match(resultFiles, /DICOM SR \(TID 1500\)/);
       assert.match(await page.getByTestId("model").textContent() ?? "", /Threshold demo.*1\.0\.0/);
       await page.getByRole("note").getByText("Demonstration model.").waitFor();
       await shot(page, "06-report");

@@ -51,6 +51,12 @@ backendTest("findings export: JSON rows and an XLSX workbook per finding", async
     subject,
     conclusion: "2 nodules found",
     result: ids.map((id) => ({ reference: `Observation/${id}` })),
+    presentedForm: [{
+      contentType: "application/dicom",
+      url: "http://x/dicomweb/studies/1/series/2/instances/3",
+      size: 4242,
+      title: "Measurement report as DICOM SR (TID 1500), in the study",
+    }],
   });
   const json = await (await fetch(`${ctx.origin}/reports/${report.body.id}/findings.json`)).json();
   assert.equal(json.report.conclusion, "2 nodules found");
@@ -64,6 +70,13 @@ backendTest("findings export: JSON rows and an XLSX workbook per finding", async
   assert.equal(json.findings[0].centreXmm, -80.5);
   assert.equal(json.findings[0].centreVoxelK, 17);
   assert.equal(json.findings[0].bodySite, "Right lung structure");
+  // The result files, the DICOM objects among them.
+  assert.deepEqual(json.report.files, [{
+    title: "Measurement report as DICOM SR (TID 1500), in the study",
+    contentType: "application/dicom",
+    url: "http://x/dicomweb/studies/1/series/2/instances/3",
+    size: 4242,
+  }]);
 
   const res = await fetch(`${ctx.origin}/reports/${report.body.id}/findings.xlsx`);
   assert.equal(res.status, 200);
@@ -76,6 +89,7 @@ backendTest("findings export: JSON rows and an XLSX workbook per finding", async
   assert.match(xml, /Longest diameter/);
   assert.match(xml, /268\.1/);
   assert.match(xml, /2 nodules found/);
+  assert.match(xml, /DICOM SR \(TID 1500\)/);
 
   const missing = await fetch(`${ctx.origin}/reports/nope/findings.json`);
   assert.equal(missing.status, 404);
