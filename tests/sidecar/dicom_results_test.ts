@@ -9,7 +9,7 @@ import dcmjs from "dcmjs";
 import { parseManifest } from "../../sidecar/_manifest_parse.ts";
 import { dicomResults } from "../../sidecar/dicom_results.ts";
 import type { Finding } from "../../sidecar/postprocess.ts";
-import type { Volume } from "../../sidecar/volume.ts";
+import { createVolumeBuilder, type Volume } from "../../sidecar/volume.ts";
 import type { AnalysisJob } from "../../queue/jobs.ts";
 
 const manifest = parseManifest(
@@ -117,4 +117,85 @@ Deno.test("the same job gives the same bytes and UIDs; another job new ones; no 
   const none = make("c".repeat(64), []);
   assert.equal(none.segmentation, undefined);
   assert.equal(read(none.report.bytes).Modality, "SR");
+});
+
+/** dicom3tools' dciodvfy finds no error (skipped where it is missing, but not in CI). */
+async function assertNoDciodvfyError(bytes: Uint8Array, what: string): Promise<void> {
+  const has = await new Deno.Command("sh", { args: ["-c", "command -v dciodvfy"] }).output();
+  if (!has.success) {
+    assert.notEqual(Deno.env.get("CI"), "true", "dciodvfy is missing in CI");
+    return;
+  }
+  const path = await Deno.makeTempFile({ suffix: ".dcm" });
+  try {
+    await Deno.writeFile(path, bytes);
+    const o = await new Deno.Command("dciodvfy", {
+      args: ["-new", path],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const out = new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr);
+    assert.deepEqual(out.split("\n").filter((l) => l.startsWith("Error")), [], `${what}: ${out}`);
+  } finally {
+    await Deno.remove(path);
+  }
+}
+
+const CHARSET_DIR = "/usr/lib/python3/dist-packages/pydicom/data/charset_files";
+/** pydicom's test files in single-byte and UTF-8/GB18030 character sets, with their names. */
+const CHARSET_FILES: [string, string][] = [
+  ["chrFren.dcm", "Buc^Jérôme"],
+  ["chrGerm.dcm", "Äneas^Rüdiger"],
+  ["chrGreek.dcm", "Διονυσιος"],
+  ["chrRuss.dcm", "Люкceмбypг"],
+  ["chrHbrw.dcm", "שרון^דבורה"],
+  ["chrArab.dcm", "قباني^لنزار"],
+  ["chrX1.dcm", "Wang^XiaoDong=王^小東"],
+  ["chrX2.dcm", "Wang^XiaoDong=王^小东"],
+];
+
+Deno.test("real headers in eight character sets: the SEG and SR are valid and carry the patient's name as written", async () => {
+  const have = (() => {
+    try {
+      return Deno.statSync(CHARSET_DIR).isDirectory;
+    } catch {
+      return false;
+    }
+  })();
+  if (!have) {
+    assert.notEqual(Deno.env.get("CI"), "true", "pydicom's charset files are missing in CI");
+    return;
+  }
+  for (const [file, name] of CHARSET_FILES) {
+    const builder = createVolumeBuilder();
+    builder.add(await Deno.readFile(`${CHARSET_DIR}/${file}`));
+    const { data: _data, ...v } = builder.finish();
+    // A trailing empty component group ("…=") is kept as written; pydicom's names leave it out.
+    const bare = (pn: string) => pn.replace(/=+$/, "");
+    assert.equal(bare(v.patientStudy.PatientName), name, file);
+    const n = v.dims.x * v.dims.y;
+    const mask = new Uint8Array(n);
+    mask.fill(1, 0, 8);
+    const r = dicomResults({
+      job: job("d".repeat(64)),
+      manifest,
+      volume: v,
+      segmentation: {
+        findings: [finding(1, [0, 0])],
+        maskSlice: (z) => z === 0 ? mask : null,
+      },
+      conclusion: `One finding for ${name}.`,
+      created: new Date("2026-12-06T10:00:00Z"),
+    });
+    for (const bytes of [r.segmentation!.bytes, r.report.bytes]) {
+      await assertNoDciodvfyError(bytes, file);
+      const ds = read(bytes);
+      assert.equal(ds.SpecificCharacterSet, "ISO_IR 192");
+      const pn = ds.PatientName[0];
+      const written = typeof pn === "string"
+        ? pn
+        : [pn.Alphabetic, pn.Ideographic, pn.Phonetic].filter((x) => x !== undefined).join("=");
+      assert.equal(bare(written), name, `${file}: ${JSON.stringify(ds.PatientName)}`);
+    }
+  }
 });
