@@ -132,7 +132,7 @@ export const PARTS: Part[] = [
     name: "codec",
     paths: ["dicom/codec/"],
     holds: "DICOM and its containers as bytes: parse, dataset, pixels, multipart, DICOM JSON, " +
-      "NIfTI, ZIP; no storage",
+      "NIfTI, ZIP, the SEG and SR writers; no storage",
     may: ["platform"],
   },
   {
