@@ -280,7 +280,8 @@ export async function analyze(
       2,
     )),
   }, signal);
-  const conclusion = conclusionText({
+  // What the report says, and the SR with it.
+  const reportInput = {
     job,
     manifest: m,
     settings,
@@ -289,7 +290,8 @@ export async function analyze(
     maxProbability: seg.maxProbability,
     provider: model.runner.provider,
     ...(lungStage ? { lungs: lungStage.lung } : {}),
-  });
+  };
+  const conclusion = conclusionText(reportInput);
   const dicom = await storeDicomResults(
     ctx,
     job,
@@ -308,17 +310,10 @@ export async function analyze(
 
   const response = await withFreshTask(ctx.api, job, async (fresh: Task) => {
     const bundle = buildFindingsBundle({
-      job,
-      manifest: m,
-      settings,
-      volume,
-      findings: seg.findings,
-      maxProbability: seg.maxProbability,
+      ...reportInput,
       task: fresh,
       files: { ...files, ...(dicom ? { dicom } : {}) },
       issued: new Date().toISOString(),
-      provider: model.runner.provider,
-      ...(lungStage ? { lungs: lungStage.lung } : {}),
     });
     return await ctx.api.fhir<
       { entry?: { resource?: { id?: string }; response?: { location?: string } }[] }

@@ -11,16 +11,15 @@
  * source's. Frames are ordered by segment, then by slice, and indexed on the two dimensions
  * ReferencedSegmentNumber and ImagePositionPatient.
  */
-import dcmjs from "dcmjs";
 import { createHash } from "node:crypto";
-
-const { DicomDict, DicomMetaDictionary } = dcmjs.data;
+import { type Implementation, writePart10 } from "./part10.ts";
 
 export const SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4";
-const EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1";
-/** This service's implementation, for the File Meta Information. */
-export const IMPLEMENTATION_CLASS_UID = uidFrom("imaging-ai:implementation");
-export const IMPLEMENTATION_VERSION_NAME = "IMAGING_AI_1";
+/** This service's implementation, for the File Meta Information of what it writes. */
+export const IMPLEMENTATION: Implementation = {
+  classUid: uidFrom("imaging-ai:implementation"),
+  versionName: "IMAGING_AI_1",
+};
 
 /** A coded concept (PS3.3 Code Sequence Macro): value, scheme, meaning. */
 export interface Code {
@@ -318,15 +317,5 @@ export function writeSegmentation(input: SegInput): Uint8Array {
     PixelData: packFrames(input, frames).buffer,
     _vrMap: { PixelData: "OB" },
   };
-  const meta = {
-    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-    MediaStorageSOPClassUID: SEGMENTATION_STORAGE,
-    MediaStorageSOPInstanceUID: input.sopInstanceUid,
-    TransferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN,
-    ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
-    ImplementationVersionName: IMPLEMENTATION_VERSION_NAME,
-  };
-  const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
-  dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
-  return new Uint8Array(dict.write());
+  return writePart10(dataset, IMPLEMENTATION);
 }

@@ -12,18 +12,10 @@
  * this finding is real"); and Qualitative Evaluations with the report's conclusion in words.
  * Codes are DCM, SCT and UCUM except that one.
  */
-import dcmjs from "dcmjs";
-import {
-  type Code,
-  IMPLEMENTATION_CLASS_UID,
-  IMPLEMENTATION_VERSION_NAME,
-  SEGMENTATION_STORAGE,
-} from "./seg_writer.ts";
-
-const { DicomDict, DicomMetaDictionary } = dcmjs.data;
+import { writePart10 } from "./part10.ts";
+import { type Code, IMPLEMENTATION, SEGMENTATION_STORAGE } from "./seg_writer.ts";
 
 export const COMPREHENSIVE_3D_SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.34";
-const EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1";
 
 /** The concepts of the report (PS3.16 Annex D for DCM; SNOMED CT; UCUM units). */
 export const SR_CODES = {
@@ -285,15 +277,5 @@ export function writeMeasurementReport(input: SrInput): Uint8Array {
     ContinuityOfContent: "SEPARATE",
     ContentSequence: content,
   };
-  const meta = {
-    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-    MediaStorageSOPClassUID: COMPREHENSIVE_3D_SR_STORAGE,
-    MediaStorageSOPInstanceUID: input.sopInstanceUid,
-    TransferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN,
-    ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
-    ImplementationVersionName: IMPLEMENTATION_VERSION_NAME,
-  };
-  const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
-  dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
-  return new Uint8Array(dict.write());
+  return writePart10(dataset, IMPLEMENTATION);
 }

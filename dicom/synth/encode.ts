@@ -1,18 +1,16 @@
 /**
  * @module Writes one synthetic CT slice as a DICOM Part 10 file (Explicit VR Little Endian, CT Image
- * Storage) with dcmjs: a naturalized dataset → `denaturalizeDataset` → `DicomDict.write()`.
+ * Storage) with dcmjs, through `../codec/part10.ts`.
  */
 
-import dcmjs from "dcmjs";
+import { EXPLICIT_VR_LITTLE_ENDIAN, writePart10 } from "../codec/part10.ts";
 import type { Geometry } from "./geometry.ts";
 import { slicePosition } from "./geometry.ts";
 import type { SynthPatient, SynthStudyInfo } from "./identity.ts";
 import { uid225 } from "./rng.ts";
 
-const { DicomDict, DicomMetaDictionary } = dcmjs.data;
-
 export const CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2";
-export const EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1";
+export { EXPLICIT_VR_LITTLE_ENDIAN };
 export const IMPLEMENTATION_CLASS_UID = uid225("dicom/synth:implementation");
 export const IMPLEMENTATION_VERSION_NAME = "SYNTH_CT_1";
 
@@ -124,15 +122,8 @@ export function encodeSlice(
     // dcmjs cannot pick between OB/OW for PixelData without this hint (it logs "ox" otherwise).
     _vrMap: { PixelData: "OW" },
   };
-  const meta = {
-    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-    MediaStorageSOPClassUID: CT_IMAGE_STORAGE,
-    MediaStorageSOPInstanceUID: sopInstanceUid,
-    TransferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN,
-    ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
-    ImplementationVersionName: IMPLEMENTATION_VERSION_NAME,
-  };
-  const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
-  dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
-  return new Uint8Array(dict.write());
+  return writePart10(dataset, {
+    classUid: IMPLEMENTATION_CLASS_UID,
+    versionName: IMPLEMENTATION_VERSION_NAME,
+  });
 }

@@ -5,6 +5,7 @@
  * without findings there is an SR and no SEG.
  */
 import assert from "node:assert/strict";
+import { assertNoDciodvfyError } from "../dicom/codec/_dicom_tools.ts";
 import dcmjs from "dcmjs";
 import { parseManifest } from "../../sidecar/_manifest_parse.ts";
 import { dicomResults } from "../../sidecar/dicom_results.ts";
@@ -118,28 +119,6 @@ Deno.test("the same job gives the same bytes and UIDs; another job new ones; no 
   assert.equal(none.segmentation, undefined);
   assert.equal(read(none.report.bytes).Modality, "SR");
 });
-
-/** dicom3tools' dciodvfy finds no error (skipped where it is missing, but not in CI). */
-async function assertNoDciodvfyError(bytes: Uint8Array, what: string): Promise<void> {
-  const has = await new Deno.Command("sh", { args: ["-c", "command -v dciodvfy"] }).output();
-  if (!has.success) {
-    assert.notEqual(Deno.env.get("CI"), "true", "dciodvfy is missing in CI");
-    return;
-  }
-  const path = await Deno.makeTempFile({ suffix: ".dcm" });
-  try {
-    await Deno.writeFile(path, bytes);
-    const o = await new Deno.Command("dciodvfy", {
-      args: ["-new", path],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const out = new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr);
-    assert.deepEqual(out.split("\n").filter((l) => l.startsWith("Error")), [], `${what}: ${out}`);
-  } finally {
-    await Deno.remove(path);
-  }
-}
 
 const CHARSET_DIR = "/usr/lib/python3/dist-packages/pydicom/data/charset_files";
 /** pydicom's test files in single-byte and UTF-8/GB18030 character sets, with their names. */

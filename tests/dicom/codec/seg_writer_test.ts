@@ -5,6 +5,7 @@
  * back in dcmjs. Inputs that do not hold together are refused.
  */
 import assert from "node:assert/strict";
+import { available, run, withFile } from "./_dicom_tools.ts";
 import dcmjs from "dcmjs";
 import {
   CODES,
@@ -98,31 +99,8 @@ function input(overrides: Partial<SegInput> = {}): SegInput {
   };
 }
 
-async function withFile<T>(bytes: Uint8Array, fn: (path: string) => Promise<T>): Promise<T> {
-  const path = await Deno.makeTempFile({ suffix: ".dcm" });
-  try {
-    await Deno.writeFile(path, bytes);
-    return await fn(path);
-  } finally {
-    await Deno.remove(path);
-  }
-}
-
-async function run(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
-  const o = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  const dec = new TextDecoder();
-  return { code: o.code, out: dec.decode(o.stdout) + dec.decode(o.stderr) };
-}
-
-const have = async (cmd: string) =>
-  (await new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`] }).output()).success;
-const inCi = Deno.env.get("CI") === "true";
-
 Deno.test("the Segmentation passes dciodvfy with no error", async () => {
-  if (!await have("dciodvfy")) {
-    assert.ok(!inCi, "dciodvfy (Debian's dicom3tools) is missing in CI");
-    return;
-  }
+  if (!await available("dciodvfy")) return;
   const bytes = writeSegmentation(input());
   const { out } = await withFile(bytes, (p) => run("dciodvfy", ["-new", p]));
   const errors = out.split("\n").filter((l) => /^Error/.test(l));
@@ -131,10 +109,7 @@ Deno.test("the Segmentation passes dciodvfy with no error", async () => {
 });
 
 Deno.test("pydicom reads the same segments, frames, references and pixels back", async () => {
-  if (!await have("/usr/bin/python3")) {
-    assert.ok(!inCi, "/usr/bin/python3 is missing in CI");
-    return;
-  }
+  if (!await available("/usr/bin/python3")) return;
   const bytes = writeSegmentation(input());
   const script = `
 import json, sys, pydicom

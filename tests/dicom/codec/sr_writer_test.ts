@@ -4,6 +4,7 @@
  * the measurement groups back with their codes, values and references, and bad input is refused.
  */
 import assert from "node:assert/strict";
+import { available, run, withFile } from "./_dicom_tools.ts";
 import { CODES, SEGMENTATION_STORAGE, uidFrom } from "../../../dicom/codec/seg_writer.ts";
 import {
   COMPREHENSIVE_3D_SR_STORAGE,
@@ -77,31 +78,8 @@ function input(overrides: Partial<SrInput> = {}): SrInput {
   };
 }
 
-async function withFile<T>(bytes: Uint8Array, fn: (path: string) => Promise<T>): Promise<T> {
-  const path = await Deno.makeTempFile({ suffix: ".dcm" });
-  try {
-    await Deno.writeFile(path, bytes);
-    return await fn(path);
-  } finally {
-    await Deno.remove(path);
-  }
-}
-
-async function run(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
-  const o = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  const dec = new TextDecoder();
-  return { code: o.code, out: dec.decode(o.stdout) + dec.decode(o.stderr) };
-}
-
-const have = async (cmd: string) =>
-  (await new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`] }).output()).success;
-const inCi = Deno.env.get("CI") === "true";
-
 Deno.test("the Measurement Report passes dciodvfy with no error", async () => {
-  if (!await have("dciodvfy")) {
-    assert.ok(!inCi, "dciodvfy (Debian's dicom3tools) is missing in CI");
-    return;
-  }
+  if (!await available("dciodvfy")) return;
   const { out } = await withFile(
     writeMeasurementReport(input()),
     (p) => run("dciodvfy", ["-new", p]),
@@ -111,10 +89,7 @@ Deno.test("the Measurement Report passes dciodvfy with no error", async () => {
 });
 
 Deno.test("DCMTK's dsrdump reads the content tree: template, groups, measurements", async () => {
-  if (!await have("dsrdump")) {
-    assert.ok(!inCi, "dsrdump (Debian's dcmtk) is missing in CI");
-    return;
-  }
+  if (!await available("dsrdump")) return;
   const { code, out } = await withFile(
     writeMeasurementReport(input()),
     (p) => run("dsrdump", ["+Pc", "+Pt", "+Pl", p]),
@@ -133,10 +108,7 @@ Deno.test("DCMTK's dsrdump reads the content tree: template, groups, measurement
 });
 
 Deno.test("pydicom reads the groups back with codes, values and the referenced segments", async () => {
-  if (!await have("/usr/bin/python3")) {
-    assert.ok(!inCi, "/usr/bin/python3 is missing in CI");
-    return;
-  }
+  if (!await available("/usr/bin/python3")) return;
   const script = `
 import json, sys, warnings, pydicom
 warnings.simplefilter('ignore')
@@ -194,7 +166,7 @@ Deno.test("bad findings are refused; the same input gives the same bytes", async
   const empty = writeMeasurementReport(
     input({ findings: [], segmentation: undefined, conclusion: "No lung nodule." }),
   );
-  if (await have("dciodvfy")) {
+  if (await available("dciodvfy")) {
     const { out } = await withFile(empty, (p) => run("dciodvfy", ["-new", p]));
     assert.deepEqual(out.split("\n").filter((l) => /^Error/.test(l)), [], out);
   }
