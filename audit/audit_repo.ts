@@ -3,6 +3,7 @@
  * INSERT of narrow rows, the read of one row by id, and the search's SELECT built from the parsed
  * conditions (in the order given), keyset-paged on (recorded, id).
  */
+import { escapeLike, Params } from "../db/params.ts";
 import type { Row, Sql } from "../db/db.ts";
 
 /** The columns of a row, in the order `insertAuditRows` takes each row's values. */
@@ -79,11 +80,8 @@ export async function searchAuditRows(
   q: AuditRowQuery,
 ): Promise<(Row & { recorded: string; id: string })[]> {
   const where: string[] = [];
-  const params: unknown[] = [];
-  const add = (v: unknown) => {
-    params.push(v);
-    return `$${params.length}`;
-  };
+  const params = new Params();
+  const add = (v: unknown) => params.add(v);
   for (const c of q.conditions) {
     if ("date" in c) {
       const { lo, hi } = c;
@@ -124,10 +122,10 @@ export async function searchAuditRows(
     `SELECT * FROM audit_event
       ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
       ORDER BY ${order} LIMIT ${q.limit}`,
-    params,
+    params.values,
   );
 }
 
 function likePrefix(v: string): string {
-  return `${v.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  return `${escapeLike(v.toLowerCase())}%`;
 }

@@ -2,6 +2,7 @@
  * @module SQL for authentication (migration 007): accounts, refresh-token families, registered
  * clients, signing keys and client-assertion ids. The same queries run on Postgres and PGlite.
  */
+import { Params } from "../db/params.ts";
 import type { Sql } from "../db/db.ts";
 import type { JtiStore, RegisteredClient } from "./client_assertion.ts";
 import type { SigningKeyRepo, StoredSigningKey } from "./keys.ts";
@@ -100,7 +101,7 @@ export async function updateUser(
   >,
 ): Promise<boolean> {
   const sets: string[] = [];
-  const params: unknown[] = [id];
+  const params = new Params([id]);
   const column: Record<string, string> = {
     displayName: "display_name",
     role: "role",
@@ -111,13 +112,12 @@ export async function updateUser(
   };
   for (const [k, v] of Object.entries(changes)) {
     if (v === undefined || !column[k]) continue;
-    params.push(v);
-    sets.push(`${column[k]} = $${params.length}`);
+    sets.push(`${column[k]} = ${params.add(v)}`);
   }
   if (changes.passwordHash) sets.push(`failed_logins = 0, locked_until = NULL`);
   const rows = await sql.query(
     `UPDATE auth_user SET ${[...sets, "updated_at = now()"].join(", ")} WHERE id = $1 RETURNING id`,
-    params,
+    params.values,
   );
   return rows.length > 0;
 }

@@ -6,6 +6,7 @@
  * made by `qido_sql.ts`.
  */
 import type { Sql } from "../db/db.ts";
+import { Params } from "../db/params.ts";
 import { INSTANCE_TAGS, pick, SERIES_TAGS, tagOf } from "./attributes.ts";
 import type { DicomJson } from "./codec/dicom_json.ts";
 import { DicomwebError } from "./errors.ts";
@@ -35,11 +36,8 @@ const MAX_LIMIT = 1000;
 
 export async function qido(sql: Sql, req: QidoRequest): Promise<QidoResult> {
   const warnings: string[] = [];
-  const params: unknown[] = [];
-  const bind = (v: unknown) => {
-    params.push(v);
-    return `$${params.length}`;
-  };
+  const params = new Params();
+  const bind = (v: unknown) => params.add(v);
   const where = targetConditions(req, bind);
   let limit = DEFAULT_LIMIT;
   let offset = 0;
@@ -85,7 +83,7 @@ export async function qido(sql: Sql, req: QidoRequest): Promise<QidoResult> {
   if (limit === 0) return { results: [], warnings };
 
   const text = qidoSql(req.level, where, bind, limit, offset);
-  const rows = await sql.query(text, params);
+  const rows = await sql.query(text, params.values);
   const results = rows.map((r) => shape(req, r, include, includeAll));
   return { results, warnings };
 }

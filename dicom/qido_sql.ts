@@ -6,11 +6,12 @@
  * each level.
  */
 import { patientStudyUids } from "../db/dicom_repo.ts";
+import { escapeLike } from "../db/params.ts";
 import { DicomwebError } from "./errors.ts";
 
 export type QidoLevel = "study" | "series" | "instance";
 
-/** Adds a parameter to the statement being built and returns its placeholder (`$n`). */
+/** Adds a parameter to the statement being built and answers its `$n` (`Params.add`). */
 export type Bind = (v: unknown) => string;
 
 /** How a key's value is matched. */
@@ -100,7 +101,7 @@ export function matchCondition(
       const ci = def.match === "pn";
       const target = ci ? `upper(${col})` : col;
       if (!/[*?]/.test(value)) return `${target} = ${bind(ci ? value.toUpperCase() : value)}`;
-      const pattern = value.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/\*/g, "%").replace(
+      const pattern = escapeLike(value).replace(/\*/g, "%").replace(
         /\?/g,
         "_",
       );

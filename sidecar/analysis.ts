@@ -8,8 +8,7 @@ import type { Task } from "@medplum/fhirtypes";
 import type { ApiClient } from "./api_client.ts";
 import { ApiError, expectOk } from "./api_client.ts";
 import { fatal } from "./errors.ts";
-import { newBoundary, writeMultipart } from "../dicom/codec/multipart.ts";
-import { type DicomObject, type DicomResults, dicomResults } from "./dicom_results.ts";
+import { dicomResults, storeDicomResults } from "./dicom_results.ts";
 import { buildFindingsBundle, type ResultFiles } from "./findings_bundle.ts";
 import { conclusionText } from "./report_text.ts";
 import type { AnalysisJob } from "../queue/jobs.ts";
@@ -293,7 +292,8 @@ export async function analyze(
   };
   const conclusion = conclusionText(reportInput);
   const dicom = await storeDicomResults(
-    ctx,
+    ctx.api,
+    ctx.log,
     job,
     // The job's time, not now: a redelivered job writes the same bytes under the same UIDs.
     dicomResults({
@@ -351,81 +351,6 @@ function withoutPixels(v: Volume): Omit<Volume, "data"> {
   delete copy.data;
   return copy as Omit<Volume, "data">;
 }
-
-/**
- * Stores the SEG and SR into the analysed study over STOW-RS and answers their WADO-RS URLs. An
- * object the archive holds already under its UID (a redelivered job) counts as stored. A refusal
- * (a 4xx: a client registered before workers could store, say) is logged and the report is filed
- * without them; a 5xx or a network failure throws, so the job is tried again.
- */
-async function storeDicomResults(
-  ctx: AnalysisContext,
-  job: AnalysisJob,
-  results: DicomResults,
-  signal?: AbortSignal,
-): Promise<ResultFiles["dicom"]> {
-  const objects = [results.segmentation, results.report].filter((o) => o !== undefined);
-  const boundary = newBoundary();
-  const body = new Uint8Array(
-    await new Response(
-      writeMultipart(
-        (async function* () {
-          for (const o of objects) yield { contentType: "application/dicom", body: o.bytes };
-        })(),
-        boundary,
-      ),
-    ).arrayBuffer(),
-  );
-  const path = `dicomweb/studies/${job.studyInstanceUid}`;
-  const response = await ctx.api.request(path, {
-    method: "POST",
-    headers: {
-      "Content-Type": `multipart/related; type="application/dicom"; boundary=${boundary}`,
-      Accept: "application/dicom+json",
-    },
-    body,
-    requestId: job.requestId,
-    signal,
-  });
-  const text = await response.text();
-  if (response.status >= 500) {
-    throw new ApiError(response.status, "POST", path, text.slice(0, 500));
-  }
-  const failed = new Map<string, number>();
-  try {
-    const json = JSON.parse(text) as Record<
-      string,
-      { Value?: Record<string, { Value?: unknown[] }>[] }
-    >;
-    for (const f of json["00081198"]?.Value ?? []) {
-      failed.set(String(f["00081155"]?.Value?.[0]), Number(f["00081197"]?.Value?.[0]));
-    }
-  } catch {
-    // Not DICOM JSON (an OperationOutcome): the status says what happened.
-  }
-  const refused = response.status >= 400 ||
-    [...failed.values()].some((reason) => reason !== DUPLICATE_SOP_INSTANCE);
-  if (refused) {
-    ctx.log("warn", "the DICOM results (SEG, SR) were not stored; the report is filed without", {
-      jobId: job.jobId,
-      requestId: job.requestId,
-      status: response.status,
-      detail: text.slice(0, 300),
-    });
-    return undefined;
-  }
-  const url = (o: DicomObject) =>
-    `${ctx.api.baseUrl}/dicomweb/studies/${job.studyInstanceUid}/series/${o.seriesInstanceUid}` +
-    `/instances/${o.sopInstanceUid}`;
-  const file = (o: DicomObject) => ({ url: url(o), size: o.bytes.length });
-  return {
-    ...(results.segmentation ? { segmentation: file(results.segmentation) } : {}),
-    report: file(results.report),
-  };
-}
-
-/** STOW-RS's reason for a SOP Instance UID the archive holds with other content (PS3.4 B.2.3). */
-const DUPLICATE_SOP_INSTANCE = 0x0111;
 
 /** PUTs the masks and summary under the job's key; answers their URLs. */
 async function uploadResults(

@@ -6,11 +6,20 @@
  *
  * Their UIDs derive from the job's idempotency key, so a redelivered job writes the same objects
  * again (the archive answers "already stored") instead of new ones; a new analysis of the study
- * has a new key and makes new series.
+ * has a new key and makes new series. `storeDicomResults` stores them over STOW-RS.
  */
-import { CODES, uidFrom, writeSegmentation } from "../dicom/codec/seg_writer.ts";
-import { writeMeasurementReport } from "../dicom/codec/sr_writer.ts";
+import { newBoundary, writeMultipart } from "../dicom/codec/multipart.ts";
+import {
+  CODES,
+  SEGMENTATION_STORAGE,
+  uidFrom,
+  writeSegmentation,
+} from "../dicom/codec/seg_writer.ts";
+import { COMPREHENSIVE_3D_SR_STORAGE, writeMeasurementReport } from "../dicom/codec/sr_writer.ts";
+import type { Logger } from "../platform/log.ts";
 import type { AnalysisJob } from "../queue/jobs.ts";
+import { type ApiClient, ApiError } from "./api_client.ts";
+import type { ResultFiles } from "./findings_bundle.ts";
 import type { ModelManifest } from "./manifest.ts";
 import type { Finding, Segmentation } from "./postprocess.ts";
 import type { Volume } from "./volume.ts";
@@ -85,7 +94,7 @@ export function dicomResults(input: {
     segmentation = {
       seriesInstanceUid,
       sopInstanceUid,
-      sopClassUid: "1.2.840.10008.5.1.4.1.1.66.4",
+      sopClassUid: SEGMENTATION_STORAGE,
       bytes: writeSegmentation({
         source: {
           ...source,
@@ -109,11 +118,7 @@ export function dicomResults(input: {
           trackingUid: trackingUid(f),
           cieLab: COLOURS[i % COLOURS.length],
         })),
-        algorithm: {
-          ...device,
-          modelName: m.displayName,
-          softwareVersions: m.version,
-        },
+        algorithm: { ...device, softwareVersions: m.version },
         maskSlice: (z) => input.segmentation.maskSlice(z),
         seriesInstanceUid,
         sopInstanceUid,
@@ -130,7 +135,7 @@ export function dicomResults(input: {
   const report: DicomObject = {
     seriesInstanceUid: srSeries,
     sopInstanceUid: srInstance,
-    sopClassUid: "1.2.840.10008.5.1.4.1.1.88.34",
+    sopClassUid: COMPREHENSIVE_3D_SR_STORAGE,
     bytes: writeMeasurementReport({
       source,
       segmentation,
@@ -161,3 +166,81 @@ export function dicomResults(input: {
   };
   return { segmentation, report };
 }
+
+/**
+ * Stores the SEG and SR into the analysed study over STOW-RS and answers their WADO-RS URLs. An
+ * object the archive holds already under its UID (a redelivered job) counts as stored. A refusal
+ * (a 4xx: a client registered before workers could store, say) is logged and the report is filed
+ * without them; a 5xx or a network failure throws, so the job is tried again.
+ */
+export async function storeDicomResults(
+  api: ApiClient,
+  log: Logger,
+  job: AnalysisJob,
+  results: DicomResults,
+  signal?: AbortSignal,
+): Promise<ResultFiles["dicom"]> {
+  const objects = [results.segmentation, results.report].filter((o) => o !== undefined);
+  const boundary = newBoundary();
+  const body = new Uint8Array(
+    await new Response(
+      writeMultipart(
+        (async function* () {
+          for (const o of objects) yield { contentType: "application/dicom", body: o.bytes };
+        })(),
+        boundary,
+      ),
+    ).arrayBuffer(),
+  );
+  const path = `dicomweb/studies/${job.studyInstanceUid}`;
+  const response = await api.request(path, {
+    method: "POST",
+    headers: {
+      "Content-Type": `multipart/related; type="application/dicom"; boundary=${boundary}`,
+      Accept: "application/dicom+json",
+    },
+    body,
+    requestId: job.requestId,
+    signal,
+  });
+  const text = await response.text();
+  if (response.status >= 500) {
+    throw new ApiError(response.status, "POST", path, text.slice(0, 500));
+  }
+  const failed = new Map<string, number>();
+  try {
+    const json = JSON.parse(text) as Record<
+      string,
+      { Value?: Record<string, { Value?: unknown[] }>[] }
+    >;
+    for (const f of json["00081198"]?.Value ?? []) {
+      failed.set(String(f["00081155"]?.Value?.[0]), Number(f["00081197"]?.Value?.[0]));
+    }
+  } catch {
+    // Not DICOM JSON (an OperationOutcome): the status says what happened.
+  }
+  // Every part held already under its UID (a 409 when all failed so): stored, as by the first try.
+  const onlyDuplicates = failed.size > 0 &&
+    [...failed.values()].every((reason) => reason === DUPLICATE_SOP_INSTANCE);
+  const refused = onlyDuplicates ? false : response.status >= 400 || failed.size > 0;
+  if (refused) {
+    log("warn", "the DICOM results (SEG, SR) were not stored; the report is filed without", {
+      jobId: job.jobId,
+      requestId: job.requestId,
+      status: response.status,
+      detail: text.slice(0, 300),
+    });
+    return undefined;
+  }
+  const url = (o: DicomObject) =>
+    `${api.baseUrl}/dicomweb/studies/${job.studyInstanceUid}/series/${o.seriesInstanceUid}` +
+    `/instances/${o.sopInstanceUid}`;
+  const file = (o: DicomObject) => ({ url: url(o), size: o.bytes.length });
+  return {
+    ...(results.segmentation ? { segmentation: file(results.segmentation) } : {}),
+    report: file(results.report),
+  };
+}
+
+/** STOW-RS's reason for a SOP Instance UID the archive holds with other content (PS3.4 B.2.3). */
+const DUPLICATE_SOP_INSTANCE = 0x0111;

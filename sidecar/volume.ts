@@ -6,8 +6,7 @@
  * geometry (origin, directions, spacing) so that voxels map to patient coordinates (LPS, mm).
  */
 import type { DataSet } from "dicom-parser";
-import { parseDataSet } from "../dicom/codec/dataset.ts";
-import { decoderFor } from "../dicom/codec/dicom_json.ts";
+import { parseDataSet, patientStudyAttributes } from "../dicom/codec/dataset.ts";
 import { parseMediaType, readMultipart } from "../dicom/codec/multipart.ts";
 import { decodeFrame, decodeStored, PixelDecodeError, pixelInfo } from "../dicom/codec/pixels.ts";
 import { type ApiClient, ApiError } from "./api_client.ts";
@@ -266,38 +265,9 @@ function assemble(
     ),
     sopClassUid: text(ds, "x00080016") ?? "",
     sliceThickness: numbers(ds, "x00180050")?.[0],
-    patientStudy: patientStudyOf(ds),
+    patientStudy: patientStudyAttributes(ds),
     warnings,
   };
-}
-
-/** Patient and General Study attributes copied into derived objects (Type 2 ones always). */
-const PATIENT_STUDY: [keyword: string, tag: string, type2: boolean][] = [
-  ["PatientName", "x00100010", true],
-  ["PatientID", "x00100020", true],
-  ["IssuerOfPatientID", "x00100021", false],
-  ["PatientBirthDate", "x00100030", true],
-  ["PatientSex", "x00100040", true],
-  ["StudyDate", "x00080020", true],
-  ["StudyTime", "x00080030", true],
-  ["ReferringPhysicianName", "x00080090", true],
-  ["StudyID", "x00200010", true],
-  ["AccessionNumber", "x00080050", true],
-  ["StudyDescription", "x00081030", false],
-];
-
-function patientStudyOf(ds: DataSet): Record<string, string> {
-  const decoder = decoderFor(text(ds, "x00080005"));
-  const out: Record<string, string> = {};
-  for (const [keyword, tag, type2] of PATIENT_STUDY) {
-    const el = ds.elements[tag];
-    const value = el && el.length > 0
-      ? decoder.decode(ds.byteArray.subarray(el.dataOffset, el.dataOffset + el.length))
-        .replace(/[\0 ]+$/, "").trim()
-      : undefined;
-    if (value || type2) out[keyword] = value ?? "";
-  }
-  return out;
 }
 
 type Placement = Pick<

@@ -1,9 +1,11 @@
 /**
- * @module A naturalized dataset (dcmjs keywords) written as a DICOM Part 10 file, Explicit VR Little
- * Endian, with its File Meta Information, by dcmjs's encoder (`denaturalizeDataset` →
- * `DicomDict.write()`). The writers of this service (SEG, SR) and the synthetic CT use it.
+ * @module What the DICOM writers share (SEG, SR, the synthetic CT): a naturalized dataset (dcmjs
+ * keywords) written as a Part 10 file, Explicit VR Little Endian, with its File Meta Information,
+ * by dcmjs's encoder (`denaturalizeDataset` → `DicomDict.write()`); this service's implementation
+ * identity; UIDs derived from a label; coded concepts; DA and TM values.
  */
 import dcmjs from "dcmjs";
+import { createHash } from "node:crypto";
 
 const { DicomDict, DicomMetaDictionary } = dcmjs.data;
 
@@ -34,4 +36,42 @@ export function writePart10(
   const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
   dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
   return new Uint8Array(dict.write());
+}
+
+/**
+ * A UID of the 2.25 root (PS3.5 B.2) derived from `label` by SHA-256: the same label always gives
+ * the same UID, so an object written again for the same job keeps its identity.
+ */
+export function uidFrom(label: string): string {
+  const hash = createHash("sha256").update(label).digest();
+  let value = 0n;
+  for (let i = 0; i < 16; i++) value = (value << 8n) | BigInt(hash[i]);
+  return `2.25.${value.toString(10)}`;
+}
+
+/** This service's implementation, for the File Meta Information of what it writes. */
+export const IMPLEMENTATION: Implementation = {
+  classUid: uidFrom("imaging-ai:implementation"),
+  versionName: "IMAGING_AI_1",
+};
+
+/** A coded concept (PS3.3 Code Sequence Macro): value, scheme, meaning. */
+export interface Code {
+  value: string;
+  scheme: string;
+  meaning: string;
+}
+
+/** A one-item code sequence of `c` (naturalized). */
+export function codeSequence(c: Code): Record<string, string>[] {
+  return [{ CodeValue: c.value, CodingSchemeDesignator: c.scheme, CodeMeaning: c.meaning }];
+}
+
+/** `d` as DICOM DA (YYYYMMDD) and TM (HHMMSS), in UTC. */
+export function daTm(d: Date): { date: string; time: string } {
+  const iso = d.toISOString();
+  return {
+    date: iso.slice(0, 10).replaceAll("-", ""),
+    time: iso.slice(11, 19).replaceAll(":", ""),
+  };
 }

@@ -11,22 +11,11 @@
  * source's. Frames are ordered by segment, then by slice, and indexed on the two dimensions
  * ReferencedSegmentNumber and ImagePositionPatient.
  */
-import { createHash } from "node:crypto";
-import { type Implementation, writePart10 } from "./part10.ts";
+import { type Code, codeSequence, daTm, IMPLEMENTATION, uidFrom, writePart10 } from "./part10.ts";
+
+export { type Code, uidFrom };
 
 export const SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4";
-/** This service's implementation, for the File Meta Information of what it writes. */
-export const IMPLEMENTATION: Implementation = {
-  classUid: uidFrom("imaging-ai:implementation"),
-  versionName: "IMAGING_AI_1",
-};
-
-/** A coded concept (PS3.3 Code Sequence Macro): value, scheme, meaning. */
-export interface Code {
-  value: string;
-  scheme: string;
-  meaning: string;
-}
 
 /** The codes a segment of a lung finding uses (SNOMED CT, as DICOM CID 7150/7151 list them). */
 export const CODES = {
@@ -41,17 +30,6 @@ export const CODES = {
   /** CID 7162: the family of the algorithm that made the segments. */
   artificialIntelligence: { value: "123110", scheme: "DCM", meaning: "Artificial Intelligence" },
 } as const satisfies Record<string, Code>;
-
-/**
- * A UID of the 2.25 root (PS3.5 B.2) derived from `label` by SHA-256: the same label always gives
- * the same UID, so an object written again for the same job keeps its identity.
- */
-export function uidFrom(label: string): string {
-  const hash = createHash("sha256").update(label).digest();
-  let value = 0n;
-  for (let i = 0; i < 16; i++) value = (value << 8n) | BigInt(hash[i]);
-  return `2.25.${value.toString(10)}`;
-}
 
 /** The source series the segmentation is drawn on: its identity, patient, study and grid. */
 export interface SegSource {
@@ -121,55 +99,51 @@ export interface SegInput {
 
 const DS = (v: number): number => Math.round(v * 1e6) / 1e6 + 0;
 
-function codeItem(c: Code): Record<string, string> {
-  return { CodeValue: c.value, CodingSchemeDesignator: c.scheme, CodeMeaning: c.meaning };
-}
+type Frame = { segment: number; z: number };
 
-function dateTime(d: Date): { date: string; time: string } {
-  const iso = d.toISOString();
-  return {
-    date: iso.slice(0, 10).replaceAll("-", ""),
-    time: iso.slice(11, 19).replaceAll(":", ""),
-  };
-}
-
-/** Which slices each segment has pixels on, and the frames in order (segment, then slice). */
-function framesOf(input: SegInput): { segment: number; z: number }[] {
+/**
+ * One pass over the label planes (each asked for once: `maskSlice` may compute it): the frames in
+ * order (segment, then slice), and the planes they are drawn from. Throws for a plane of the wrong
+ * size.
+ */
+function framesOf(input: SegInput): { frames: Frame[]; planes: Map<number, Uint8Array> } {
   const { source, segments } = input;
+  const size = source.rows * source.columns;
   const wanted = new Set(segments.map((s) => s.number));
   const onSlice = new Map<number, number[]>(segments.map((s) => [s.number, []]));
+  const planes = new Map<number, Uint8Array>();
   for (let z = 0; z < source.sopInstanceUids.length; z++) {
     const plane = input.maskSlice(z);
     if (!plane) continue;
+    if (plane.length !== size) {
+      throw new RangeError(
+        `slice ${z} has ${plane.length} pixels, not ${source.rows}×${source.columns}`,
+      );
+    }
     const seen = new Set<number>();
     for (let i = 0; i < plane.length; i++) {
       const v = plane[i];
       if (v && !seen.has(v) && wanted.has(v)) seen.add(v);
     }
     for (const v of seen) onSlice.get(v)!.push(z);
+    if (seen.size) planes.set(z, plane);
   }
-  const frames: { segment: number; z: number }[] = [];
+  const frames: Frame[] = [];
   for (const s of [...segments].sort((a, b) => a.number - b.number)) {
     for (const z of onSlice.get(s.number)!) frames.push({ segment: s.number, z });
   }
-  return frames;
+  return { frames, planes };
 }
 
 /** The frames' pixels, one bit each, frames back to back (PS3.5 8.1.1), padded to even length. */
-function packFrames(input: SegInput, frames: { segment: number; z: number }[]): Uint8Array {
-  const pixels = input.source.rows * input.source.columns;
+function packFrames(frames: Frame[], planes: Map<number, Uint8Array>, pixels: number): Uint8Array {
   const bytes = Math.ceil((frames.length * pixels) / 8);
   const out = new Uint8Array(bytes + (bytes % 2));
   let bit = 0;
-  let lastZ = -1;
-  let plane: Uint8Array | null = null;
   for (const f of frames) {
-    if (f.z !== lastZ) {
-      plane = input.maskSlice(f.z);
-      lastZ = f.z;
-    }
+    const plane = planes.get(f.z)!;
     for (let i = 0; i < pixels; i++, bit++) {
-      if (plane![i] === f.segment) out[bit >> 3] |= 1 << (bit & 7);
+      if (plane[i] === f.segment) out[bit >> 3] |= 1 << (bit & 7);
     }
   }
   return out;
@@ -186,19 +160,13 @@ export function writeSegmentation(input: SegInput): Uint8Array {
   if (src.positions.length !== slices) {
     throw new RangeError(`${src.positions.length} positions for ${slices} slices`);
   }
-  for (let z = 0; z < slices; z++) {
-    const plane = input.maskSlice(z);
-    if (plane && plane.length !== src.rows * src.columns) {
-      throw new RangeError(`slice ${z} has ${plane.length} pixels, not ${src.rows}×${src.columns}`);
-    }
-  }
-  const frames = framesOf(input);
+  const { frames, planes } = framesOf(input);
   for (const s of input.segments) {
     if (!frames.some((f) => f.segment === s.number)) {
       throw new RangeError(`segment ${s.number} has no pixels`);
     }
   }
-  const created = dateTime(input.created ?? new Date());
+  const created = daTm(input.created ?? new Date());
   const dimensionOrganizationUid = uidFrom(`${input.sopInstanceUid}:dimensions`);
   const sourceItem = (z: number) => ({
     ReferencedSOPClassUID: src.sopClassUid,
@@ -249,13 +217,13 @@ export function writeSegmentation(input: SegInput): Uint8Array {
     SegmentSequence: input.segments.map((s) => ({
       SegmentNumber: s.number,
       SegmentLabel: s.label,
-      SegmentedPropertyCategoryCodeSequence: [codeItem(s.category)],
-      SegmentedPropertyTypeCodeSequence: [codeItem(s.type)],
-      ...(s.anatomicRegion ? { AnatomicRegionSequence: [codeItem(s.anatomicRegion)] } : {}),
+      SegmentedPropertyCategoryCodeSequence: codeSequence(s.category),
+      SegmentedPropertyTypeCodeSequence: codeSequence(s.type),
+      ...(s.anatomicRegion ? { AnatomicRegionSequence: codeSequence(s.anatomicRegion) } : {}),
       SegmentAlgorithmType: "AUTOMATIC",
       SegmentAlgorithmName: alg.name,
       SegmentationAlgorithmIdentificationSequence: [{
-        AlgorithmFamilyCodeSequence: [codeItem(CODES.artificialIntelligence)],
+        AlgorithmFamilyCodeSequence: codeSequence(CODES.artificialIntelligence),
         AlgorithmName: alg.name,
         AlgorithmVersion: alg.version,
       }],
@@ -314,7 +282,7 @@ export function writeSegmentation(input: SegInput): Uint8Array {
       SeriesInstanceUID: src.seriesInstanceUid,
       ReferencedInstanceSequence: usedSlices.map(sourceItem),
     }],
-    PixelData: packFrames(input, frames).buffer,
+    PixelData: packFrames(frames, planes, src.rows * src.columns).buffer,
     _vrMap: { PixelData: "OB" },
   };
   return writePart10(dataset, IMPLEMENTATION);

@@ -12,8 +12,8 @@
  * this finding is real"); and Qualitative Evaluations with the report's conclusion in words.
  * Codes are DCM, SCT and UCUM except that one.
  */
-import { writePart10 } from "./part10.ts";
-import { type Code, IMPLEMENTATION, SEGMENTATION_STORAGE } from "./seg_writer.ts";
+import { type Code, codeSequence, daTm, IMPLEMENTATION, writePart10 } from "./part10.ts";
+import { SEGMENTATION_STORAGE } from "./seg_writer.ts";
 
 export const COMPREHENSIVE_3D_SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.34";
 
@@ -104,19 +104,13 @@ export interface SrInput {
 
 type Item = Record<string, unknown>;
 
-const name = (c: Code) => [{
-  CodeValue: c.value,
-  CodingSchemeDesignator: c.scheme,
-  CodeMeaning: c.meaning,
-}];
-
 const DS = (v: number): number => Number(v.toPrecision(8));
 
 function item(relationship: string, valueType: string, concept: Code | null, rest: Item): Item {
   return {
     RelationshipType: relationship,
     ValueType: valueType,
-    ...(concept ? { ConceptNameCodeSequence: name(concept) } : {}),
+    ...(concept ? { ConceptNameCodeSequence: codeSequence(concept) } : {}),
     ...rest,
   };
 }
@@ -125,21 +119,16 @@ const container = (rel: string, concept: Code, children: Item[]) =>
 const text = (rel: string, concept: Code, value: string) =>
   item(rel, "TEXT", concept, { TextValue: value });
 const code = (rel: string, concept: Code, value: Code) =>
-  item(rel, "CODE", concept, { ConceptCodeSequence: name(value) });
+  item(rel, "CODE", concept, { ConceptCodeSequence: codeSequence(value) });
 const uidref = (rel: string, concept: Code, value: string) =>
   item(rel, "UIDREF", concept, { UID: value });
 const num = (concept: Code, value: number, unit: Code) =>
   item("CONTAINS", "NUM", concept, {
-    MeasuredValueSequence: [{ NumericValue: DS(value), MeasurementUnitsCodeSequence: name(unit) }],
+    MeasuredValueSequence: [{
+      NumericValue: DS(value),
+      MeasurementUnitsCodeSequence: codeSequence(unit),
+    }],
   });
-
-function dateTime(d: Date): { date: string; time: string } {
-  const iso = d.toISOString();
-  return {
-    date: iso.slice(0, 10).replaceAll("-", ""),
-    time: iso.slice(11, 19).replaceAll(":", ""),
-  };
-}
 
 /** One Measurement Group (TID 1411) for a finding. */
 function group(input: SrInput, f: SrFinding): Item {
@@ -180,7 +169,7 @@ export function writeMeasurementReport(input: SrInput): Uint8Array {
       if (!Number.isFinite(v)) throw new RangeError(`finding ${f.trackingId}: ${v} is no measure`);
     }
   }
-  const created = dateTime(input.created ?? new Date());
+  const created = daTm(input.created ?? new Date());
   const images = [...new Set(input.findings.flatMap((f) => f.sourceSopInstanceUids))];
   const imageRef = (uid: string) => ({
     ReferencedSOPClassUID: input.source.sopClassUid,
@@ -273,7 +262,7 @@ export function writeMeasurementReport(input: SrInput): Uint8Array {
       }
       : {}),
     ValueType: "CONTAINER",
-    ConceptNameCodeSequence: name(c.report),
+    ConceptNameCodeSequence: codeSequence(c.report),
     ContinuityOfContent: "SEPARATE",
     ContentSequence: content,
   };

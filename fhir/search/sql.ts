@@ -16,18 +16,14 @@ import type {
   Value,
 } from "./model.ts";
 import { normalizeText } from "./values.ts";
+import { escapeLike, Params as StatementParams } from "../../db/params.ts";
 
-/** Collects positional parameters while SQL text is built. */
-export class Params {
-  readonly values: unknown[] = [];
+/** The statement's parameters (`db/params.ts`), and table aliases unique within it. */
+export class Params extends StatementParams {
   #aliases = 0;
   /** A table alias unique within the statement being built. */
   alias(prefix: string): string {
     return `${prefix}${++this.#aliases}`;
-  }
-  add(value: unknown, cast = ""): string {
-    this.values.push(value);
-    return `$${this.values.length}${cast}`;
   }
 }
 
@@ -40,10 +36,6 @@ const TABLES: Record<string, string> = {
   quantity: "sp_quantity",
   uri: "sp_uri",
 };
-
-function likePrefix(s: string): string {
-  return s.replace(/[\\%_]/g, (c) => `\\${c}`);
-}
 
 /** The SQL condition that resource alias `r` satisfies `filter`. */
 export function filterSql(filter: Filter, r: string, p: Params): string {
@@ -190,14 +182,14 @@ function valueSql(
 ): string {
   switch (v.kind) {
     case "string": {
-      const norm = likePrefix(normalizeText(v.text));
+      const norm = escapeLike(normalizeText(v.text));
       if (modifier === "exact") return `${s}.value = ${p.add(v.text)}`;
       if (modifier === "contains") return `${s}.norm LIKE ${p.add(`%${norm}%`)}`;
       return `${s}.norm LIKE ${p.add(`${norm}%`)}`;
     }
     case "token": {
       if (modifier === "text") {
-        const norm = likePrefix(normalizeText(v.code ?? ""));
+        const norm = escapeLike(normalizeText(v.code ?? ""));
         return `(${s}.text LIKE ${p.add(`${norm}%`)} OR ${s}.text LIKE ${p.add(`% ${norm}%`)})`;
       }
       const conds: string[] = [];
@@ -231,7 +223,7 @@ function valueSql(
       return and(conds);
     }
     case "uri":
-      if (modifier === "below") return `${s}.value LIKE ${p.add(`${likePrefix(v.text)}%`)}`;
+      if (modifier === "below") return `${s}.value LIKE ${p.add(`${escapeLike(v.text)}%`)}`;
       if (modifier === "above") return `${p.add(v.text)} LIKE ${s}.value || '%'`;
       return `${s}.value = ${p.add(v.text)}`;
     case "composite":

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { assertNoDciodvfyError } from "../dicom/codec/_dicom_tools.ts";
 import dcmjs from "dcmjs";
 import { parseManifest } from "../../sidecar/_manifest_parse.ts";
-import { dicomResults } from "../../sidecar/dicom_results.ts";
+import { dicomResults, storeDicomResults } from "../../sidecar/dicom_results.ts";
 import type { Finding } from "../../sidecar/postprocess.ts";
 import { createVolumeBuilder, type Volume } from "../../sidecar/volume.ts";
 import type { AnalysisJob } from "../../queue/jobs.ts";
@@ -66,6 +66,7 @@ const finding = (number: number, k: [number, number]): Finding => ({
 const findings = [finding(1, [1, 2]), finding(2, [4, 4])];
 const job = (key: string) => ({
   idempotencyKey: key,
+  studyInstanceUid: "1.2.3",
   enqueuedAt: "2026-12-06T10:00:00.000Z",
 } as AnalysisJob);
 
@@ -177,4 +178,65 @@ Deno.test("real headers in eight character sets: the SEG and SR are valid and ca
       assert.equal(bare(written), name, `${file}: ${JSON.stringify(ds.PatientName)}`);
     }
   }
+});
+
+Deno.test("storing the results: a duplicate counts as stored, a refusal files without, a 5xx throws", async () => {
+  const results = dicomResults({
+    job: job("e".repeat(64)),
+    manifest,
+    volume,
+    segmentation: { findings, maskSlice: plane },
+    conclusion: "Two findings.",
+    created: new Date("2026-12-06T10:00:00Z"),
+  });
+  const answer = (status: number, body: unknown) => {
+    const sent: { path: string; type: string | null }[] = [];
+    const logged: string[] = [];
+    const api = {
+      baseUrl: "http://api",
+      request(path: string, options: { headers?: Record<string, string> } = {}) {
+        sent.push({ path, type: options.headers?.["Content-Type"] ?? null });
+        return Promise.resolve(new Response(JSON.stringify(body), { status }));
+      },
+      fhir: () => Promise.reject(new Error("not used")),
+    };
+    const log = (level: string, message: string) => void logged.push(`${level}: ${message}`);
+    return { api, log, sent, logged };
+  };
+  const failed = (uid: string, reason: number) => ({
+    "00081155": { vr: "UI", Value: [uid] },
+    "00081197": { vr: "US", Value: [reason] },
+  });
+  const run = (a: ReturnType<typeof answer>) =>
+    storeDicomResults(a.api as never, a.log as never, job("e".repeat(64)), results);
+
+  // Stored: both linked by their WADO-RS URLs.
+  const ok = answer(200, {});
+  const stored = await run(ok);
+  assert.equal(ok.sent.length, 1);
+  assert.match(ok.sent[0].path, /^dicomweb\/studies\/1\.2\.3$/);
+  assert.match(ok.sent[0].type!, /^multipart\/related; type="application\/dicom"; boundary=/);
+  assert.equal(
+    stored?.report.url,
+    `http://api/dicomweb/studies/1.2.3/series/${results.report.seriesInstanceUid}/instances/${results.report.sopInstanceUid}`,
+  );
+  assert.equal(stored?.segmentation?.size, results.segmentation!.bytes.length);
+  // A redelivery: the archive holds them already (0x0111 for other bytes): still linked.
+  const dup = answer(409, {
+    "00081198": {
+      vr: "SQ",
+      Value: [failed(results.report.sopInstanceUid, 0x0111)],
+    },
+  });
+  assert.ok(await run(dup));
+  // Refused (a client without ImagingStudy create, or a bad object): filed without, and said.
+  const refused = answer(403, { resourceType: "OperationOutcome" });
+  assert.equal(await run(refused), undefined);
+  assert.match(refused.logged.join("\n"), /^warn: the DICOM results \(SEG, SR\) were not stored/);
+  const invalid = answer(409, {
+    "00081198": { vr: "SQ", Value: [failed(results.report.sopInstanceUid, 0xa900)] },
+  });
+  assert.equal(await run(invalid), undefined);
+  // The archive failing: the job is tried again.
+  await assert.rejects(run(answer(503, {})), /503/);
 });
