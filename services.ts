@@ -2,7 +2,7 @@
  * @module Builds the Services object from a Config: the database (migrated) and the FHIR service.
  * Nothing here is a module-level singleton, so tests build as many as they like.
  */
-import type { Config } from "./platform/config.ts";
+import type { Config, ForwardingConfig } from "./platform/config.ts";
 import { openDb } from "./db/db.ts";
 import { migrate } from "./db/migrate.ts";
 import { loadDefinitions } from "./fhir/definitions.ts";
@@ -31,6 +31,7 @@ import { createAuditLog } from "./audit/log.ts";
 import { createRateLimiter } from "./ratelimit/limits.ts";
 import { createRequestStats } from "./observability/stats.ts";
 import type { Services } from "./routes/env.ts";
+import { createForwarding } from "./dicom/forward/service.ts";
 
 export type { Services } from "./routes/env.ts";
 
@@ -41,6 +42,8 @@ export interface ServiceOverrides {
   readSchema?: string;
   /** Subscription retry policy (defaults: fhir/subscriptions/service.ts). */
   subscriptions?: Partial<SubscriptionOptions>;
+  /** DICOM forwarding's retry policy and destinations (defaults: the config). */
+  forwarding?: Partial<ForwardingConfig>;
 }
 
 /** The one logger of the service and the sidecar (JSON lines on stderr). */
@@ -100,6 +103,12 @@ export async function createServices(
   const stability = createStudyStability(db, config.dicom.stableSeconds, {
     onError: (e) => log("error", "study stability failed", { error: String(e) }),
   });
+  const forwarding = createForwarding({
+    db,
+    store,
+    config: { ...config.forwarding, ...overrides.forwarding },
+    log,
+  });
   const dicomDeps: DicomContext = {
     db,
     store,
@@ -112,6 +121,7 @@ export async function createServices(
       onError: (key, e) =>
         log("warn", "could not remove an unindexed object", { key, error: String(e) }),
     }),
+    forwarding,
     studySync: createStudySync(db, (tx, study) => syncStudyResources(dicomDeps, tx, study), {
       intervalMs: config.dicom.imagingStudySyncMs,
       onError: (study, e) =>
@@ -169,6 +179,7 @@ export async function createServices(
     fhir,
     store,
     dicom,
+    forwarding,
     changes,
     subscriptions,
     events,
@@ -196,6 +207,7 @@ export async function createServices(
       await subscriptions.close();
       changes.close();
       sweeper.close();
+      await forwarding.close();
       dicom.close();
       await store.close();
       await readDb?.close();

@@ -6,6 +6,7 @@ import type { ObjectStore } from "../db/object_store.ts";
 import type { FhirContext } from "../fhir/context.ts";
 import type { StudyStability } from "./stability.ts";
 import type { StudySync } from "./study_sync.ts";
+import type { Forwarding } from "./forward/service.ts";
 
 export interface DicomContext {
   db: Db;
@@ -21,6 +22,8 @@ export interface DicomContext {
   cleanup: ObjectCleanup;
   /** Brings a study's ImagingStudy up to date with the index, coalesced. */
   studySync: StudySync;
+  /** Queues what a STOW stored for the DICOM destinations that want it (DICOM_DESTINATIONS). */
+  forwarding?: Pick<Forwarding, "queue">;
   log(
     level: "debug" | "info" | "warn" | "error",
     message: string,

@@ -48,11 +48,24 @@ export interface DicomService {
 export async function createDicomService(deps: DicomContext): Promise<DicomService> {
   await ensureEndpoint(deps);
   const one = async (t: Required<wado.Target>) => (await wado.instancesOf(deps, t))[0];
+  // What was stored (or sent again: a delivery lost before may be queued now) goes to the
+  // destinations too. Queued before the answer: a client that saw success finds it queued.
+  const forwarded = async <T extends StowResult>(result: T): Promise<T> => {
+    try {
+      await deps.forwarding?.queue(result.outcomes);
+    } catch (e) {
+      deps.log("error", "could not queue stored instances for the DICOM destinations", {
+        error: String(e),
+      });
+    }
+    return result;
+  };
   return {
     deps,
-    stowMultipart: (body, boundary, study) => stowMultipart(deps, body, boundary, study),
-    stowSingle: (body, study) => stowSingle(deps, body, study),
-    stowZip: (body, study) => stowZip(deps, body, study),
+    stowMultipart: async (body, boundary, study) =>
+      await forwarded(await stowMultipart(deps, body, boundary, study)),
+    stowSingle: async (body, study) => await forwarded(await stowSingle(deps, body, study)),
+    stowZip: async (body, study) => await forwarded(await stowZip(deps, body, study)),
     async rendered(t, frame, params) {
       const row = await one(t);
       const bytes = await deps.store.get(row.object_key);

@@ -4,6 +4,7 @@
  */
 import { parseProxyRanges, type ProxyRange } from "./client_address.ts";
 import { type EndpointPattern, parseEndpointPatterns } from "./endpoint_patterns.ts";
+import { type DicomDestination, parseDestinations } from "./dicom_destinations.ts";
 
 export interface Config {
   /** HTTP port (PORT, default 8080). */
@@ -51,6 +52,8 @@ export interface Config {
   /** Where DICOM bytes live: S3 when S3_ENDPOINT is set, else the folder OBJECT_DIR. */
   objectStore: ObjectStoreConfig;
   dicom: DicomConfig;
+  /** Where stored DICOM objects are sent (DICOM_DESTINATIONS), and how deliveries are retried. */
+  forwarding: ForwardingConfig;
   /** How often the change feed polls for committed versions (CHANGE_FEED_INTERVAL_MS, 250). */
   changeFeedIntervalMs: number;
   /**
@@ -220,6 +223,24 @@ export interface DicomConfig {
    */
   imagingStudySyncMs: number;
   stableSeconds: number;
+}
+
+export interface ForwardingConfig {
+  destinations: DicomDestination[];
+  /** Attempts before a delivery is dead-lettered (DICOM_FORWARD_MAX_ATTEMPTS, default 10). */
+  maxAttempts: number;
+  /**
+   * Delay after the first failure in ms (DICOM_FORWARD_BACKOFF_BASE_MS, default 5000), doubled
+   * after each further one up to DICOM_FORWARD_BACKOFF_MAX_MS (default 15 minutes).
+   */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /** How long one STOW-RS to a destination may take (DICOM_FORWARD_TIMEOUT_SECONDS, 120). */
+  timeoutMs: number;
+  /** Deliveries in flight at once per process (DICOM_FORWARD_CONCURRENCY, default 4). */
+  concurrency: number;
+  /** How often to look for deliveries other replicas queued or that fell due, in ms. */
+  pollMs: number;
 }
 
 export class ConfigError extends Error {
@@ -423,6 +444,15 @@ export function loadConfig(env: Env): Readonly<Config> {
       duplicatePolicy,
       stableSeconds: int("DICOM_STABLE_SECONDS", 5, 0, 86400),
       imagingStudySyncMs: int("IMAGINGSTUDY_SYNC_MS", 1000, 10, 3_600_000),
+    },
+    forwarding: {
+      destinations: parseDestinations(env.DICOM_DESTINATIONS, env, problems),
+      maxAttempts: int("DICOM_FORWARD_MAX_ATTEMPTS", 10, 1, 1000),
+      backoffBaseMs: int("DICOM_FORWARD_BACKOFF_BASE_MS", 5_000, 1, 3_600_000),
+      backoffMaxMs: int("DICOM_FORWARD_BACKOFF_MAX_MS", 900_000, 1, 86_400_000),
+      timeoutMs: int("DICOM_FORWARD_TIMEOUT_SECONDS", 120, 1, 86_400) * 1000,
+      concurrency: int("DICOM_FORWARD_CONCURRENCY", 4, 1, 64),
+      pollMs: 5_000,
     },
   };
   if (problems.length) throw new ConfigError(problems);

@@ -3,7 +3,9 @@
  * percentiles per route class and overall, last hour and last day), `GET /admin/queue` (admins:
  * the analysis queue's depth by state and its latest dead letters) and `GET /metrics`
  * (Prometheus text format), readable by admins or with the scrape token METRICS_TOKEN, and
- * `POST /admin/objects/sweep?olderThanMinutes=60` (admins: remove DICOM objects without a row now).
+ * `POST /admin/objects/sweep?olderThanMinutes=60` (admins: remove DICOM objects without a row now),
+ * `GET /admin/forwarding` (admins: the DICOM destinations, their deliveries by state and the
+ * delivery log) and `POST /admin/forwarding/retry` (admins: queue dead deliveries again).
  */
 import { Hono } from "hono";
 import type { AppEnv } from "./env.ts";
@@ -11,6 +13,7 @@ import { requireAdmin, unauthorized } from "../auth/access.ts";
 import { fhirError } from "../platform/outcome.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../observability/stats.ts";
 import type { Services } from "./env.ts";
+import type { ForwardState } from "../dicom/forward/forward_repo.ts";
 import { OBJECT_SWEEP_MIN_AGE_MS, sweepUnindexedObjects } from "../dicom/sweep.ts";
 
 export function adminRoutes(services: Services): Hono<AppEnv> {
@@ -36,6 +39,24 @@ export function adminRoutes(services: Services): Hono<AppEnv> {
       200,
       { "Cache-Control": "no-store" },
     );
+  });
+  // The DICOM destinations and their delivery log: ?destination=&state=&study=&limit= (newest
+  // first); dead deliveries are queued again by POST /admin/forwarding/retry[?destination=&id=].
+  app.get("/forwarding", async (c) => {
+    requireAdmin(c.get("caller"));
+    const q = forwardingFilter(c.req.query(), services);
+    const limit = Math.min(Math.max(Number(c.req.query("limit") ?? 50) || 50, 1), 500);
+    const [destinations, deliveries] = await Promise.all([
+      services.forwarding.summary(),
+      services.forwarding.log({ ...q, limit }),
+    ]);
+    return c.json({ destinations, deliveries }, 200, { "Cache-Control": "no-store" });
+  });
+  app.post("/forwarding/retry", async (c) => {
+    requireAdmin(c.get("caller"));
+    const { destination, id } = forwardingFilter(c.req.query(), services);
+    const requeued = await services.forwarding.retry({ destination, id });
+    return c.json({ requeued }, 200, { "Cache-Control": "no-store" });
   });
   app.post("/objects/sweep", async (c) => {
     requireAdmin(c.get("caller"));
@@ -67,6 +88,29 @@ export function metricsRoutes(services: Services): Hono<AppEnv> {
   });
   return app;
 }
+
+/** The delivery-log filters of /admin/forwarding; 400 on a value that cannot match. */
+function forwardingFilter(q: Record<string, string>, services: Services) {
+  const destination = q.destination || undefined;
+  if (destination && !services.forwarding.destinations.some((d) => d.name === destination)) {
+    const names = services.forwarding.destinations.map((d) => d.name).join(", ") || "none";
+    throw fhirError(400, "invalid", `destination ${destination} is not configured (${names})`);
+  }
+  const state = q.state || undefined;
+  if (state && !STATES.includes(state as ForwardState)) {
+    throw fhirError(400, "invalid", `state must be one of ${STATES.join(", ")}`);
+  }
+  const id = q.id === undefined ? undefined : Number(q.id);
+  if (id !== undefined && !(Number.isSafeInteger(id) && id > 0)) {
+    throw fhirError(400, "invalid", "id must be a delivery's id (a positive integer)");
+  }
+  if (q.study && !/^[0-9]+(\.[0-9]+)*$/.test(q.study)) {
+    throw fhirError(400, "invalid", "study must be a Study Instance UID");
+  }
+  return { destination, state: state as ForwardState | undefined, id, studyUid: q.study };
+}
+
+const STATES: ForwardState[] = ["pending", "delivered", "dead", "cancelled"];
 
 /** Compares two strings in time that does not depend on where they differ. */
 async function sameSecret(a: string, b: string): Promise<boolean> {

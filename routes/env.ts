@@ -8,6 +8,7 @@ import type { AuthService } from "../auth/service.ts";
 import type { AnalysisService } from "../analysis/service.ts";
 import type { Db } from "../db/db.ts";
 import type { ObjectStore } from "../db/object_store.ts";
+import type { Forwarding } from "../dicom/forward/service.ts";
 import type { DicomService } from "../dicom/service.ts";
 import type { ChangeFeed } from "../fhir/change_feed.ts";
 import type { FhirService } from "../fhir/service.ts";
@@ -26,6 +27,8 @@ export interface Services {
   fhir: FhirService;
   store: ObjectStore;
   dicom: DicomService;
+  /** Stored instances sent on to the DICOM destinations (DICOM_DESTINATIONS), with retries. */
+  forwarding: Forwarding;
   /** Every committed resource version, in order (SSE, Subscriptions, analysis rules). */
   changes: ChangeFeed;
   /** FHIR R4 Subscriptions (rest-hook): activation, matching, notification with retries. */

@@ -5,7 +5,7 @@
  */
 import { createApp } from "../app.ts";
 import { loadConfig } from "../platform/config.ts";
-import { createServices, type Services } from "../services.ts";
+import { createServices, type ServiceOverrides, type Services } from "../services.ts";
 
 export type Backend = "pglite" | "postgres";
 
@@ -18,6 +18,8 @@ export interface TestContext {
   base: string;
   /** fetch() relative to the FHIR base: `ctx.fetch("Patient/1")`. */
   fetch(path: string, init?: RequestInit): Promise<Response>;
+  /** Stops the server and closes the services (a context of its own: `startContext`). */
+  close(): Promise<void>;
 }
 
 const DATABASE_URL = Deno.env.get("DATABASE_URL") ?? "";
@@ -25,7 +27,11 @@ const DATABASE_URL = Deno.env.get("DATABASE_URL") ?? "";
 const S3_ENV = ["S3_ENDPOINT", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_REGION"];
 const contexts = new Map<Backend, Promise<TestContext>>();
 
-async function start(backend: Backend): Promise<TestContext> {
+async function start(
+  backend: Backend,
+  env: Record<string, string> = {},
+  overrides: ServiceOverrides = {},
+): Promise<TestContext> {
   const schema = backend === "postgres"
     ? `t_${Date.now().toString(36)}_${crypto.randomUUID().slice(0, 8)}`
     : undefined;
@@ -53,11 +59,12 @@ async function start(backend: Backend): Promise<TestContext> {
     // Subscription tests notify servers on 127.0.0.1 (tests/fhir/outbound_test.ts checks refusal).
     OUTBOUND_PRIVATE_ADDRESSES: "allow",
     ...s3,
+    ...env,
   });
-  const services = await createServices(config, { schema });
+  const services = await createServices(config, { ...overrides, schema });
   if (schema) await dropStaleSchemas(services);
   const app = createApp(services);
-  Deno.serve({ port, hostname: "127.0.0.1", onListen: () => {} }, app.fetch);
+  const server = Deno.serve({ port, hostname: "127.0.0.1", onListen: () => {} }, app.fetch);
   await services.startWorker((request) => app.fetch(request));
   const base = `http://127.0.0.1:${port}/fhir`;
   return {
@@ -66,6 +73,10 @@ async function start(backend: Backend): Promise<TestContext> {
     origin: `http://127.0.0.1:${port}`,
     base,
     fetch: (path, init) => fetch(`${base}/${path.replace(/^\//, "")}`, init),
+    async close() {
+      await server.shutdown();
+      await services.close();
+    },
   };
 }
 
@@ -79,6 +90,18 @@ async function dropStaleSchemas(services: Services): Promise<void> {
     if (!Number.isFinite(started) || Date.now() - started < 3_600_000) continue;
     await services.db.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`).catch(() => {});
   }
+}
+
+/**
+ * A context of its own (not shared with the file's other tests) with extra settings, e.g. DICOM
+ * destinations; the caller closes its services.
+ */
+export function startContext(
+  backend: Backend,
+  env: Record<string, string>,
+  overrides: ServiceOverrides = {},
+): Promise<TestContext> {
+  return start(backend, env, overrides);
 }
 
 /** The shared context of one backend in this test file (started on first use). */

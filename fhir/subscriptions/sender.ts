@@ -25,6 +25,7 @@ import {
   nextDueIn,
 } from "./delivery_repo.ts";
 import { readSubscription, setSubscriptionStatus } from "./lifecycle.ts";
+import { backoffDelay, createDueLoop } from "../../platform/due_loop.ts";
 
 export interface RetryOptions {
   /** Attempts before a notification is given up (SUBSCRIPTION_MAX_ATTEMPTS). */
@@ -47,27 +48,14 @@ export interface SenderDeps {
   log(level: "debug" | "info" | "warn" | "error", msg: string, data?: object): void;
 }
 
-const RECHECK_MS = 20;
-
-export function backoffMs(options: RetryOptions, attempts: number): number {
-  return Math.min(options.backoffBaseMs * 2 ** Math.max(0, attempts - 1), options.backoffMaxMs);
-}
-
 export function createSender(deps: SenderDeps) {
   const { db, fhir, options, log } = deps;
-  const inFlight = new Set<Promise<void>>();
-  const aborts = new AbortController();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let running: Promise<void> | undefined;
-  let again = false;
-  let closed = false;
-
   const fail = async (d: Delivery, error: string, status?: number) => {
     const last = d.attempts >= options.maxAttempts;
     await markFailed(db, d.id, {
       status,
       error,
-      retryInMs: last ? undefined : backoffMs(options, d.attempts),
+      retryInMs: last ? undefined : backoffDelay(options, d.attempts),
     });
     log(last ? "warn" : "info", "subscription notification failed", {
       subscription: d.subscriptionId,
@@ -84,7 +72,7 @@ export function createSender(deps: SenderDeps) {
     ]);
   };
 
-  const send = async (d: Delivery) => {
+  const send = async (d: Delivery, signal: AbortSignal) => {
     const stored = await readSubscription(fhir, d.subscriptionId);
     if (!stored || (stored.status !== "active" && stored.status !== "error")) {
       return await markCancelled(db, d.id, `Subscription is ${stored?.status ?? "deleted"}`);
@@ -147,7 +135,7 @@ export function createSender(deps: SenderDeps) {
         method: sub.payload ? "PUT" : "POST",
         headers,
         body: body ?? new Uint8Array(0),
-        signal: AbortSignal.any([aborts.signal, AbortSignal.timeout(options.timeoutMs)]),
+        signal: AbortSignal.any([signal, AbortSignal.timeout(options.timeoutMs)]),
       };
       if (guarded) {
         // Connects to the addresses it checked: a name cannot rebind to a private one meanwhile.
@@ -158,7 +146,7 @@ export function createSender(deps: SenderDeps) {
         status = response.status;
       }
     } catch (e) {
-      if (closed) return; // the lease runs out and the next start sends it again
+      if (signal.aborted) return; // the lease runs out and the next start sends it again
       if (e instanceof OutboundRefused && guarded) {
         return await refuse(privateMessage(sub.endpoint, e.message));
       }
@@ -171,76 +159,20 @@ export function createSender(deps: SenderDeps) {
     }
   };
 
-  const track = (d: Delivery) => {
-    const p: Promise<void> = send(d)
-      .catch((e) => log("error", "subscription notification crashed", { error: String(e) }))
-      .finally(() => {
-        inFlight.delete(p);
-        wake();
-      });
-    inFlight.add(p);
-  };
-
-  const pass = async () => {
-    do {
-      again = false;
-      const leaseMs = options.timeoutMs + 30_000;
-      for (const d of await claimDue(db, options.concurrency - inFlight.size, leaseMs)) track(d);
-    } while (again && !closed);
-    if (closed || inFlight.size >= options.concurrency) return; // a finishing send wakes it
-    const due = await nextDueIn(db);
-    // Due but not claimed: another replica is claiming it right now, or the clocks disagree by
-    // a hair; look again soon.
-    const delay = due === undefined
-      ? options.pollMs
-      : Math.min(Math.max(due, RECHECK_MS), options.pollMs);
-    schedule(delay);
-  };
-
-  const schedule = (delay: number) => {
-    clearTimeout(timer);
-    const t = setTimeout(wake, delay);
-    Deno.unrefTimer(t);
-    timer = t;
-  };
-
-  /** Looks for due deliveries now (after new ones were queued, or one finished). */
-  function wake() {
-    if (closed) return;
-    if (running) {
-      again = true;
-      return;
-    }
-    running = pass()
-      .catch((e) => {
-        if (!closed) log("error", "subscription sender failed", { error: String(e) });
-        if (!closed) schedule(options.pollMs);
-      })
-      .finally(() => running = undefined);
-  }
-
+  const loop = createDueLoop({
+    name: "subscription sender",
+    concurrency: options.concurrency,
+    pollMs: options.pollMs,
+    claim: (limit) => claimDue(db, limit, options.timeoutMs + 30_000),
+    nextDueIn: () => nextDueIn(db),
+    handle: send,
+    log,
+  });
   return {
-    wake,
+    wake: loop.wake,
     /** Resolves when nothing is due now and nothing is in flight (for tests). */
-    async idle(): Promise<void> {
-      for (let i = 0; i < 1000 && !closed; i++) {
-        if (running) await running;
-        if (inFlight.size) await Promise.all(inFlight);
-        else {
-          const due = await nextDueIn(db);
-          if (due === undefined || due > 0) return;
-          wake();
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      }
-    },
-    async close(): Promise<void> {
-      closed = true;
-      clearTimeout(timer);
-      aborts.abort();
-      await running;
-      await Promise.allSettled(inFlight);
-    },
+    idle: loop.idle,
+    close: loop.close,
   };
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts Orthanc (Debian packages orthanc + orthanc-dicomweb) as a real PACS peer for tests and
 # benchmarks: its own config, storage and index in a state folder, HTTP on 127.0.0.1, DICOMweb
-# at /dicom-web/, no authentication. Installs the packages when missing. Idempotent: prints the
+# at /dicom-web/, no authentication unless ORTHANC_USERS="user:password" (HTTP basic auth, as a
+# PACS that takes results from this service would ask). Installs the packages when missing. Idempotent: prints the
 # environment to use (ORTHANC_URL=…) and writes it to <state>/env.
 #
 #   ORTHANC_STATE_DIR (default /tmp/orthanc-peer)  ORTHANC_HTTP_PORT (default 8042)
@@ -28,7 +29,7 @@ if [ "${1:-}" = "--install-only" ]; then
 fi
 
 url="http://127.0.0.1:${HTTP_PORT}"
-if [ -f "$STATE/pid" ] && kill -0 "$(cat "$STATE/pid")" 2>/dev/null && curl -fsS "$url/system" >/dev/null 2>&1; then
+if [ -f "$STATE/pid" ] && kill -0 "$(cat "$STATE/pid")" 2>/dev/null && curl -fsS ${ORTHANC_USERS:+-u "$ORTHANC_USERS"} "$url/system" >/dev/null 2>&1; then
   cat "$STATE/env"
   exit 0
 fi
@@ -36,6 +37,12 @@ fi
 rm -rf "$STATE"
 mkdir -p "$STATE/storage"
 peers="{}"
+auth=false
+users="{}"
+if [ -n "${ORTHANC_USERS:-}" ]; then
+  auth=true
+  users="{ \"${ORTHANC_USERS%%:*}\": \"${ORTHANC_USERS#*:}\" }"
+fi
 if [ -n "${ORTHANC_PEER_URL:-}" ]; then
   peers="{ \"imaging\": { \"Url\": \"${ORTHANC_PEER_URL%/}/\" } }"
 fi
@@ -47,7 +54,8 @@ cat >"$STATE/orthanc.json" <<JSON
   "HttpPort": $HTTP_PORT,
   "DicomPort": $DICOM_PORT,
   "RemoteAccessAllowed": true,
-  "AuthenticationEnabled": false,
+  "AuthenticationEnabled": $auth,
+  "RegisteredUsers": $users,
   "HttpServerEnabled": true,
   "StorageCompression": false,
   "Plugins": ["$PLUGIN"],
@@ -57,11 +65,11 @@ JSON
 "$ORTHANC" "$STATE/orthanc.json" >"$STATE/log" 2>&1 </dev/null &
 echo $! >"$STATE/pid"
 for _ in $(seq 1 60); do
-  curl -fsS "$url/system" >/dev/null 2>&1 && break
+  curl -fsS ${ORTHANC_USERS:+-u "$ORTHANC_USERS"} "$url/system" >/dev/null 2>&1 && break
   kill -0 "$(cat "$STATE/pid")" 2>/dev/null || { echo "Orthanc exited:"; tail -20 "$STATE/log"; exit 1; }
   sleep 0.5
 done
-curl -fsS "$url/system" >/dev/null || { echo "Orthanc did not answer on $url"; tail -20 "$STATE/log"; exit 1; }
+curl -fsS ${ORTHANC_USERS:+-u "$ORTHANC_USERS"} "$url/system" >/dev/null || { echo "Orthanc did not answer on $url"; tail -20 "$STATE/log"; exit 1; }
 {
   echo "export ORTHANC_URL=$url"
   echo "export ORTHANC_DICOMWEB=$url/dicom-web"
