@@ -1,26 +1,21 @@
 /**
  * @module The slice viewer: draws the slice (decoded here and windowed through a lookup table, or
- * a server-rendered PNG) with the AI findings over it, coloured by probability; wheel, arrow keys,
+ * a server-rendered PNG) with the AI findings over it, coloured by probability (outlined from the
+ * report's Segmentation where it holds them, else boxed: `finding_overlays.ts`); wheel, arrow keys,
  * Page Up/Down, Home/End scroll; drag changes window/level (or pans, or zooms, by tool, Shift or
  * Ctrl); + and − zoom; 0 resets; 1–3 pick a window preset.
  */
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import type { Finding } from "../lib/findings.ts";
-import { formatPercent, probabilityColor } from "../lib/format.ts";
+import type { SegContours } from "../lib/seg.ts";
 import type { SliceInfo } from "../lib/series.ts";
 import type { SliceImage, SliceLoader } from "../lib/slice_loader.ts";
 import { IDENTITY, place, type View, zoomAbout } from "../lib/view_transform.ts";
 import { applyTable, dragWindow, PRESETS, type Window, windowTable } from "../lib/window_level.ts";
+import { drawOverlays, type Overlay, overlayAt } from "./finding_overlays.ts";
+
+export type { Overlay };
 
 export type Tool = "window" | "pan" | "zoom";
-
-/** A finding as drawn: its box on the slices of this series (already mapped to slice order). */
-export interface Overlay {
-  finding: Finding;
-  kMin: number;
-  kMax: number;
-  centreK: number;
-}
 
 export interface ViewportProps {
   loader: SliceLoader;
@@ -31,6 +26,8 @@ export interface ViewportProps {
   onWindow(w: Window): void;
   tool: Tool;
   overlays: Overlay[];
+  /** The report's Segmentation on these slices (findings with a `segment` are outlined from it). */
+  contours?: SegContours;
   showOverlays: boolean;
   selected?: string;
   onSelect(id: string): void;
@@ -110,32 +107,13 @@ export function Viewport(props: ViewportProps) {
     } else {
       ctx.drawImage(cur.image.bitmap, p.x, p.y, info.columns * p.sx, info.rows * p.sy);
     }
-    const drawn: number[] = [];
-    if (props.showOverlays) {
-      for (const o of props.overlays) {
-        const box = o.finding.box;
-        if (!box || cur.index < o.kMin || cur.index > o.kMax) continue;
-        drawn.push(o.finding.number);
-        const colour = probabilityColor(o.finding.probability);
-        const isSel = o.finding.id === props.selected;
-        const x = p.x + box.min[0] * p.sx, y = p.y + box.min[1] * p.sy;
-        const w = (box.max[0] - box.min[0] + 1) * p.sx, h = (box.max[1] - box.min[1] + 1) * p.sy;
-        ctx.lineWidth = isSel ? 3 : 2;
-        ctx.strokeStyle = colour;
-        ctx.setLineDash(cur.index === o.centreK ? [] : [6, 4]);
-        ctx.strokeRect(x - 2, y - 2, w + 4, h + 4);
-        ctx.setLineDash([]);
-        const label = `${o.finding.number} · ${formatPercent(o.finding.probability)}`;
-        ctx.font = "600 13px system-ui, sans-serif";
-        const tw = ctx.measureText(label).width + 8;
-        const ly = y - 22 < 0 ? y + h + 4 : y - 22;
-        ctx.fillStyle = "rgba(0,0,0,0.75)";
-        ctx.fillRect(x - 2, ly, tw, 18);
-        ctx.fillStyle = colour;
-        ctx.fillText(label, x + 2, ly + 13);
-      }
-    }
-    c.dataset.drawn = drawn.join(","); // which findings this slice shows (for tests and tools)
+    const drawn = props.showOverlays
+      ? drawOverlays(ctx, p, cur.index, props.overlays, props.contours, props.selected)
+      : { findings: [], contours: 0, boxes: 0 };
+    // What this slice shows (for tests and tools): the findings, and as outlines or boxes.
+    c.dataset.drawn = drawn.findings.join(",");
+    c.dataset.overlay = [drawn.contours ? "seg" : "", drawn.boxes ? "box" : ""].join(" ").trim();
+    c.dataset.contours = String(drawn.contours);
     c.dataset.shown = String(cur.index);
     ctx.font = "13px ui-monospace, monospace";
     ctx.fillStyle = "#e8eef5";
@@ -239,18 +217,14 @@ export function Viewport(props: ViewportProps) {
   };
 
   const onClick = (e: MouseEvent) => {
-    // A click on a finding's box selects it.
+    // A click on a finding (its outline, or its box) selects it.
     const cur = shown.current;
     if (!cur || !props.showOverlays) return;
     const info = props.slices[cur.index];
     const r = canvas.current!.getBoundingClientRect();
     const p = place(size.w, size.h, info.columns, info.rows, info.pixelSpacing, props.view);
     const ix = (e.clientX - r.left - p.x) / p.sx, iy = (e.clientY - r.top - p.y) / p.sy;
-    const hit = props.overlays.find((o) =>
-      o.finding.box && cur.index >= o.kMin && cur.index <= o.kMax &&
-      ix >= o.finding.box.min[0] - 1 && ix <= o.finding.box.max[0] + 2 &&
-      iy >= o.finding.box.min[1] - 1 && iy <= o.finding.box.max[1] + 2
-    );
+    const hit = overlayAt(props.overlays, props.contours, cur.index, ix, iy);
     if (hit) props.onSelect(hit.finding.id);
   };
 

@@ -1,5 +1,6 @@
 /**
- * @module The study viewer: the series' slices with the AI findings drawn on them, window
+ * @module The study viewer: the series' slices with the AI findings drawn on them (outlined from
+ * the report's DICOM Segmentation, loaded once per report, else boxed), window
  * presets, tools, a slice slider; beside it the analysis (run it, its live status), the findings
  * table (a row jumps to the finding's centre slice) and the review of the selected finding.
  */
@@ -9,6 +10,8 @@ import type { Finding } from "../lib/findings.ts";
 import { formatDate, humanName } from "../lib/format.ts";
 import { useAsync, useLiveEvents } from "../lib/hooks.ts";
 import { queryParams } from "../lib/router.ts";
+import { SegContours, segmentationPath, segmentNumberOf } from "../lib/seg.ts";
+import { loadSegmentation } from "../lib/seg_loader.ts";
 import { sliceIndexMapper } from "../lib/series.ts";
 import { SliceLoader } from "../lib/slice_loader.ts";
 import { defaultSeries, loadAnalysis, loadSlices, loadStudyHead } from "../lib/study_data.ts";
@@ -55,24 +58,48 @@ export function StudyPage({ id }: { id: string }) {
     setView(IDENTITY);
   }, [slices.data]);
 
+  // The report's Segmentation (when it names one), once per report, on the shown series' slices.
+  const segPath = segmentationPath(analysis.data?.report?.presentedForm);
+  const seg = useAsync(
+    (signal) => segPath ? loadSegmentation(segPath, signal) : Promise.resolve(undefined),
+    [segPath],
+  );
+  const segData = seg.data?.path === segPath ? seg.data : undefined;
+  const contours = useMemo(
+    () => segData && slices.data?.length ? new SegContours(segData, slices.data) : undefined,
+    [segData, slices.data],
+  );
+  const segState = !segPath
+    ? "none"
+    : seg.loading
+    ? "loading"
+    : seg.error || !segData
+    ? "error"
+    : contours?.segments.size
+    ? "ready"
+    : "elsewhere";
+
   const findings = analysis.data?.findings ?? [];
   const overlays = useMemo((): Overlay[] => {
     const list = slices.data ?? [];
     if (!list.length) return [];
+    const observations = new Map((analysis.data?.observations ?? []).map((o) => [o.id, o]));
     return findings
       .filter((f) => !f.seriesInstanceUid || f.seriesInstanceUid === series)
       .filter((f) => f.box && f.centreVoxel)
       .map((f) => {
         const map = sliceIndexMapper(list, f.centreVoxel![2], f.centreSopInstanceUid);
         const a = map(f.box!.min[2]), b = map(f.box!.max[2]);
+        const segment = segmentNumberOf(observations.get(f.id), f.number);
         return {
           finding: f,
           kMin: Math.min(a, b),
           kMax: Math.max(a, b),
           centreK: map(f.centreVoxel![2]),
+          segment: contours?.segments.has(segment) ? segment : undefined,
         };
       });
-  }, [findings, slices.data, series]);
+  }, [findings, slices.data, series, contours]);
 
   const jump = (f: Finding) => {
     const o = overlays.find((x) => x.finding.id === f.id);
@@ -80,10 +107,16 @@ export function StudyPage({ id }: { id: string }) {
     if (o) setIndex(Math.min((slices.data?.length ?? 1) - 1, Math.max(0, o.centreK)));
   };
 
+  // The finding the address names, once: the overlays change again when the SEG arrives, and a
+  // reader who scrolled meanwhile stays where they are.
+  const [jumped, setJumped] = useState<string | undefined>();
   useEffect(() => {
     const wanted = queryParams().get("finding");
-    const f = wanted && findings.find((x) => x.id === wanted);
-    if (f && overlays.length) jump(f);
+    const f = wanted && wanted !== jumped && findings.find((x) => x.id === wanted);
+    if (f && overlays.length) {
+      jump(f);
+      setJumped(wanted);
+    }
   }, [overlays]);
 
   const task = live ?? analysis.data?.tasks[0];
@@ -183,7 +216,7 @@ export function StudyPage({ id }: { id: string }) {
               </label>
             )}
           </div>
-          <div class="viewport-box">
+          <div class="viewport-box" data-seg={segState}>
             {loader && slices.data
               ? (
                 <Viewport
@@ -195,6 +228,7 @@ export function StudyPage({ id }: { id: string }) {
                   onWindow={setWindow}
                   tool={tool}
                   overlays={overlays}
+                  contours={contours}
                   showOverlays={showOverlays}
                   selected={selected}
                   onSelect={(fid) => setSelected(fid)}
@@ -219,6 +253,13 @@ export function StudyPage({ id }: { id: string }) {
                 onInput={(e) => setIndex(Number(e.currentTarget.value) - 1)}
               />
             </label>
+          )}
+          {segState === "error" && (
+            <p class="muted small" role="note">
+              The findings' outlines (DICOM SEG) could not be loaded{seg.error
+                ? `: ${seg.error}`
+                : ""}; their boxes are shown.
+            </p>
           )}
           <p class="muted small keys">
             Keys: ↑↓ or wheel scroll · PgUp/PgDn ±10 · Home/End · drag: window/level (Shift pan,

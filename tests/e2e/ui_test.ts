@@ -2,12 +2,17 @@
  * @module The clinician's path through the web UI in real headless Chromium (Debian's, driven by
  * playwright-core) against the real app with AUTH on: sign in, upload a synthetic CT (progress to
  * 100 %), start the analysis and watch its status turn to done without a reload, see the findings
- * drawn on the slice and in the table, jump to one, agree with it, open the report, export XLSX;
+ * drawn on the slice (outlined from the report's DICOM SEG, as the SEG holds them; boxed when the SEG
+ * cannot be loaded) and in the table, jump to one, agree with it, open the report, export XLSX;
  * another reader sees the review; then the worklist, patient, upload and administration pages.
  * Screenshots of every page go to test-output/e2e/. Ignored, with the reason, without Chromium.
  */
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
+import type { Json } from "../../static/lib/fhir_types.ts";
+import { parseSegmentation, SegContours, segmentationPath } from "../../static/lib/seg.ts";
+import { sliceInfo, sortSlices } from "../../static/lib/series.ts";
+import { IDENTITY, place } from "../../static/lib/view_transform.ts";
 import { smallStudy } from "../sidecar/_study.ts";
 import { browserMissing, launchBrowser, SHOTS } from "./_browser.ts";
 import { ADMIN, CLINICIAN, startUiStack } from "./_stack.ts";
@@ -52,6 +57,105 @@ function overlayPixels(page: Page): Promise<number> {
     }
     return n;
   });
+}
+
+/** Whether each canvas point (CSS px) has an overlay-coloured pixel within a pixel of it. */
+function overlayAround(page: Page, points: [number, number][]): Promise<boolean[]> {
+  return page.locator("canvas[data-testid=viewport]").evaluate((el, pts) => {
+    const c = el as unknown as {
+      width: number;
+      clientWidth: number;
+      getContext(kind: "2d"): { getImageData(...box: number[]): { data: Uint8ClampedArray } };
+    };
+    const dpr = c.width / c.clientWidth;
+    return pts.map(([x, y]) => {
+      const d =
+        c.getContext("2d").getImageData(Math.round(x * dpr) - 1, Math.round(y * dpr) - 1, 3, 3)
+          .data;
+      for (let i = 0; i < d.length; i += 4) {
+        if (d[i] === 255 && d[i + 1] >= 40 && d[i + 1] <= 230 && d[i + 2] <= 45) return true;
+      }
+      return false;
+    });
+  }, points);
+}
+
+/**
+ * The viewer shows finding 2 outlined from the SEG the report names: as many loops as the SEG
+ * holds on the slice, the finding's colour along every edge of them (placed as the viewer places
+ * the image), none at the corners of its box; the outline inside the finding's box.
+ */
+async function assertSegOutline(
+  page: Page,
+  origin: string,
+  token: string,
+  study: { studyUid: string; seriesUid: string },
+  sliceIndex: number,
+) {
+  const get = async (path: string, accept: string) => {
+    const res = await fetch(`${origin}${path}`, {
+      headers: { Authorization: `Bearer ${token}`, Accept: accept },
+    });
+    assert.equal(res.status, 200, path);
+    return res;
+  };
+  const bundle = await (await get(
+    "/fhir/DiagnosticReport?_count=1&_include=DiagnosticReport:result",
+    "application/fhir+json",
+  )).json();
+  const resources = bundle.entry.map((e: { resource: Record<string, Json> }) => e.resource);
+  const report = resources.find((r: Json) => r.resourceType === "DiagnosticReport");
+  const finding = resources.find((r: Json) =>
+    r.identifier?.some((i: { value: string }) => i.value.endsWith("#2"))
+  );
+  const path = segmentationPath(report.presentedForm);
+  assert.ok(path, "the report names its SEG");
+  const seg = parseSegmentation(
+    new Uint8Array(await (await get(path, "application/dicom")).arrayBuffer()),
+  );
+  const metadata = await (await get(
+    `/dicomweb/studies/${study.studyUid}/series/${study.seriesUid}/metadata`,
+    "application/dicom+json",
+  )).json();
+  const slices = sortSlices(metadata.map(sliceInfo));
+  const contour = new SegContours(seg, slices).at(sliceIndex).find((c) => c.segment === 2);
+  assert.ok(contour, "the SEG outlines finding 2 on its centre slice");
+  const canvas = page.locator("canvas[data-testid=viewport]");
+  assert.equal(await canvas.getAttribute("data-overlay"), "seg");
+  assert.equal(Number(await canvas.getAttribute("data-contours")), contour.loops.length);
+  // The outline lies in the finding's box (inclusive voxel indices; the outline on pixel edges).
+  const box = /^\[(\d+),(\d+),\d+\]-\[(\d+),(\d+),\d+\]$/.exec(
+    finding.component.find((c: Json) => c.code.coding[0].code === "bounding-box").valueString,
+  )!.slice(1).map(Number);
+  assert.ok(
+    contour.min[0] >= box[0] && contour.min[1] >= box[1] && contour.max[0] <= box[2] + 1 &&
+      contour.max[1] <= box[3] + 1,
+    `outline ${contour.min}-${contour.max} in box ${box}`,
+  );
+  const [w, h] = await canvas.evaluate((el) => {
+    const c = el as unknown as { clientWidth: number; clientHeight: number };
+    return [c.clientWidth, c.clientHeight];
+  });
+  const info = slices[sliceIndex];
+  const p = place(w, h, info.columns, info.rows, info.pixelSpacing, IDENTITY);
+  const screen = (x: number, y: number): [number, number] => [p.x + x * p.sx, p.y + y * p.sy];
+  const edges = contour.loops.flatMap((l) =>
+    l.filter((_, i) => i % 2 === 0).map((x, i) => {
+      const j = (i + 1) % (l.length / 2);
+      return screen((x + l[2 * j]) / 2, (l[2 * i + 1] + l[2 * j + 1]) / 2);
+    })
+  );
+  assert.deepEqual(
+    await overlayAround(page, edges),
+    edges.map(() => true),
+    "colour on the outline",
+  );
+  // Where a box would have its bottom corners (2 px out), nothing is drawn.
+  const corners: [number, number][] = [
+    [screen(box[0], 0)[0] - 2, screen(0, box[3] + 1)[1] + 2],
+    [screen(box[2] + 1, 0)[0] + 2, screen(0, box[3] + 1)[1] + 2],
+  ];
+  assert.deepEqual(await overlayAround(page, corners), [false, false], "no box");
 }
 
 Deno.test({
@@ -130,9 +234,32 @@ Deno.test({
       await jump.click();
       await page.locator(`canvas[data-testid=viewport][data-shown="${slice - 1}"]`).waitFor();
       assert.match(await canvas.getAttribute("data-drawn") ?? "", /\b2\b/);
-      assert.ok(await overlayPixels(page) > 20, "the finding's box is drawn in its colour");
+      assert.ok(await overlayPixels(page) > 20, "the finding is drawn in its colour");
       assert.match(await rows.nth(1).getAttribute("class") ?? "", /selected/);
+      // Outlined from the report's SEG (loaded once the report is there), not boxed.
+      await page.locator(".viewport-box[data-seg=ready]").waitFor();
+      await page.locator("canvas[data-testid=viewport][data-overlay=seg]").waitFor();
+      const uids = {
+        studyUid: study.plan.study.studyInstanceUid,
+        seriesUid: study.plan.study.seriesInstanceUid,
+      };
+      await assertSegOutline(page, stack.origin, await stack.token(ADMIN), uids, slice - 1);
+      await canvas.screenshot({ path: "/tmp/seg-contours.png" });
       await shot(page, "05-viewer-finding");
+
+      // Without the SEG (it cannot be loaded): the boxes, and a note that says so.
+      await page.route(/\/instances\/[^/]+$/, (route) => route.fulfill({ status: 404 }));
+      await page.reload();
+      await page.locator(".viewport-box[data-seg=error]").waitFor();
+      await page.getByText("could not be loaded").waitFor();
+      await jump.click();
+      await page.locator(
+        `canvas[data-testid=viewport][data-shown="${slice - 1}"][data-overlay=box]`,
+      ).waitFor();
+      assert.match(await canvas.getAttribute("data-drawn") ?? "", /\b2\b/);
+      assert.equal(await canvas.getAttribute("data-contours"), "0");
+      assert.ok(await overlayPixels(page) > 20, "the finding's box is drawn in its colour");
+      await page.unroute(/\/instances\/[^/]+$/);
 
       // Keyboard: arrow down moves one slice; the lung preset key sets its window.
       await canvas.focus();
