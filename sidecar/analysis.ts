@@ -10,6 +10,7 @@ import { ApiError, expectOk } from "./api_client.ts";
 import { fatal } from "./errors.ts";
 import { dicomResults, storeDicomResults } from "./dicom_results.ts";
 import { buildFindingsBundle, type ResultFiles } from "./findings_bundle.ts";
+import { priorResults } from "./result_documents.ts";
 import { conclusionText } from "./report_text.ts";
 import type { AnalysisJob } from "../queue/jobs.ts";
 import type { Logger } from "../platform/log.ts";
@@ -291,6 +292,9 @@ export async function analyze(
     ...(lungStage ? { lungs: lungStage.lung } : {}),
   };
   const conclusion = conclusionText(reportInput);
+  // This model's earlier results for the study: the new SR names them as its predecessors, and
+  // the report's transaction marks them superseded.
+  const priors = await priorResults(ctx.api, job, m, signal);
   const dicom = await storeDicomResults(
     ctx.api,
     ctx.log,
@@ -303,6 +307,7 @@ export async function analyze(
       segmentation: seg,
       conclusion,
       created: new Date(job.enqueuedAt),
+      predecessors: priors.flatMap((p) => p.reports),
     }),
     signal,
   );
@@ -313,6 +318,7 @@ export async function analyze(
       ...reportInput,
       task: fresh,
       files: { ...files, ...(dicom ? { dicom } : {}) },
+      priors,
       issued: new Date().toISOString(),
     });
     return await ctx.api.fhir<

@@ -15,11 +15,16 @@ import {
   uidFrom,
   writeSegmentation,
 } from "../dicom/codec/seg_writer.ts";
-import { COMPREHENSIVE_3D_SR_STORAGE, writeMeasurementReport } from "../dicom/codec/sr_writer.ts";
+import {
+  COMPREHENSIVE_3D_SR_STORAGE,
+  type SrInput,
+  writeMeasurementReport,
+} from "../dicom/codec/sr_writer.ts";
 import type { Logger } from "../platform/log.ts";
 import type { AnalysisJob } from "../queue/jobs.ts";
 import { type ApiClient, ApiError } from "./api_client.ts";
-import type { ResultFiles } from "./findings_bundle.ts";
+import { findingSite, findingTracking, LUNG_MASS, type ResultFiles } from "./findings_bundle.ts";
+import type { Code } from "../dicom/codec/part10.ts";
 import type { ModelManifest } from "./manifest.ts";
 import type { Finding, Segmentation } from "./postprocess.ts";
 import type { Volume } from "./volume.ts";
@@ -57,8 +62,26 @@ const COLOURS: [number, number, number][] = [
 
 type Source = Omit<Volume, "data">;
 
-function findingCode(f: Finding) {
+/** The segment's type: Nodule or Mass, its region the lung (CID 7159 lesion types). */
+function segmentType(f: Finding) {
   return f.lung?.kind === "mass" ? CODES.mass : CODES.nodule;
+}
+
+/** The SR's finding site: the lung, as the Observation's bodySite says. */
+function siteConcept(f: Finding): Code {
+  const site = findingSite(f);
+  return { value: site.code, scheme: "SCT", meaning: site.display };
+}
+
+/**
+ * The SR's finding: the SNOMED CT concept the FHIR Observation is coded with (Lung mass, or the
+ * model's label, e.g. Nodule of lung), so the SR and the Observation say the same thing.
+ */
+function findingConcept(f: Finding, m: ModelManifest): Code {
+  const concept = f.lung?.kind === "mass" ? LUNG_MASS : m.labels[0]?.code;
+  const sct = concept?.coding?.find((c) => c.system === "http://snomed.info/sct" && c.code);
+  if (!sct) return segmentType(f);
+  return { value: sct.code!, scheme: "SCT", meaning: sct.display ?? concept?.text ?? sct.code! };
 }
 
 /** The SEG (when anything was found) and the SR of one analysis. */
@@ -69,6 +92,8 @@ export function dicomResults(input: {
   segmentation: Pick<Segmentation, "findings" | "maskSlice">;
   conclusion: string;
   created?: Date;
+  /** Earlier SRs of this model for the study, which this one supersedes. */
+  predecessors?: SrInput["predecessors"];
 }): DicomResults {
   const { job, manifest: m, volume: v } = input;
   const key = job.idempotencyKey;
@@ -79,7 +104,7 @@ export function dicomResults(input: {
     manufacturer: m.manufacturer ?? "imaging-ai (this service)",
     modelName: m.displayName,
   };
-  const trackingUid = (f: Finding) => uidFrom(`${key}:finding:${f.number}`);
+  const tracking = (f: Finding) => findingTracking(key, f.number);
   const source = {
     patientStudy: v.patientStudy,
     studyInstanceUid: v.studyInstanceUid,
@@ -110,12 +135,12 @@ export function dicomResults(input: {
         },
         segments: findings.map((f, i) => ({
           number: f.number,
-          label: `${findingCode(f).meaning} ${f.number}`,
+          label: `${segmentType(f).meaning} ${f.number}`,
           category: CODES.morphologicallyAltered,
-          type: findingCode(f),
+          type: segmentType(f),
           anatomicRegion: CODES.lung,
-          trackingId: `finding-${f.number}`,
-          trackingUid: trackingUid(f),
+          trackingId: tracking(f).id,
+          trackingUid: tracking(f).uid,
           cieLab: COLOURS[i % COLOURS.length],
         })),
         algorithm: { ...device, softwareVersions: m.version },
@@ -141,11 +166,12 @@ export function dicomResults(input: {
       segmentation,
       findings: segmentation
         ? findings.map((f) => ({
-          trackingId: `finding-${f.number}`,
-          trackingUid: trackingUid(f),
-          finding: findingCode(f),
-          site: CODES.lung,
-          longAxisMm: f.lung?.measures.longAxisMm ?? f.longestDiameterMm,
+          trackingId: tracking(f).id,
+          trackingUid: tracking(f).uid,
+          finding: findingConcept(f, m),
+          site: siteConcept(f),
+          longAxisMm: f.lung?.measures.longAxisMm,
+          diameterMm: f.longestDiameterMm,
           volumeMm3: f.volumeMm3,
           probability: f.probability ?? f.maxProbability,
           segmentNumber: f.number,
@@ -157,6 +183,7 @@ export function dicomResults(input: {
         : [],
       device: { ...device, uid: uidFrom(`model:${m.name}@${m.version}`) },
       conclusion: input.conclusion,
+      predecessors: input.predecessors,
       seriesInstanceUid: srSeries,
       sopInstanceUid: srInstance,
       seriesNumber: SR_SERIES_NUMBER,

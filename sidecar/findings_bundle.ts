@@ -31,6 +31,12 @@ import {
   sizeGroup,
 } from "./report_text.ts";
 import type { LungFinding } from "./nodules/assess.ts";
+import { uidFrom } from "../dicom/codec/part10.ts";
+import {
+  type DicomResultFiles,
+  type PriorResults,
+  resultDocumentEntries,
+} from "./result_documents.ts";
 
 export { conclusionText, describeLocation, MEASURE_SYSTEM };
 
@@ -44,7 +50,32 @@ export const LUNG_MASS: CodeableConcept = {
   coding: [{ system: SNOMED, code: "309529002", display: "Lung mass" }],
   text: "Lung mass",
 };
+const DCM = "http://dicom.nema.org/resources/ontology/DCM";
 const LONG_AXIS = { system: SNOMED, code: "103339001", display: "Long axis" };
+/** The longest diameter in 3D: SNOMED's Diameter, as the SR writes it (with derivation Maximum). */
+const DIAMETER = { system: SNOMED, code: "81827009", display: "Diameter" };
+const VOLUME = { system: SNOMED, code: "118565006", display: "Volume" };
+const TRACKING_ID = { system: DCM, code: "112039", display: "Tracking Identifier" };
+const TRACKING_UID = { system: DCM, code: "112040", display: "Tracking Unique Identifier" };
+
+/** The lung a finding lies in (patient LPS: x < 0 is the right), as the SR's finding site too. */
+export function findingSite(f: Pick<Finding, "lung" | "centrePatient">) {
+  return f.lung
+    ? (f.lung.lung === "right" ? RIGHT_LUNG : LEFT_LUNG)
+    : f.centrePatient[0] < 0
+    ? RIGHT_LUNG
+    : f.centrePatient[0] > 0
+    ? LEFT_LUNG
+    : LUNG;
+}
+
+/**
+ * A finding's tracking identifier and UID, the same in its Observation and in the SR's measurement
+ * group and the SEG's segment, so a reader can go from one to the other.
+ */
+export function findingTracking(key: string, number: number): { id: string; uid: string } {
+  return { id: `finding-${number}`, uid: uidFrom(`${key}:finding:${number}`) };
+}
 const SHORT_AXIS = { system: SNOMED, code: "103340004", display: "Short axis" };
 
 export interface ResultFiles {
@@ -53,10 +84,7 @@ export interface ResultFiles {
   lungs?: { url: string; size: number };
   summary: { url: string; size: number };
   /** The DICOM results stored into the study (WADO-RS URLs), when they could be. */
-  dicom?: {
-    segmentation?: { url: string; size: number };
-    report: { url: string; size: number };
-  };
+  dicom?: DicomResultFiles;
 }
 
 export interface ReportInput {
@@ -84,6 +112,8 @@ export interface ReportInput {
   issued: string;
   /** The execution provider used, for the report's text. */
   provider?: string;
+  /** Earlier results of this model for this study, superseded by these (result_documents.ts). */
+  priors?: PriorResults[];
   /** What the lung stage found of the lungs (chest models with one). */
   lungs?: { found: boolean; volumeMl: { right: number; left: number } };
 }
@@ -131,9 +161,19 @@ export function buildFindingsBundle(input: ReportInput): Bundle {
         valueQuantity: quantity(round(f.meanProbability, 4), "1"),
       },
       {
-        code: measure("longest-diameter", "Longest diameter"),
+        // The standard code first; the local one stays for the readers that know it.
+        code: {
+          coding: [DIAMETER, ...measure("longest-diameter", "Longest diameter").coding!],
+          text: "Longest diameter (3D)",
+        },
         valueQuantity: quantity(round(f.longestDiameterMm), "mm"),
       },
+      {
+        code: { coding: [VOLUME], text: "Volume" },
+        valueQuantity: quantity(round(f.volumeMm3), "mm3"),
+      },
+      { code: { coding: [TRACKING_ID] }, valueString: findingTracking(key, f.number).id },
+      { code: { coding: [TRACKING_UID] }, valueString: findingTracking(key, f.number).uid },
       ...axes("centre", "Centre (patient LPS, mm)", f.centrePatient, (v) => ({
         valueQuantity: quantity(round(v, 2), "mm"),
       })),
@@ -171,15 +211,7 @@ export function buildFindingsBundle(input: ReportInput): Bundle {
       ...(chest
         ? {
           bodySite: {
-            coding: [
-              f.lung
-                ? (f.lung.lung === "right" ? RIGHT_LUNG : LEFT_LUNG)
-                : f.centrePatient[0] < 0
-                ? RIGHT_LUNG
-                : f.centrePatient[0] > 0
-                ? LEFT_LUNG
-                : LUNG,
-            ],
+            coding: [findingSite(f)],
             text: describeLocation(f, volume, chest),
           },
         }
@@ -331,6 +363,20 @@ export function buildFindingsBundle(input: ReportInput): Bundle {
       },
       ...observationEntries,
       taskCompletedEntry(input.task, reportUrl, deviceUrl, input.issued),
+      // The DICOM results as a document, superseding the model's earlier ones for this study.
+      ...(input.files.dicom
+        ? resultDocumentEntries({
+          job,
+          manifest: m,
+          files: input.files.dicom,
+          priors: input.priors ?? [],
+          subject,
+          imagingStudy,
+          report: { reference: reportUrl },
+          device: { reference: deviceUrl, display: device.display },
+          issued: input.issued,
+        })
+        : []),
     ],
   };
 }

@@ -7,7 +7,8 @@
  * Image Library of the source images the findings lie on (TID 1600); Imaging Measurements with one
  * Measurement Group per finding (TID 1411 Volumetric ROI Measurements): tracking identifier and
  * UID, the finding (nodule, mass), its site, the referenced segment of the Segmentation written
- * beside it and the series it was drawn on, then the long axis (mm), the volume (mm³) and, where
+ * beside it and the series it was drawn on, then the axial long axis (mm) where measured, the
+ * longest diameter in 3D (Diameter with derivation Maximum, mm), the volume (mm³) and, where
  * the model gives one, its probability (a local code: no standard code says "probability that
  * this finding is real"); and Qualitative Evaluations with the report's conclusion in words.
  * Codes are DCM, SCT and UCUM except that one.
@@ -45,6 +46,9 @@ export const SR_CODES = {
   referencedSegment: { value: "121191", scheme: "DCM", meaning: "Referenced Segment" },
   sourceSeries: { value: "121232", scheme: "DCM", meaning: "Source series for segmentation" },
   longAxis: { value: "103339001", scheme: "SCT", meaning: "Long Axis" },
+  diameter: { value: "81827009", scheme: "SCT", meaning: "Diameter" },
+  derivation: { value: "121401", scheme: "DCM", meaning: "Derivation" },
+  maximum: { value: "56851009", scheme: "SCT", meaning: "Maximum" },
   volume: { value: "118565006", scheme: "SCT", meaning: "Volume" },
   mm: { value: "mm", scheme: "UCUM", meaning: "millimeter" },
   mm3: { value: "mm3", scheme: "UCUM", meaning: "cubic millimeter" },
@@ -62,7 +66,10 @@ export interface SrFinding {
   finding: Code;
   /** The lung, a lobe, a zone. */
   site: Code;
-  longAxisMm: number;
+  /** The longest diameter on the axial slice where it is longest (lung findings measured so). */
+  longAxisMm?: number;
+  /** The longest diameter in 3D (Diameter, derivation Maximum). */
+  diameterMm: number;
   volumeMm3: number;
   /** 0–1; left out where the model gives none. */
   probability?: number;
@@ -100,6 +107,11 @@ export interface SrInput {
   seriesDescription: string;
   /** Defaults to now. */
   created?: Date;
+  /**
+   * Earlier reports this one supersedes (an analysis of the same study by the same model, run
+   * again): the Predecessor Documents Sequence (PS3.3 C.17.2), so a PACS shows them as replaced.
+   */
+  predecessors?: { studyInstanceUid: string; seriesInstanceUid: string; sopInstanceUid: string }[];
 }
 
 type Item = Record<string, unknown>;
@@ -122,12 +134,13 @@ const code = (rel: string, concept: Code, value: Code) =>
   item(rel, "CODE", concept, { ConceptCodeSequence: codeSequence(value) });
 const uidref = (rel: string, concept: Code, value: string) =>
   item(rel, "UIDREF", concept, { UID: value });
-const num = (concept: Code, value: number, unit: Code) =>
+const num = (concept: Code, value: number, unit: Code, modifiers: Item[] = []) =>
   item("CONTAINS", "NUM", concept, {
     MeasuredValueSequence: [{
       NumericValue: DS(value),
       MeasurementUnitsCodeSequence: codeSequence(unit),
     }],
+    ...(modifiers.length ? { ContentSequence: modifiers } : {}),
   });
 
 /** One Measurement Group (TID 1411) for a finding. */
@@ -146,7 +159,8 @@ function group(input: SrInput, f: SrFinding): Item {
       }],
     }),
     uidref("CONTAINS", c.sourceSeries, input.source.seriesInstanceUid),
-    num(c.longAxis, f.longAxisMm, c.mm),
+    ...(f.longAxisMm !== undefined ? [num(c.longAxis, f.longAxisMm, c.mm)] : []),
+    num(c.diameter, f.diameterMm, c.mm, [code("HAS CONCEPT MOD", c.derivation, c.maximum)]),
     num(c.volume, f.volumeMm3, c.mm3),
     ...(f.probability !== undefined ? [num(c.probability, f.probability, c.unity)] : []),
   ]);
@@ -165,7 +179,7 @@ export function writeMeasurementReport(input: SrInput): Uint8Array {
     if (!f.sourceSopInstanceUids.length) {
       throw new RangeError(`finding ${f.trackingId} lies on no source image`);
     }
-    for (const v of [f.longAxisMm, f.volumeMm3, f.probability ?? 0]) {
+    for (const v of [f.longAxisMm ?? 0, f.diameterMm, f.volumeMm3, f.probability ?? 0]) {
       if (!Number.isFinite(v)) throw new RangeError(`finding ${f.trackingId}: ${v} is no measure`);
     }
   }
@@ -261,10 +275,35 @@ export function writeMeasurementReport(input: SrInput): Uint8Array {
         }],
       }
       : {}),
+    ...(input.predecessors?.length
+      ? { PredecessorDocumentsSequence: hierarchicalReferences(input.predecessors) }
+      : {}),
     ValueType: "CONTAINER",
     ConceptNameCodeSequence: codeSequence(c.report),
     ContinuityOfContent: "SEPARATE",
     ContentSequence: content,
   };
   return writePart10(dataset, IMPLEMENTATION);
+}
+
+/** SR instances as the Hierarchical SOP Instance Reference Macro: study, then series, then SOPs. */
+function hierarchicalReferences(
+  refs: NonNullable<SrInput["predecessors"]>,
+): Record<string, unknown>[] {
+  const studies = new Map<string, Map<string, string[]>>();
+  for (const r of refs) {
+    const series = studies.get(r.studyInstanceUid) ?? new Map<string, string[]>();
+    studies.set(r.studyInstanceUid, series);
+    series.set(r.seriesInstanceUid, [...series.get(r.seriesInstanceUid) ?? [], r.sopInstanceUid]);
+  }
+  return [...studies].map(([study, series]) => ({
+    StudyInstanceUID: study,
+    ReferencedSeriesSequence: [...series].map(([uid, sops]) => ({
+      SeriesInstanceUID: uid,
+      ReferencedSOPSequence: sops.map((sop) => ({
+        ReferencedSOPClassUID: COMPREHENSIVE_3D_SR_STORAGE,
+        ReferencedSOPInstanceUID: sop,
+      })),
+    })),
+  }));
 }

@@ -9,6 +9,7 @@ import { assertNoDciodvfyError } from "../dicom/codec/_dicom_tools.ts";
 import dcmjs from "dcmjs";
 import { parseManifest } from "../../sidecar/_manifest_parse.ts";
 import { dicomResults, storeDicomResults } from "../../sidecar/dicom_results.ts";
+import { findingSite, findingTracking } from "../../sidecar/findings_bundle.ts";
 import type { Finding } from "../../sidecar/postprocess.ts";
 import { createVolumeBuilder, type Volume } from "../../sidecar/volume.ts";
 import type { AnalysisJob } from "../../queue/jobs.ts";
@@ -99,6 +100,23 @@ Deno.test("a SEG with one segment per finding, and an SR whose groups reference 
   );
   assert.ok(measurements, "Imaging Measurements");
   assert.equal(measurements.ContentSequence.length, 2);
+  // The group says what the FHIR Observation says: the model's label, the lung, the tracking UID,
+  // the 3D diameter (no long axis: no axial measure was made), with the same codes.
+  // deno-lint-ignore no-explicit-any
+  const items = new Map<string, any>(
+    measurements.ContentSequence[0].ContentSequence.map((
+      i: { ConceptNameCodeSequence: { CodeValue: string }[] },
+    ) => [i.ConceptNameCodeSequence[0].CodeValue, i]),
+  );
+  const label = manifest.labels[0].code.coding!.find((c) => c.system === "http://snomed.info/sct");
+  assert.equal(items.get("121071").ConceptCodeSequence[0].CodeValue, label?.code ?? "27925004");
+  assert.equal(
+    items.get("363698007").ConceptCodeSequence[0].CodeValue,
+    findingSite(findings[0]).code,
+  );
+  assert.equal(items.get("112040").UID, findingTracking("a".repeat(64), 1).uid);
+  assert.equal(Number(items.get("81827009").MeasuredValueSequence[0].NumericValue), 4.2);
+  assert.equal(items.has("103339001"), false);
 });
 
 Deno.test("the same job gives the same bytes and UIDs; another job new ones; no finding, no SEG", () => {

@@ -3,7 +3,11 @@
  * a test server; it must be accepted, and posting it again must file nothing new.
  */
 import assert from "node:assert/strict";
-import { buildFindingsBundle, conclusionText } from "../../sidecar/findings_bundle.ts";
+import {
+  buildFindingsBundle,
+  conclusionText,
+  findingTracking,
+} from "../../sidecar/findings_bundle.ts";
 import { JOB_KEY_SYSTEM } from "../../queue/jobs.ts";
 import { loadModel, resolveSettings } from "../../sidecar/manifest.ts";
 import type { Finding } from "../../sidecar/postprocess.ts";
@@ -115,10 +119,24 @@ backendTest(
     assert.match(observation.device.reference, /^Device\/[0-9a-f-]{36}$/);
     const component = (code: string) =>
       observation.component.find((c: { code: { coding: { code: string }[] } }) =>
-        c.code.coding[0].code === code
+        c.code.coding.some((k) => k.code === code)
       );
     assert.equal(component("probability").valueQuantity.value, 0.93);
     assert.equal(component("longest-diameter").valueQuantity.value, 8.1);
+    // Standard codes first where one exists (as the SR says it), the local code kept beside.
+    assert.deepEqual(
+      component("longest-diameter").code.coding.map((k: { code: string }) => k.code),
+      [
+        "81827009",
+        "longest-diameter",
+      ],
+    );
+    assert.equal(component("81827009").code.coding[0].system, "http://snomed.info/sct");
+    assert.equal(component("118565006").valueQuantity.value, 147, "Volume (SCT)");
+    const tracking = findingTracking(job.idempotencyKey, 1);
+    assert.equal(component("112039").valueString, tracking.id);
+    assert.equal(component("112040").valueString, tracking.uid);
+    assert.match(tracking.uid, /^2\.25\.\d+$/);
     assert.equal(component("centre-voxel-k").valueInteger, 4);
     assert.equal(component("centre-sop-instance-uid").valueString, "2.25.994");
     assert.equal(component("bounding-box").valueString, "[17,27,2]-[24,33,6]");

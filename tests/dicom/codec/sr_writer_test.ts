@@ -4,7 +4,7 @@
  * the measurement groups back with their codes, values and references, and bad input is refused.
  */
 import assert from "node:assert/strict";
-import { available, run, withFile } from "./_dicom_tools.ts";
+import { assertNoDciodvfyError, available, run, withFile } from "./_dicom_tools.ts";
 import { CODES, SEGMENTATION_STORAGE, uidFrom } from "../../../dicom/codec/seg_writer.ts";
 import {
   COMPREHENSIVE_3D_SR_STORAGE,
@@ -45,6 +45,7 @@ function input(overrides: Partial<SrInput> = {}): SrInput {
         finding: CODES.nodule,
         site: CODES.lung,
         longAxisMm: 8.25,
+        diameterMm: 9.1,
         volumeMm3: 214.3,
         probability: 0.87,
         segmentNumber: 1,
@@ -55,7 +56,7 @@ function input(overrides: Partial<SrInput> = {}): SrInput {
         trackingUid: uidFrom("test:finding:2"),
         finding: CODES.mass,
         site: CODES.lung,
-        longAxisMm: 41.5,
+        diameterMm: 43.2,
         volumeMm3: 30120,
         segmentNumber: 2,
         sourceSopInstanceUids: slices.slice(4, 9),
@@ -104,6 +105,9 @@ Deno.test("DCMTK's dsrdump reads the content tree: template, groups, measurement
     out,
   );
   assert.match(out, /\(103339001,SCT,"Long Axis"\)="8.25" \(mm,UCUM,"millimeter"\)/);
+  assert.match(out, /\(81827009,SCT,"Diameter"\)="9.1" \(mm,UCUM,"millimeter"\)/);
+  assert.match(out, /\(121401,DCM,"Derivation"\)=\(56851009,SCT,"Maximum"\)/);
+  assert.equal(out.match(/"Long Axis"/g)?.length, 1, "no long axis where none was measured");
   assert.match(out, /\(118565006,SCT,"Volume"\)="30120" \(mm3,UCUM,"cubic millimeter"\)/);
 });
 
@@ -153,6 +157,7 @@ print(json.dumps({"sopClass": ds.SOPClassUID, "template": ds.ContentTemplateSequ
     "121191": [SEGMENTATION_STORAGE, seg, 1],
     "121232": uidFrom("test:ct-series"),
     "103339001": 8.25,
+    "81827009": 9.1,
     "118565006": 214.3,
     [SR_CODES.probability.value]: 0.87,
   });
@@ -183,4 +188,28 @@ Deno.test("bad findings are refused; the same input gives the same bytes", async
     () => writeMeasurementReport(input({ segmentation: undefined })),
     /need the Segmentation/,
   );
+});
+
+Deno.test("a report that supersedes earlier ones names them as its predecessors, and stays valid", async () => {
+  const earlier = [
+    { studyInstanceUid: uidFrom("test:study"), seriesInstanceUid: uidFrom("old:1"), sop: "1" },
+    { studyInstanceUid: uidFrom("test:study"), seriesInstanceUid: uidFrom("old:1"), sop: "2" },
+    { studyInstanceUid: uidFrom("test:study"), seriesInstanceUid: uidFrom("old:2"), sop: "3" },
+  ].map((e) => ({ ...e, sopInstanceUid: uidFrom(`old:sr:${e.sop}`) }));
+  const bytes = writeMeasurementReport(input({ predecessors: earlier }));
+  await assertNoDciodvfyError(bytes, "the SR with predecessors");
+  if (!await available("/usr/bin/python3")) return;
+  const script = `
+import json, sys, pydicom
+ds = pydicom.dcmread(sys.argv[1])
+print(json.dumps([[st.StudyInstanceUID, [[se.SeriesInstanceUID, [r.ReferencedSOPInstanceUID
+  for r in se.ReferencedSOPSequence]] for se in st.ReferencedSeriesSequence]]
+  for st in ds.PredecessorDocumentsSequence]))
+`;
+  const { code, out } = await withFile(bytes, (p) => run("/usr/bin/python3", ["-c", script, p]));
+  assert.equal(code, 0, out);
+  assert.deepEqual(JSON.parse(out), [[uidFrom("test:study"), [
+    [uidFrom("old:1"), [earlier[0].sopInstanceUid, earlier[1].sopInstanceUid]],
+    [uidFrom("old:2"), [earlier[2].sopInstanceUid]],
+  ]]]);
 });
