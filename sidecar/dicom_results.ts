@@ -17,6 +17,7 @@ import {
 } from "../dicom/codec/seg_writer.ts";
 import {
   COMPREHENSIVE_3D_SR_STORAGE,
+  type SrFinding,
   type SrInput,
   writeMeasurementReport,
 } from "../dicom/codec/sr_writer.ts";
@@ -28,6 +29,7 @@ import type { Code } from "../dicom/codec/part10.ts";
 import type { ModelManifest } from "./manifest.ts";
 import type { Finding, Segmentation } from "./postprocess.ts";
 import type { Volume } from "./volume.ts";
+import { axialAxes } from "./nodules/measure.ts";
 
 /** One written object: where it goes, and its bytes (Part 10). */
 export interface DicomObject {
@@ -66,6 +68,47 @@ type Source = Omit<Volume, "data">;
 function segmentType(f: Finding) {
   return f.lung?.kind === "mass" ? CODES.mass : CODES.nodule;
 }
+
+/**
+ * The finding's axial long axis and where it lies, so a viewer can draw it: the lung stage's
+ * measure on its slice for lung findings, else the longest on any slice (edge to edge, as the lung
+ * stage measures). Undefined when the finding has no pixel in the label planes.
+ */
+function longAxisOf(
+  f: Finding,
+  maskSlice: (z: number) => Uint8Array | null,
+  v: Source,
+): Pick<SrFinding, "longAxisMm" | "longAxisLine"> {
+  const { min, max } = f.boundingBox;
+  const slices = f.lung ? [f.lung.measures.axialSlice] : range(min[2], max[2]);
+  let best: { z: number; long: number; ends: [[number, number], [number, number]] } | undefined;
+  for (const z of slices) {
+    const plane = maskSlice(z);
+    if (!plane) continue;
+    const xs: number[] = [], ys: number[] = [];
+    for (let y = min[1]; y <= max[1]; y++) {
+      for (let x = min[0]; x <= max[0]; x++) {
+        if (plane[y * v.dims.x + x] === f.number) xs.push(x), ys.push(y);
+      }
+    }
+    if (!xs.length) continue;
+    const axes = axialAxes(xs, ys, v.spacing.x, v.spacing.y);
+    if (!best || axes.long > best.long) best = { z, ...axes };
+  }
+  if (!best) return f.lung ? { longAxisMm: f.lung.measures.longAxisMm } : {};
+  // Pixel units with centres at the index → image coordinates, whose origin is the first
+  // pixel's outer corner (centres at index + 0.5).
+  const [[x1, y1], [x2, y2]] = best.ends;
+  return {
+    longAxisMm: f.lung?.measures.longAxisMm ?? Math.round(best.long * 10) / 10,
+    longAxisLine: {
+      points: [x1 + 0.5, y1 + 0.5, x2 + 0.5, y2 + 0.5],
+      sopInstanceUid: v.sopInstanceUids[best.z],
+    },
+  };
+}
+
+const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 
 /** The SR's finding site: the lung, as the Observation's bodySite says. */
 function siteConcept(f: Finding): Code {
@@ -170,7 +213,7 @@ export function dicomResults(input: {
           trackingUid: tracking(f).uid,
           finding: findingConcept(f, m),
           site: siteConcept(f),
-          longAxisMm: f.lung?.measures.longAxisMm,
+          ...longAxisOf(f, input.segmentation.maskSlice, v),
           diameterMm: f.longestDiameterMm,
           volumeMm3: f.volumeMm3,
           probability: f.probability ?? f.maxProbability,

@@ -66,8 +66,13 @@ export interface SrFinding {
   finding: Code;
   /** The lung, a lobe, a zone. */
   site: Code;
-  /** The longest diameter on the axial slice where it is longest (lung findings measured so). */
+  /** The longest diameter on the axial slice where it is longest. */
   longAxisMm?: number;
+  /**
+   * Where the long axis was measured: its end points (column, row) in the image's 2D coordinates
+   * (PS3.3 C.18.6.1.2: the top left pixel's outer corner is 0,0) on one source image.
+   */
+  longAxisLine?: { points: [number, number, number, number]; sopInstanceUid: string };
   /** The longest diameter in 3D (Diameter, derivation Maximum). */
   diameterMm: number;
   volumeMm3: number;
@@ -134,13 +139,31 @@ const code = (rel: string, concept: Code, value: Code) =>
   item(rel, "CODE", concept, { ConceptCodeSequence: codeSequence(value) });
 const uidref = (rel: string, concept: Code, value: string) =>
   item(rel, "UIDREF", concept, { UID: value });
-const num = (concept: Code, value: number, unit: Code, modifiers: Item[] = []) =>
+const num = (concept: Code, value: number, unit: Code, children: Item[] = []) =>
   item("CONTAINS", "NUM", concept, {
     MeasuredValueSequence: [{
       NumericValue: DS(value),
       MeasurementUnitsCodeSequence: codeSequence(unit),
     }],
-    ...(modifiers.length ? { ContentSequence: modifiers } : {}),
+    ...(children.length ? { ContentSequence: children } : {}),
+  });
+
+/** A polyline on one image the measurement was inferred from (TID 320: SCOORD, then its image). */
+const drawnOn = (
+  sopClassUid: string,
+  line: NonNullable<SrFinding["longAxisLine"]>,
+): Item =>
+  item("INFERRED FROM", "SCOORD", null, {
+    GraphicType: "POLYLINE",
+    GraphicData: line.points.map((v) => Math.round(v * 1000) / 1000),
+    ContentSequence: [
+      item("SELECTED FROM", "IMAGE", null, {
+        ReferencedSOPSequence: [{
+          ReferencedSOPClassUID: sopClassUid,
+          ReferencedSOPInstanceUID: line.sopInstanceUid,
+        }],
+      }),
+    ],
   });
 
 /** One Measurement Group (TID 1411) for a finding. */
@@ -159,7 +182,14 @@ function group(input: SrInput, f: SrFinding): Item {
       }],
     }),
     uidref("CONTAINS", c.sourceSeries, input.source.seriesInstanceUid),
-    ...(f.longAxisMm !== undefined ? [num(c.longAxis, f.longAxisMm, c.mm)] : []),
+    ...(f.longAxisMm !== undefined
+      ? [num(
+        c.longAxis,
+        f.longAxisMm,
+        c.mm,
+        f.longAxisLine ? [drawnOn(input.source.sopClassUid, f.longAxisLine)] : [],
+      )]
+      : []),
     num(c.diameter, f.diameterMm, c.mm, [code("HAS CONCEPT MOD", c.derivation, c.maximum)]),
     num(c.volume, f.volumeMm3, c.mm3),
     ...(f.probability !== undefined ? [num(c.probability, f.probability, c.unity)] : []),

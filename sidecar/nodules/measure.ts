@@ -36,29 +36,33 @@ export interface Measures {
   attenuation: "solid" | "part-solid" | "ground-glass";
 }
 
-/** Axial long and short axis of one slice's pixels (mm), edge to edge. */
+/**
+ * Axial long and short axis of one slice's pixels (mm), edge to edge; `ends`: the long axis's end
+ * points in pixel units (column, row) where a pixel's centre is its index (its edges at ± 0.5).
+ */
 export function axialAxes(
   xs: ArrayLike<number>,
   ys: ArrayLike<number>,
   sx: number,
   sy: number,
-): { long: number; short: number } {
+): { long: number; short: number; ends: [[number, number], [number, number]] } {
   const n = xs.length;
-  if (n === 0) return { long: 0, short: 0 };
+  if (n === 0) return { long: 0, short: 0, ends: [[0, 0], [0, 0]] };
   // Convex hull of the pixels' corners (monotone chain): the farthest pair lies on it.
   const pts: [number, number][] = [];
   for (let i = 0; i < n; i++) {
     for (const [dx, dy] of CORNERS) pts.push([(xs[i] + dx) * sx, (ys[i] + dy) * sy]);
   }
   const hull = convexHull(pts);
-  let best = 0, ax = 1, ay = 0;
+  let best = 0, ax = 1, ay = 0, from = 0, to = 0;
   for (let a = 0; a < hull.length; a++) {
     for (let b = a + 1; b < hull.length; b++) {
       const dx = hull[b][0] - hull[a][0], dy = hull[b][1] - hull[a][1];
       const d = dx * dx + dy * dy;
-      if (d > best) [best, ax, ay] = [d, dx, dy];
+      if (d > best) [best, ax, ay, from, to] = [d, dx, dy, a, b];
     }
   }
+  const end = (i: number): [number, number] => [hull[i][0] / sx, hull[i][1] / sy];
   const long = Math.sqrt(best);
   // Short axis: the extent perpendicular to the long axis.
   const px = -ay / long, py = ax / long;
@@ -68,7 +72,7 @@ export function axialAxes(
     if (v < lo) lo = v;
     if (v > hi) hi = v;
   }
-  return { long, short: Math.min(long, hi - lo) };
+  return { long, short: Math.min(long, hi - lo), ends: [end(from), end(to)] };
 }
 
 const CORNERS: [number, number][] = [[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]];

@@ -13,14 +13,25 @@ export function browserMissing(): string | undefined {
   return existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing (apt-get install -y chromium)`;
 }
 
-export async function launchBrowser(): Promise<Browser> {
+export interface LaunchOptions {
+  /**
+   * WebGL in software (SwiftShader through ANGLE), for viewers that render with it (OHIF's
+   * cornerstone3D); without it the GPU is off.
+   */
+  webgl?: boolean;
+}
+
+/** The WebGL flags: ANGLE on SwiftShader, allowed though unsafe (a test page, no GPU here). */
+const WEBGL = ["--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"];
+
+export async function launchBrowser(options: LaunchOptions = {}): Promise<Browser> {
   return await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     args: [
       "--headless",
       "--no-sandbox",
-      "--disable-gpu",
+      ...(options.webgl ? WEBGL : ["--disable-gpu"]),
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",

@@ -41,7 +41,18 @@ const volume: Omit<Volume, "data"> = {
   modality: "CT",
   frameOfReferenceUid: "1.2.3.9",
   sopClassUid: "1.2.840.10008.5.1.4.1.1.2",
-  patientStudy: { PatientName: "TEST^ONE", PatientID: "P1", StudyDate: "20261206" },
+  // As patientStudyAttributes reads them: Type 2 attributes present, empty when unknown.
+  patientStudy: {
+    PatientName: "TEST^ONE",
+    PatientID: "P1",
+    PatientBirthDate: "",
+    PatientSex: "",
+    StudyDate: "20261206",
+    StudyTime: "101500",
+    ReferringPhysicianName: "",
+    StudyID: "",
+    AccessionNumber: "",
+  },
   warnings: [],
 };
 
@@ -53,18 +64,24 @@ function plane(z: number): Uint8Array | null {
   else p.fill(1, 100, 110);
   return p;
 }
-const finding = (number: number, k: [number, number]): Finding => ({
+const finding = (
+  number: number,
+  k: [number, number],
+  x: [number, number],
+  y: number,
+): Finding => ({
   number,
   voxels: 10,
   volumeMm3: 16,
   centreVoxel: [0, 0, k[0]],
   centrePatient: [0, 0, 0],
-  boundingBox: { min: [0, 0, k[0]], max: [0, 0, k[1]] },
+  boundingBox: { min: [x[0], y, k[0]], max: [x[1], y, k[1]] },
   longestDiameterMm: 4.2,
   maxProbability: 0.9,
   meanProbability: 0.8,
 });
-const findings = [finding(1, [1, 2]), finding(2, [4, 4])];
+// Pixels 100–109 of a 32-wide plane: row 3, columns 4–13; 40–45: row 1, columns 8–13.
+const findings = [finding(1, [1, 2], [4, 13], 3), finding(2, [4, 4], [8, 13], 1)];
 const job = (key: string) => ({
   idempotencyKey: key,
   studyInstanceUid: "1.2.3",
@@ -76,7 +93,7 @@ function read(bytes: Uint8Array) {
   return dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict.dict);
 }
 
-Deno.test("a SEG with one segment per finding, and an SR whose groups reference them", () => {
+Deno.test("a SEG with one segment per finding, and an SR whose groups reference them", async () => {
   const r = dicomResults({
     job: job("a".repeat(64)),
     manifest,
@@ -116,7 +133,23 @@ Deno.test("a SEG with one segment per finding, and an SR whose groups reference 
   );
   assert.equal(items.get("112040").UID, findingTracking("a".repeat(64), 1).uid);
   assert.equal(Number(items.get("81827009").MeasuredValueSequence[0].NumericValue), 4.2);
-  assert.equal(items.has("103339001"), false);
+  // The axial long axis, edge to edge on its slice (10 × 0.8 by 1 × 0.8 mm), and where it lies:
+  // a polyline between the outer corners, on the slice's image (image coordinates: centres at +0.5).
+  const long = items.get("103339001");
+  assert.equal(Number(long.MeasuredValueSequence[0].NumericValue), 8);
+  const [scoord] = [long.ContentSequence].flat();
+  assert.equal(scoord.RelationshipType, "INFERRED FROM");
+  assert.equal(scoord.GraphicType, "POLYLINE");
+  const points = [scoord.GraphicData].flat();
+  const ends = [[points[0], points[1]], [points[2], points[3]]].sort((a, b) => a[0] - b[0]);
+  assert.deepEqual(ends, [[4, 3], [14, 4]]);
+  const [image] = [scoord.ContentSequence].flat();
+  assert.equal(image.RelationshipType, "SELECTED FROM");
+  assert.equal(
+    [image.ReferencedSOPSequence].flat()[0].ReferencedSOPInstanceUID,
+    volume.sopInstanceUids[1],
+  );
+  await assertNoDciodvfyError(r.report.bytes, "the SR with its long axes drawn");
 });
 
 Deno.test("the same job gives the same bytes and UIDs; another job new ones; no finding, no SEG", () => {
@@ -179,7 +212,7 @@ Deno.test("real headers in eight character sets: the SEG and SR are valid and ca
       manifest,
       volume: v,
       segmentation: {
-        findings: [finding(1, [0, 0])],
+        findings: [finding(1, [0, 0], [0, 0], 0)],
         maskSlice: (z) => z === 0 ? mask : null,
       },
       conclusion: `One finding for ${name}.`,
