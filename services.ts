@@ -32,6 +32,7 @@ import { createRateLimiter } from "./ratelimit/limits.ts";
 import { createRequestStats } from "./observability/stats.ts";
 import type { Services } from "./routes/env.ts";
 import { createForwarding } from "./dicom/forward/service.ts";
+import { startDimseServer } from "./dicom/dimse/scp.ts";
 
 export type { Services } from "./routes/env.ts";
 
@@ -172,6 +173,10 @@ export async function createServices(
         "itself; never run it so where patient data can be reached",
     );
   }
+  // The DIMSE listener, when DIMSE_PORT is set (one per replica, behind a TCP balancer).
+  const dimse = config.dimse.port === undefined
+    ? undefined
+    : await startDimseServer({ config: config.dimse, dicom, db, store, audit, log });
   let worker: InProcessWorker | undefined;
   return {
     config,
@@ -180,6 +185,7 @@ export async function createServices(
     store,
     dicom,
     forwarding,
+    dimse,
     changes,
     subscriptions,
     events,
@@ -207,6 +213,7 @@ export async function createServices(
       await subscriptions.close();
       changes.close();
       sweeper.close();
+      await dimse?.close();
       await forwarding.close();
       dicom.close();
       await store.close();

@@ -13,8 +13,11 @@ import { insertAuditRows } from "./audit_repo.ts";
 
 /** One audited access, as the app middleware and the login endpoint see it. */
 export interface AuditRecord {
-  /** `rest` for API interactions, `login` for authentication, `export` for downloads. */
-  kind: "rest" | "login" | "export";
+  /**
+   * `rest` for API interactions, `login` for authentication, `export` for downloads, `dimse` for
+   * a DIMSE association (subtype: transfer, query or association).
+   */
+  kind: "rest" | "login" | "export" | "dimse";
   /** The interaction: read, vread, search-type, search-system, history-*, create, update, patch, delete, transaction, batch, operation, login, logout. */
   subtype: string;
   action: "C" | "R" | "U" | "D" | "E";
@@ -44,6 +47,12 @@ export interface AuditLog {
 }
 
 const DCM = "http://dicom.nema.org/resources/ontology/DCM";
+/** A DIMSE association's event type (PS3.15 A.5.3, DICOM audit message event IDs). */
+const DIMSE_TYPES: Record<string, { system: string; code: string; display: string }> = {
+  transfer: { system: DCM, code: "110104", display: "DICOM Instances Transferred" },
+  query: { system: DCM, code: "110112", display: "Query" },
+  association: { system: DCM, code: "110100", display: "Application Activity" },
+};
 const BATCH = 500;
 
 export function createAuditLog(
@@ -146,7 +155,11 @@ export function rowToAuditEvent(r: Record<string, unknown>): AuditEvent & { id: 
   const slash = agent.indexOf("/");
   const typeCode = String(r.type_code);
   return toAuditEvent({
-    kind: typeCode === "110114" ? "login" : typeCode === "export" ? "export" : "rest",
+    kind: typeCode === "110114"
+      ? "login"
+      : typeCode === "export" || typeCode === "dimse"
+      ? typeCode
+      : "rest",
     subtype: String(r.subtype),
     action: String(r.action) as AuditRecord["action"],
     status: Number(r.status),
@@ -176,6 +189,8 @@ export function toAuditEvent(
     ? { system: DCM, code: "110114", display: "User Authentication" }
     : e.kind === "export"
     ? { system: DCM, code: "110106", display: "Export" }
+    : e.kind === "dimse"
+    ? DIMSE_TYPES[e.subtype] ?? DIMSE_TYPES.association
     : {
       system: "http://terminology.hl7.org/CodeSystem/audit-event-type",
       code: "rest",
@@ -183,7 +198,7 @@ export function toAuditEvent(
     };
   const subtype = e.kind === "login"
     ? { system: DCM, code: e.subtype === "logout" ? "110123" : "110122", display: e.subtype }
-    : e.kind === "export"
+    : e.kind === "export" || e.kind === "dimse"
     ? { system: "urn:imaging-ai:audit-subtype", code: e.subtype }
     : { system: "http://hl7.org/fhir/restful-interaction", code: e.subtype };
   const identifierSystem = e.agent.kind === "client"
@@ -200,7 +215,10 @@ export function toAuditEvent(
     action: e.action,
     recorded,
     outcome,
-    ...(e.status >= 400 ? { outcomeDesc: e.description ?? `HTTP ${e.status}` } : {}),
+    // A failure's reason, or what a success did where the record says (a DICOM deletion).
+    ...(e.status >= 400 || e.description
+      ? { outcomeDesc: e.description ?? `HTTP ${e.status}` }
+      : {}),
     agent: [{
       type: {
         coding: [{

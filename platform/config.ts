@@ -5,6 +5,9 @@
 import { parseProxyRanges, type ProxyRange } from "./client_address.ts";
 import { type EndpointPattern, parseEndpointPatterns } from "./endpoint_patterns.ts";
 import { type DicomDestination, parseDestinations } from "./dicom_destinations.ts";
+import { type DimseConfig, parseDimse } from "./dimse_config.ts";
+
+export type { DimseConfig };
 
 export interface Config {
   /** HTTP port (PORT, default 8080). */
@@ -54,6 +57,8 @@ export interface Config {
   dicom: DicomConfig;
   /** Where stored DICOM objects are sent (DICOM_DESTINATIONS), and how deliveries are retried. */
   forwarding: ForwardingConfig;
+  /** The DIMSE listener (DIMSE_PORT; off when unset). */
+  dimse: DimseConfig;
   /** How often the change feed polls for committed versions (CHANGE_FEED_INTERVAL_MS, 250). */
   changeFeedIntervalMs: number;
   /**
@@ -445,6 +450,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       stableSeconds: int("DICOM_STABLE_SECONDS", 5, 0, 86400),
       imagingStudySyncMs: int("IMAGINGSTUDY_SYNC_MS", 1000, 10, 3_600_000),
     },
+    dimse: parseDimse(env, int, problems),
     forwarding: {
       destinations: parseDestinations(env.DICOM_DESTINATIONS, env, problems),
       maxAttempts: int("DICOM_FORWARD_MAX_ATTEMPTS", 10, 1, 1000),

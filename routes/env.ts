@@ -9,6 +9,7 @@ import type { AnalysisService } from "../analysis/service.ts";
 import type { Db } from "../db/db.ts";
 import type { ObjectStore } from "../db/object_store.ts";
 import type { Forwarding } from "../dicom/forward/service.ts";
+import type { DimseServer } from "../dicom/dimse/scp.ts";
 import type { DicomService } from "../dicom/service.ts";
 import type { ChangeFeed } from "../fhir/change_feed.ts";
 import type { FhirService } from "../fhir/service.ts";
@@ -29,6 +30,8 @@ export interface Services {
   dicom: DicomService;
   /** Stored instances sent on to the DICOM destinations (DICOM_DESTINATIONS), with retries. */
   forwarding: Forwarding;
+  /** The DIMSE listener (DIMSE_PORT), when configured. */
+  dimse?: DimseServer;
   /** Every committed resource version, in order (SSE, Subscriptions, analysis rules). */
   changes: ChangeFeed;
   /** FHIR R4 Subscriptions (rest-hook): activation, matching, notification with retries. */

@@ -75,3 +75,44 @@ export function daTm(d: Date): { date: string; time: string } {
     time: iso.slice(11, 19).replaceAll(":", ""),
   };
 }
+
+/**
+ * A Part 10 file of a dataset received as bytes (a C-STORE's data set, in `transferSyntaxUid`):
+ * dcmjs writes the File Meta Information and the bytes follow as they came, unparsed.
+ */
+export function part10FromDataset(
+  dataset: Uint8Array | Uint8Array[],
+  meta: {
+    sopClassUid: string;
+    sopInstanceUid: string;
+    transferSyntaxUid: string;
+    sourceAeTitle?: string;
+  },
+  implementation: Implementation = IMPLEMENTATION,
+): Uint8Array {
+  const header = new DicomDict(DicomMetaDictionary.denaturalizeDataset({
+    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
+    MediaStorageSOPClassUID: meta.sopClassUid,
+    MediaStorageSOPInstanceUID: meta.sopInstanceUid,
+    TransferSyntaxUID: meta.transferSyntaxUid,
+    ImplementationClassUID: implementation.classUid,
+    ImplementationVersionName: implementation.versionName,
+    ...(meta.sourceAeTitle ? { SourceApplicationEntityTitle: meta.sourceAeTitle } : {}),
+  }));
+  header.dict = {};
+  const written = new Uint8Array(header.write());
+  // Only the meta group is kept (whatever dcmjs wrote for the empty dataset after it, e.g. an
+  // empty deflate stream, goes): preamble (128), "DICM", the group length element (12 bytes) and
+  // the group it counts.
+  const groupLength = new DataView(written.buffer, written.byteOffset).getUint32(132 + 8, true);
+  const metaBytes = written.subarray(0, 132 + 12 + groupLength);
+  const parts = Array.isArray(dataset) ? dataset : [dataset];
+  const out = new Uint8Array(metaBytes.length + parts.reduce((n, p) => n + p.length, 0));
+  out.set(metaBytes, 0);
+  let at = metaBytes.length;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

@@ -12,26 +12,14 @@ import { stowInstances } from "../../dicom/synth/stow.ts";
 import { COMPREHENSIVE_3D_SR_STORAGE } from "../../dicom/codec/sr_writer.ts";
 import { readMultipart } from "../../dicom/codec/multipart.ts";
 import { backendTest, fhirJson, type TestContext } from "../_harness.ts";
+import { analyseStudy, imagingStudyOf } from "../_analysis.ts";
 import { RESULTS_OF_MODEL } from "../../sidecar/result_documents.ts";
 
-async function analyse(ctx: TestContext, studyId: string, threshold: number): Promise<any> {
-  const asked = await fhirJson(ctx, "POST", `ImagingStudy/${studyId}/$analyze`, {
-    resourceType: "Parameters",
-    parameter: [
-      { name: "model", valueString: "lung-nodule-demo" },
-      { name: "threshold", valueDecimal: threshold },
-    ],
-  });
-  assert.ok([200, 202].includes(asked.status), JSON.stringify(asked.body));
-  let task: any;
-  for (let i = 0; i < 600; i++) {
-    task = (await fhirJson(ctx, "GET", `Task/${asked.body.id}`)).body;
-    if (task.status === "completed" || task.status === "failed") break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.equal(task.status, "completed", JSON.stringify(task));
-  return task;
-}
+const analyse = (ctx: TestContext, studyId: string, threshold: number) =>
+  analyseStudy(ctx, studyId, [
+    { name: "model", valueString: "lung-nodule-demo" },
+    { name: "threshold", valueDecimal: threshold },
+  ]);
 
 async function documents(ctx: TestContext, studyId: string): Promise<any[]> {
   const q = `DocumentReference?related=ImagingStudy/${studyId}` +
@@ -61,13 +49,7 @@ backendTest(
     const study = generateStudy({ seed: 5151, slices: 30, rows: 192, cols: 192, lesions: 1 });
     const uid = study.plan.study.studyInstanceUid;
     assert.equal((await stowInstances(`${ctx.origin}/dicomweb`, study.instances)).stored, 30);
-    let imagingStudy: any;
-    for (let i = 0; i < 100 && !imagingStudy; i++) {
-      const q = `ImagingStudy?identifier=${encodeURIComponent(`urn:dicom:uid|urn:oid:${uid}`)}`;
-      imagingStudy = (await fhirJson(ctx, "GET", q)).body.entry?.[0]?.resource;
-      if (!imagingStudy) await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.ok(imagingStudy);
+    const imagingStudy = await imagingStudyOf(ctx, uid);
 
     await analyse(ctx, imagingStudy.id, 0.5);
     const [first] = await documents(ctx, imagingStudy.id);

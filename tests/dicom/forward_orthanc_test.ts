@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { generateStudy } from "../../dicom/synth/ct.ts";
 import { stowInstances } from "../../dicom/synth/stow.ts";
-import { fhirJson, startContext } from "../_harness.ts";
+import { startContext } from "../_harness.ts";
+import { analyseStudy, imagingStudyOf } from "../_analysis.ts";
 import { ok, orthancUnavailable, startOrthanc } from "./_orthanc.ts";
 
 const NAME =
@@ -39,25 +40,7 @@ Deno.test({
       const uid = study.plan.study.studyInstanceUid;
       const stowed = await stowInstances(`${ctx.origin}/dicomweb`, study.instances);
       assert.equal(stowed.stored, 40, JSON.stringify(stowed));
-      let imagingStudy: any;
-      for (let i = 0; i < 100 && !imagingStudy; i++) {
-        const q = `ImagingStudy?identifier=${encodeURIComponent(`urn:dicom:uid|urn:oid:${uid}`)}`;
-        imagingStudy = (await fhirJson(ctx, "GET", q)).body.entry?.[0]?.resource;
-        if (!imagingStudy) await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.ok(imagingStudy, "the ImagingStudy");
-      const asked = await fhirJson(ctx, "POST", `ImagingStudy/${imagingStudy.id}/$analyze`, {
-        resourceType: "Parameters",
-        parameter: [{ name: "model", valueString: "lung-nodule-demo" }],
-      });
-      assert.equal(asked.status, 202, JSON.stringify(asked.body));
-      let task: any;
-      for (let i = 0; i < 600; i++) {
-        task = (await fhirJson(ctx, "GET", `Task/${asked.body.id}`)).body;
-        if (task.status === "completed" || task.status === "failed") break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.equal(task.status, "completed", JSON.stringify(task));
+      await analyseStudy(ctx, (await imagingStudyOf(ctx, uid)).id);
       await ctx.services.forwarding.idle();
 
       const studies = await ok(orthanc, "GET", "/studies?expand");

@@ -11,6 +11,7 @@ import { parseMediaType, readMultipart } from "../../dicom/codec/multipart.ts";
 import { generateStudy } from "../../dicom/synth/ct.ts";
 import { stowInstances } from "../../dicom/synth/stow.ts";
 import { backendTest, fhirJson, type TestContext } from "../_harness.ts";
+import { analyseStudy, imagingStudyOf } from "../_analysis.ts";
 import { ok, type Orthanc, orthancUnavailable, rest, startOrthanc } from "./_orthanc.ts";
 
 const PYDICOM_DIR = "/usr/lib/python3/dist-packages/pydicom/data/test_files";
@@ -249,29 +250,7 @@ if (unavailable) {
     const stowed = await stowInstances(`${ctx.origin}/dicomweb`, study.instances);
     assert.equal(stowed.stored, 40, JSON.stringify(stowed));
     const uid = study.plan.study.studyInstanceUid;
-    let imagingStudy: any;
-    for (let i = 0; i < 100 && !imagingStudy; i++) {
-      const found = await fhirJson(
-        ctx,
-        "GET",
-        `ImagingStudy?identifier=${encodeURIComponent(`urn:dicom:uid|urn:oid:${uid}`)}`,
-      );
-      imagingStudy = found.body.entry?.[0]?.resource;
-      if (!imagingStudy) await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.ok(imagingStudy, "the ImagingStudy");
-    const asked = await fhirJson(ctx, "POST", `ImagingStudy/${imagingStudy.id}/$analyze`, {
-      resourceType: "Parameters",
-      parameter: [{ name: "model", valueString: "lung-nodule-demo" }],
-    });
-    assert.equal(asked.status, 202, JSON.stringify(asked.body));
-    let task: any;
-    for (let i = 0; i < 600; i++) {
-      task = (await fhirJson(ctx, "GET", `Task/${asked.body.id}`)).body;
-      if (task.status === "completed" || task.status === "failed") break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.equal(task.status, "completed", JSON.stringify(task));
+    await analyseStudy(ctx, (await imagingStudyOf(ctx, uid)).id);
 
     const orthanc = await startOrthanc(`${ctx.origin}/dicomweb`);
     try {
