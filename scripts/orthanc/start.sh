@@ -7,6 +7,7 @@
 #
 #   ORTHANC_STATE_DIR (default /tmp/orthanc-peer)  ORTHANC_HTTP_PORT (default 8042)
 #   ORTHANC_DICOM_PORT (default 4242)  ORTHANC_PEER_URL: a DICOMweb server Orthanc knows as "imaging"
+#   ORTHANC_MODALITIES: DICOM peers (JSON, Orthanc's DicomModalities); Orthanc's own AE title is ORTHANC
 #
 #   start.sh --install-only   installs the packages when missing and exits (for CI).
 set -euo pipefail
@@ -39,6 +40,8 @@ mkdir -p "$STATE/storage"
 peers="{}"
 auth=false
 users="{}"
+# ORTHANC_MODALITIES: a JSON object of DICOM peers, e.g. {"imaging": ["IMAGING_AI", "127.0.0.1", 11112]}
+modalities="${ORTHANC_MODALITIES:-{\}}"
 if [ -n "${ORTHANC_USERS:-}" ]; then
   auth=true
   users="{ \"${ORTHANC_USERS%%:*}\": \"${ORTHANC_USERS#*:}\" }"
@@ -53,6 +56,9 @@ cat >"$STATE/orthanc.json" <<JSON
   "IndexDirectory": "$STATE/storage",
   "HttpPort": $HTTP_PORT,
   "DicomPort": $DICOM_PORT,
+  "DicomAet": "ORTHANC",
+  "DicomModalities": $modalities,
+  "DicomAlwaysAllowEcho": true,
   "RemoteAccessAllowed": true,
   "AuthenticationEnabled": $auth,
   "RegisteredUsers": $users,

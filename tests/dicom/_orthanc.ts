@@ -32,6 +32,8 @@ export interface Orthanc {
   url: string;
   /** `user:password` when Orthanc asks for basic auth. */
   users?: string;
+  /** Its DIMSE port (AE title ORTHANC). */
+  dicomPort: number;
   state: string;
   /** The end of Orthanc's log, for failure messages. */
   logTail(): string;
@@ -59,7 +61,12 @@ async function script(name: string, env: Record<string, string>): Promise<Deno.C
 }
 
 /** Starts an Orthanc of its own that knows `peerUrl` as the DICOMweb server "imaging". */
-export async function startOrthanc(peerUrl?: string, users?: string): Promise<Orthanc> {
+export async function startOrthanc(
+  peerUrl?: string,
+  users?: string,
+  /** DICOM peers by name: [AE title, host, port] (Orthanc's DicomModalities). */
+  modalities?: Record<string, [string, string, number]>,
+): Promise<Orthanc> {
   const state = await Deno.makeTempDir({ prefix: "orthanc-" });
   const [http, dicom] = freePorts();
   const env = {
@@ -68,6 +75,7 @@ export async function startOrthanc(peerUrl?: string, users?: string): Promise<Or
     ORTHANC_DICOM_PORT: String(dicom),
     ...(peerUrl ? { ORTHANC_PEER_URL: peerUrl } : {}),
     ...(users ? { ORTHANC_USERS: users } : {}),
+    ...(modalities ? { ORTHANC_MODALITIES: JSON.stringify(modalities) } : {}),
   };
   const logTail = () => {
     try {
@@ -87,7 +95,7 @@ export async function startOrthanc(peerUrl?: string, users?: string): Promise<Or
     await stop();
     throw new Error(`scripts/orthanc/start.sh failed (exit ${out.code}):\n${text}\n${log}`);
   }
-  return { url: `http://127.0.0.1:${http}`, users, state, logTail, stop };
+  return { url: `http://127.0.0.1:${http}`, users, dicomPort: dicom, state, logTail, stop };
 }
 
 /** An Orthanc REST call; JSON in, JSON (or text) out. */
