@@ -108,6 +108,7 @@ export async function createServices(
     db,
     store,
     config: { ...config.forwarding, ...overrides.forwarding },
+    aeTitle: config.dimse.aeTitle,
     log,
   });
   const dicomDeps: DicomContext = {

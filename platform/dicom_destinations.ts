@@ -10,7 +10,8 @@
  *     [{ "name": "pacs", "url": "https://pacs.example.org/dicom-web",
  *        "tokenEnv": "PACS_TOKEN", "send": ["SEG", "SR"] }]
  *
- * `url` is the DICOMweb root (STOW-RS goes to `{url}/studies/{study}`); credentials are a bearer
+ * `url` is the DICOMweb root (STOW-RS goes to `{url}/studies/{study}`), or `dimse` a DIMSE peer
+ * `AE@host:port` (C-STORE from DIMSE_AE_TITLE, no credentials); credentials are a bearer
  * token (`token`, or `tokenEnv` naming the variable that holds it) or basic auth (`username` with
  * `password` or `passwordEnv`); `send` lists object kinds (SEG, SR, KO, PR, CT, MR, ...: the
  * modalities' SOP Classes) or SOP Class UIDs, default SEG and SR.
@@ -19,8 +20,10 @@
 export interface DicomDestination {
   /** Unique; names the destination in the delivery log and the admin API. */
   name: string;
-  /** The DICOMweb root, without a trailing slash. */
+  /** The DICOMweb root, without a trailing slash (`dimse://AE@host:port` for a DIMSE peer). */
   url: string;
+  /** A DIMSE peer instead of DICOMweb: instances go by C-STORE from our AE title. */
+  dimse?: { aeTitle: string; host: string; port: number };
   /** The Authorization header to send, when the destination wants one. */
   authorization?: string;
   /** SOP Class UIDs, or prefixes ending in "." for a family (every SR class). */
@@ -91,6 +94,7 @@ export function parseDestinations(
       "password",
       "passwordEnv",
       "send",
+      "dimse",
     ];
     const unknown = Object.keys(o).filter((k) => !known.includes(k));
     if (unknown.length) return problem(`unknown field(s) ${unknown.join(", ")}`);
@@ -108,17 +112,33 @@ export function parseDestinations(
       return problem("name is required: 1-64 letters, digits, '.', '_' or '-'");
     }
     if (out.some((d) => d.name === name)) return problem(`name ${name} is used twice`);
-    let url: URL;
-    try {
-      url = new URL(text("url") ?? "");
-    } catch {
-      return problem("url must be an absolute http(s) URL (the DICOMweb root)");
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      return problem("url must be http or https");
-    }
-    if (url.username || url.password || url.search || url.hash) {
-      return problem("url must carry no credentials, query or fragment (use username/password)");
+    const dimseAddress = text("dimse");
+    let url: URL | undefined;
+    let dimse: DicomDestination["dimse"];
+    if (dimseAddress !== undefined) {
+      // A DIMSE peer: C-STORE to AE@host:port.
+      const m = /^([^@]{1,16})@(.+):(\d{1,5})$/.exec(dimseAddress);
+      const port = m ? Number(m[3]) : 0;
+      if (!m || port < 1 || port > 65535 || /[\\\x00-\x1f]/.test(m[1])) {
+        return problem("dimse must be AE@host:port (an AE title of 1-16 characters)");
+      }
+      if (o.url !== undefined) return problem("give a url (DICOMweb) or dimse, not both");
+      for (const k of ["token", "tokenEnv", "username", "password", "passwordEnv"]) {
+        if (o[k] !== undefined) return problem(`${k}: a DIMSE destination takes no credentials`);
+      }
+      dimse = { aeTitle: m[1].trim(), host: m[2], port };
+    } else {
+      try {
+        url = new URL(text("url") ?? "");
+      } catch {
+        return problem("url must be an absolute http(s) URL (the DICOMweb root), or give dimse");
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") {
+        return problem("url must be http or https");
+      }
+      if (url.username || url.password || url.search || url.hash) {
+        return problem("url must carry no credentials, query or fragment (use username/password)");
+      }
     }
     const fromEnv = (key: string) => {
       const variable = text(key);
@@ -149,7 +169,8 @@ export function parseDestinations(
     }
     out.push({
       name,
-      url: url.href.replace(/\/+$/, ""),
+      url: url ? url.href.replace(/\/+$/, "") : `dimse://${dimseAddress}`,
+      ...(dimse ? { dimse } : {}),
       authorization: token
         ? `Bearer ${token}`
         : username

@@ -24,6 +24,10 @@ export interface Retrieval {
   completed: number;
   failed: number;
   warnings: number;
+  /** Why nothing could be sent (the peer unreachable, or it refused the association). */
+  problem?: string;
+  /** The failure statuses the peer answered. */
+  statuses?: number[];
 }
 
 interface Deps {
@@ -65,7 +69,10 @@ function tally(requests: unknown[]): Promise<Retrieval> {
         const status = (response as { getStatus(): number }).getStatus();
         if (status === Status.Success) counts.completed++;
         else if ((status & 0xf000) === 0xb000) counts.warnings++;
-        else counts.failed++;
+        else {
+          counts.failed++;
+          (counts.statuses ??= []).push(status);
+        }
         if (--left === 0) resolve(counts);
       });
     }
@@ -77,6 +84,8 @@ function add(a: Retrieval, b: Retrieval): Retrieval {
     completed: a.completed + b.completed,
     failed: a.failed + b.failed,
     warnings: a.warnings + b.warnings,
+    ...(a.problem ?? b.problem ? { problem: a.problem ?? b.problem } : {}),
+    ...(a.statuses || b.statuses ? { statuses: [...a.statuses ?? [], ...b.statuses ?? []] } : {}),
   };
 }
 
@@ -96,7 +105,10 @@ export async function sendByCGet(
   return total;
 }
 
-/** C-MOVE: a new association from our AE to the destination, per batch. */
+/**
+ * A new association from our AE to `to`, per batch: C-MOVE's sub-operations, and forwarding to a
+ * DIMSE destination.
+ */
 export async function sendByCMove(
   deps: Deps,
   sopUids: string[],
@@ -119,10 +131,15 @@ export async function sendByCMove(
           destination: to.aeTitle,
           error: String(e),
         });
-        resolve({ completed: 0, failed: requests.length, warnings: 0 });
+        resolve({ completed: 0, failed: requests.length, warnings: 0, problem: String(e) });
       });
-      client.on("associationRejected", () => {
-        resolve({ completed: 0, failed: requests.length, warnings: 0 });
+      client.on("associationRejected", (reject: unknown) => {
+        resolve({
+          completed: 0,
+          failed: requests.length,
+          warnings: 0,
+          problem: `association rejected (${JSON.stringify(reject)})`,
+        });
       });
     });
     client.send(to.host, to.port, ourAeTitle, to.aeTitle);

@@ -3,6 +3,8 @@
  * archive, a reading workstation's DICOMweb) over STOW-RS: by default every Segmentation and
  * Structured Report, so the AI results (SEG + SR) reach the PACS beside the images it holds.
  *
+ * A destination given as `dimse` (AE@host:port) gets the same by C-STORE from DIMSE_AE_TITLE.
+ *
  * Every instance a STOW-RS stores, or is sent again, of a kind a destination wants is queued for it
  * in the database (an outbox: it survives restarts, replicas share it). Each delivery is one
  * STOW-RS of the instance's stored bytes with the destination's credentials. A network failure, a
@@ -20,6 +22,7 @@ import type { Logger } from "../../platform/log.ts";
 import type { ObjectStore } from "../../db/object_store.ts";
 import { findInstances } from "../../db/dicom_repo.ts";
 import { newBoundary, writeMultipart } from "../codec/multipart.ts";
+import { sendByCMove } from "../dimse/retrieve.ts";
 import type { StoreOutcome } from "../store.ts";
 import {
   claimDueForwards,
@@ -73,6 +76,8 @@ export function createForwarding(deps: {
   db: Db;
   store: ObjectStore;
   config: ForwardingConfig;
+  /** Our AE title, calling DIMSE destinations. */
+  aeTitle: string;
   log: Logger;
 }): Forwarding {
   const { db, store, config: options, log } = deps;
@@ -109,6 +114,7 @@ export function createForwarding(deps: {
     }
     const [row] = await findInstances(db, [d.sopUid]);
     if (!row) return await markForwardCancelled(db, d.id, "the instance was deleted");
+    if (destination.dimse) return await sendDimse(d, destination.dimse);
     const bytes = await store.get(row.object_key);
     if (!bytes) {
       return await fail(d, "the instance's bytes are missing from the object store", {
@@ -173,6 +179,18 @@ export function createForwarding(deps: {
       retryAfterMs: Number.isFinite(retryAfter) ? retryAfter * 1000 : 0,
       // A 200 or 202 that failed this instance is a refusal, like a 409.
       permanent: reason !== undefined && status < 500,
+    });
+  };
+
+  /** One C-STORE from our AE title; an unreachable or refusing peer is tried again later. */
+  const sendDimse = async (d: ForwardDelivery, to: NonNullable<DicomDestination["dimse"]>) => {
+    const r = await sendByCMove({ db, store, log }, [d.sopUid], to, deps.aeTitle);
+    if (r.completed || r.warnings) return await markForwarded(db, d.id, 0);
+    if (r.problem) return await fail(d, r.problem);
+    const status = r.statuses?.[0] ?? 0xa700;
+    // Out of resources (0xA7xx) may pass; a refusal of the data set will not (PS3.4 B.2.3).
+    return await fail(d, `C-STORE status 0x${status.toString(16).padStart(4, "0")}`, {
+      permanent: (status & 0xff00) !== 0xa700,
     });
   };
 

@@ -280,3 +280,48 @@ Deno.test("DICOM_DESTINATIONS: each problem is named, and the service refuses to
     send: ["SEG", "1.2.3"],
   }]);
 });
+
+test("a DIMSE destination gets the SR by C-STORE; while it is down the delivery waits and retries", async (backend) => {
+  const which = await new Deno.Command("which", { args: ["storescp"], stdout: "null" }).output();
+  if (!which.success) return; // DCMTK missing: tests/dicom/dimse_test.ts says so by name
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const ctx = await startContext(backend, {
+    DICOM_DESTINATIONS: JSON.stringify([{
+      name: "modality-pacs",
+      dimse: `STORESCP@127.0.0.1:${port}`,
+    }]),
+  }, { forwarding: { ...FAST, maxAttempts: 1000 } });
+  const received = await Deno.makeTempDir({ prefix: "storescp-" });
+  let scp: Deno.ChildProcess | undefined;
+  try {
+    // Down first: the first attempts fail and wait.
+    const sr = report("dimse");
+    await stowInstances(`${ctx.origin}/dicomweb`, [sr.bytes]);
+    await new Promise((r) => setTimeout(r, 100));
+    let [entry] = (await admin(ctx, "forwarding")).deliveries;
+    assert.equal(entry.state, "pending", JSON.stringify(entry));
+    assert.ok(entry.lastError, "the failed attempt says why");
+    scp = new Deno.Command("storescp", {
+      args: ["-aet", "STORESCP", "-od", received, String(port)],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    for (let i = 0; i < 100 && !(await Array.fromAsync(Deno.readDir(received))).length; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await ctx.services.forwarding.idle();
+    const files = await Array.fromAsync(Deno.readDir(received));
+    assert.equal(files.length, 1, "storescp received the SR");
+    [entry] = (await admin(ctx, "forwarding")).deliveries;
+    assert.equal(entry.state, "delivered", JSON.stringify(entry));
+    const summary = (await admin(ctx, "forwarding")).destinations[0];
+    assert.equal(summary.url, `dimse://STORESCP@127.0.0.1:${port}`);
+    assert.equal(summary.authentication, "none");
+  } finally {
+    scp?.kill();
+    await scp?.status;
+    await ctx.close();
+  }
+});
