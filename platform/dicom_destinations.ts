@@ -119,7 +119,7 @@ export function parseDestinations(
       // A DIMSE peer: C-STORE to AE@host:port.
       const m = /^([^@]{1,16})@(.+):(\d{1,5})$/.exec(dimseAddress);
       const port = m ? Number(m[3]) : 0;
-      if (!m || port < 1 || port > 65535 || /[\\\x00-\x1f]/.test(m[1])) {
+      if (!m || port < 1 || port > 65535 || !/^[\x20-\x5b\x5d-\x7e]{1,16}$/.test(m[1])) {
         return problem("dimse must be AE@host:port (an AE title of 1-16 characters)");
       }
       if (o.url !== undefined) return problem("give a url (DICOMweb) or dimse, not both");
