@@ -111,6 +111,7 @@ for (const c of CASES) {
         finding: CODES.nodule,
         site: CODES.lung,
         longAxisMm: 2 * RADIUS_MM,
+        diameterMm: 2 * RADIUS_MM,
         volumeMm3: 4 / 3 * Math.PI * RADIUS_MM ** 3,
         segmentNumber: n + 1,
         sourceSopInstanceUids: sops.slice(Math.ceil(o.z - r), Math.floor(o.z + r) + 1),

@@ -113,6 +113,20 @@ const ROWS: Row[] = [
     rule: "admin",
   },
   {
+    route: "GET /admin/forwarding",
+    name: "DICOM forwarding log",
+    method: "GET",
+    path: "/admin/forwarding",
+    rule: "admin",
+  },
+  {
+    route: "POST /admin/forwarding/retry",
+    name: "DICOM forwarding retry",
+    method: "POST",
+    path: "/admin/forwarding/retry",
+    rule: "admin",
+  },
+  {
     route: "POST /admin/objects/sweep",
     name: "object sweep",
     method: "POST",
