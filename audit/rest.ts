@@ -23,6 +23,21 @@ export function describeRequest(method: string, path: string, search: string): D
   if (seg[0] === "dicomweb") {
     const qido = /\/(studies|series|instances)$/.test(path) && m === "GET";
     const study = seg[1] === "studies" && seg[2] ? seg[2] : undefined;
+    if (m === "DELETE") {
+      // A deletion names what it deletes: the study, and the series and instance when given.
+      const uids = new URLSearchParams({
+        ...(study ? { StudyInstanceUID: study } : {}),
+        ...(seg[3] === "series" && seg[4] ? { SeriesInstanceUID: seg[4] } : {}),
+        ...(seg[5] === "instances" && seg[6] ? { SOPInstanceUID: seg[6] } : {}),
+      }).toString();
+      return {
+        kind: "rest",
+        subtype: "delete",
+        action: "D",
+        entity: "ImagingStudy",
+        query: uids || undefined,
+      };
+    }
     return {
       kind: "rest",
       subtype: m === "POST" ? "create" : qido ? "search-type" : "read",

@@ -1,22 +1,116 @@
 /**
- * @module WADO-RS rendered resources (PS3.18 8.3.5 / 9.x): one frame as PNG (fast-png) or JPEG
- * (jpeg-js), windowed with `window=center,width,function` (linear, linear-exact, sigmoid per
- * PS3.3 C.11.2.1.2) or the file's own VOI window, else the frame's range; MONOCHROME1 inverted;
- * `viewport=width,height` scales to fit; `quality` for JPEG.
+ * @module WADO-RS rendered resources (PS3.18 8.3.5 / 9.x): one frame as JPEG (jpeg-js), PNG
+ * (fast-png) or GIF (codec/gif.ts), windowed with `window=center,width,function` (linear,
+ * linear-exact, sigmoid per PS3.3 C.11.2.1.2) or the file's own VOI window, else the frame's range;
+ * MONOCHROME1 inverted; `viewport=width,height` scales to fit, aspect kept; `quality` for JPEG.
+ * The media type is negotiated here (`acceptRendered`): the `accept` query parameter, when given,
+ * takes precedence over the Accept header (PS3.18 8.3.3.1).
  */
 import type { DataSet } from "dicom-parser";
 import { encode as encodePng } from "fast-png";
 import jpeg from "jpeg-js";
 import { DicomwebError } from "./errors.ts";
 import { decodeFrame, PixelDecodeError, pixelInfo } from "./codec/pixels.ts";
+import { encodeGif } from "./codec/gif.ts";
+import { parseMediaType } from "./codec/multipart.ts";
 
-export type RenderedType = "image/png" | "image/jpeg";
+export type RenderedType = "image/jpeg" | "image/png" | "image/gif";
+/** The rendered media types produced here, the default (PS3.18 Table 8.7.4-1) first. */
+export const RENDERED_TYPES: readonly RenderedType[] = ["image/jpeg", "image/png", "image/gif"];
 
 export interface RenderParams {
   window?: { center: number; width: number; fn: "linear" | "linear-exact" | "sigmoid" };
   viewport?: { width: number; height: number };
+  /** Scale down to fit the viewport, never up (thumbnails without an asked viewport). */
+  shrinkOnly?: boolean;
   quality: number;
   type: RenderedType;
+}
+
+/** The negotiated answer: one image of `type`, or a multipart/related of them. */
+export interface RenderedAccept {
+  type: RenderedType;
+  multipart: boolean;
+}
+
+/** Media types of DICOM (not rendered) representations, for the PS3.18 8.7.5 conflict check. */
+const DICOM_TYPES = new Set([
+  "application/dicom",
+  "application/dicom+json",
+  "application/dicom+xml",
+  "application/octet-stream",
+]);
+
+/**
+ * Chooses the rendered media type of a response. The Acceptable Media Types are those of the
+ * `accept` query parameter when it is present (it takes precedence, PS3.18 8.3.3.1; a client such
+ * as OHIF sends `?accept=image/jpeg` with a multipart Accept header), else of the Accept header,
+ * else image/jpeg. Ranges are taken by q-value (0 excludes), then in the order listed. A resource
+ * that is `single` image (instance, one frame, thumbnail) is answered with a bare image, or a
+ * multipart/related of one when only that is acceptable; other resources (study, series, a list of
+ * frames) are multipart/related only, so bare image types are ignored for them (PS3.18 10.4.4).
+ * 406 when nothing acceptable can be produced; 400 when DICOM and rendered types are both listed
+ * (PS3.18 8.7.5).
+ */
+export function acceptRendered(
+  query: URLSearchParams,
+  header: string | undefined,
+  single: boolean,
+): RenderedAccept {
+  const fromQuery = query.getAll("accept").filter((v) => v.trim()).join(",");
+  const list = fromQuery || header?.trim() || "";
+  const source = fromQuery ? "accept query parameter" : "Accept header";
+  if (!list) return { type: "image/jpeg", multipart: !single };
+  const candidates: (RenderedAccept & { q: number })[] = [];
+  let dicom = false;
+  let rendered = false;
+  for (const range of list.split(/,(?=(?:[^"]*"[^"]*")*[^"]*$)/)) {
+    let media;
+    try {
+      media = parseMediaType(range.trim());
+    } catch {
+      continue; // not valid: ignored (PS3.18 8.7.7)
+    }
+    const q = media.params.q === undefined ? 1 : Number(media.params.q);
+    if (!(q > 0 && q <= 1)) continue;
+    const inner = media.type === "multipart/related"
+      ? (media.params.type ?? "").toLowerCase().split(";")[0].trim()
+      : undefined;
+    if (DICOM_TYPES.has(media.type) || (inner && DICOM_TYPES.has(inner))) {
+      dicom = true;
+      continue;
+    }
+    if (inner !== undefined || media.type === "multipart/*") {
+      // multipart/related with no type, or multipart/*: rendered images of the default type.
+      const type = RENDERED_TYPES.find((t) => t === inner) ??
+        (!inner || inner === "image/*" || inner === "*/*" ? "image/jpeg" : undefined);
+      if (inner?.startsWith("image/")) rendered = true;
+      if (type) candidates.push({ type, multipart: true, q });
+      continue;
+    }
+    if (media.type.startsWith("image/") && media.type !== "image/*") rendered = true;
+    const type = RENDERED_TYPES.find((t) => t === media.type) ??
+      (media.type === "image/*" || media.type === "*/*" ? "image/jpeg" : undefined);
+    if (!type) continue;
+    if (single) candidates.push({ type, multipart: false, q });
+    else if (media.type === "*/*") candidates.push({ type, multipart: true, q });
+  }
+  if (dicom && rendered) {
+    throw new DicomwebError(
+      400,
+      `The ${source} "${list}" lists both DICOM and rendered media types; ask for one or the other (PS3.18 8.7.5)`,
+    );
+  }
+  // Stable: equal q-values keep the order listed.
+  const best = candidates.sort((a, b) => b.q - a.q)[0];
+  if (best) return { type: best.type, multipart: best.multipart };
+  const offer = RENDERED_TYPES.join(", ");
+  throw new DicomwebError(
+    406,
+    single
+      ? `Cannot answer the ${source} "${list}": this rendered resource is ${offer}, or multipart/related; type="<one of those>"`
+      : `Cannot answer the ${source} "${list}": rendered studies, series and frame lists are multipart/related; type="image/jpeg" (or image/png, image/gif); a bare image type is for one image`,
+  );
 }
 
 /** Reads `window`, `viewport` and `quality`; 400 for malformed values. */
@@ -98,16 +192,18 @@ export function renderFrame(ds: DataSet, frame: number, p: RenderParams): Uint8A
   let width = info.cols;
   let height = info.rows;
   if (p.viewport) {
-    const scale = Math.min(p.viewport.width / width, p.viewport.height / height);
+    let scale = Math.min(p.viewport.width / width, p.viewport.height / height);
+    if (p.shrinkOnly) scale = Math.min(1, scale);
     const w = Math.max(1, Math.round(width * scale));
     const h = Math.max(1, Math.round(height * scale));
-    gray = resize(gray, width, height, w, h, channels);
+    if (w !== width || h !== height) gray = resize(gray, width, height, w, h, channels);
     width = w;
     height = h;
   }
   if (p.type === "image/png") {
     return encodePng({ width, height, data: gray, channels, depth: 8 });
   }
+  if (p.type === "image/gif") return encodeGif({ width, height, data: gray, channels });
   const rgba = new Uint8Array(width * height * 4);
   for (let i = 0; i < width * height; i++) {
     rgba[i * 4] = gray[i * channels];

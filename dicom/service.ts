@@ -11,8 +11,17 @@ import * as wado from "./wado.ts";
 import { parseDataSet } from "./codec/dataset.ts";
 import { DicomwebError } from "./errors.ts";
 import { renderFrame, type RenderParams } from "./rendered.ts";
+import { type RenderedParts, renderedResource } from "./rendered_parts.ts";
+import { thumbnail } from "./thumbnail.ts";
 import { stowZip, type ZipStowResult } from "./stow_zip.ts";
 import { niftiFile, type NiftiUpload, type NiftiVolume, uploadNifti } from "./nifti_upload.ts";
+import {
+  deleteDicom,
+  type DeleteTarget,
+  type DicomDeletion,
+  refuseImagingStudyDelete,
+} from "./delete.ts";
+import { type MissingResult, sweepMissingObjects } from "./sweep.ts";
 
 export interface DicomService {
   readonly deps: DicomContext;
@@ -26,6 +35,18 @@ export interface DicomService {
   stowZip(body: ReadableStream<Uint8Array>, study?: string): Promise<ZipStowResult>;
   /** Frame `frame` (1-based) of an instance as an image. */
   rendered(target: Required<wado.Target>, frame: number, params: RenderParams): Promise<Uint8Array>;
+  /** A study, series or instance (every frame, or the 1-based `frames`) as rendered parts. */
+  renderedParts(
+    target: wado.Target,
+    params: RenderParams,
+    frames?: number[],
+  ): Promise<RenderedParts>;
+  /** The thumbnail of a study, series, instance or (1-based `frame`) frame (thumbnail.ts). */
+  thumbnail(
+    target: wado.Target,
+    frame: number | undefined,
+    params: RenderParams,
+  ): Promise<Uint8Array>;
   qido(req: Omit<QidoRequest, "base">): Promise<QidoResult>;
   instances(target: wado.Target): ReturnType<typeof wado.instancesOf>;
   /** Splits the rows by whether their objects exist; 404 when none does. */
@@ -41,12 +62,24 @@ export interface DicomService {
   bulkData(target: Required<wado.Target>, path: string[]): Promise<Uint8Array>;
   uploadNifti(upload: NiftiUpload): Promise<NiftiVolume>;
   niftiFile(id: string): ReturnType<typeof niftiFile>;
+  /** Deletes a study, series or instance: rows, then objects (`delete.ts`); 404 when absent. */
+  delete(target: DeleteTarget): Promise<DicomDeletion>;
+  /**
+   * Finds instance rows whose object is missing (`sweep.ts`); with `remove`, deletes them as
+   * DICOMweb DELETE of those instances would, keeping the derived results (a repair, not an
+   * erasure), and answers each study's deletion.
+   */
+  sweepMissing(
+    options: { olderThanMs: number; now?: number; remove?: boolean },
+  ): Promise<MissingResult & { deletions: DicomDeletion[] }>;
   onStudyStable(listener: (event: StudyStableEvent) => void | Promise<void>): () => void;
   close(): void;
 }
 
 export async function createDicomService(deps: DicomContext): Promise<DicomService> {
   await ensureEndpoint(deps);
+  // An ImagingStudy the index made goes with its study, never on its own (`delete.ts`).
+  (deps.fhir.deleteChecks ??= new Map()).set("ImagingStudy", refuseImagingStudyDelete);
   const one = async (t: Required<wado.Target>) => (await wado.instancesOf(deps, t))[0];
   // What was stored (or sent again: a delivery lost before may be queued now) goes to the
   // destinations too. Queued before the answer: a client that saw success finds it queued.
@@ -72,6 +105,8 @@ export async function createDicomService(deps: DicomContext): Promise<DicomServi
       if (!bytes) throw new DicomwebError(404, `The bytes of instance ${row.sop_uid} are missing`);
       return renderFrame(parseDataSet(bytes), frame - 1, params);
     },
+    renderedParts: (t, params, frames) => renderedResource(deps, t, params, frames),
+    thumbnail: (t, frame, params) => thumbnail(deps, t, frame, params),
     qido: (req) => qido(deps.db, { ...req, base: deps.dicomwebBase }),
     instances: (t) => wado.instancesOf(deps, t),
     storedInstances: (t, rows) => wado.storedInstances(deps, t, rows),
@@ -81,6 +116,24 @@ export async function createDicomService(deps: DicomContext): Promise<DicomServi
     bulkData: async (t, path) => wado.bulkData(deps, await one(t), path),
     uploadNifti: (upload) => uploadNifti(deps, upload),
     niftiFile: (id) => niftiFile(deps, id),
+    delete: (target) => deleteDicom(deps, target),
+    async sweepMissing({ remove, ...options }) {
+      const deletions: DicomDeletion[] = [];
+      const result = await sweepMissingObjects(deps, {
+        ...options,
+        remove: remove
+          ? async (studyUid, rows) => {
+            const d = await deleteDicom(deps, { studyUid }, {
+              sopUids: rows.map((r) => r.sop_uid),
+              derived: false,
+            });
+            if (d.instances) deletions.push(d);
+            return d.instances;
+          }
+          : undefined,
+      });
+      return { ...result, deletions };
+    },
     // The listeners (analysis rules) read the ImagingStudy: exact before they run.
     onStudyStable: (listener) =>
       deps.stability.onStable(async (e) => {

@@ -7,12 +7,14 @@
  * which keys they hold, and deletes the rest that are older than `olderThanMs` (an upload still in
  * progress is younger). Keys of another shape are left alone. One replica runs it every
  * OBJECT_SWEEP_HOURS (a claim in `maintenance_claim`); admins can run it now
- * (`POST /admin/objects/sweep`).
+ * (`POST /admin/objects/sweep`). The other way round, rows whose object is missing
+ * (`sweepMissingObjects`) are reported, and removed only when an admin asks.
  */
 import type { Db } from "../db/db.ts";
 import { instanceObjectKeys } from "../db/dicom_repo.ts";
 import { claimMaintenance } from "../db/maintenance_repo.ts";
 import type { ObjectStore } from "../db/object_store.ts";
+import { type DeletedInstance, instancesOfStudies, studyPage } from "./delete_repo.ts";
 
 export interface SweepResult {
   /** Objects listed under `dicom/`. */
@@ -72,6 +74,80 @@ export async function sweepUnindexedObjects(
   return result;
 }
 
+/** What the sweep of rows without objects found (`sweepMissingObjects`). */
+export interface MissingResult {
+  /** Instance rows checked: those last written before the cutoff. */
+  checked: number;
+  /** Rows whose object is not in the store. */
+  missing: number;
+  /** Of those, the rows removed (asked for, by `remove`). */
+  removed: number;
+  /** Up to 20 of the missing, as `study/series/sop`. */
+  examples: string[];
+  /** Why the rows were not removed though asked, if they were not. */
+  refused?: string;
+}
+
+const STUDY_PAGE = 50;
+const EXAMPLES = 20;
+
+/**
+ * Rows without objects: the instance rows (last written before the cutoff) whose object the store
+ * does not hold, found one study at a time (one listing of the study's folder on S3). A deletion
+ * removes rows before objects and STOW-RS puts objects before rows, so such a row means bytes lost
+ * outside the service (or a store that is not the one the rows were written to). They are
+ * reported; with `remove` (an admin asking: `?missing=remove`) each study's missing rows are
+ * passed to it once checked again one by one, unless the store holds no DICOM object at all: a
+ * store mounted wrong must not empty the index.
+ */
+export async function sweepMissingObjects(
+  deps: { db: Db; store: ObjectStore },
+  options: {
+    olderThanMs: number;
+    now?: number;
+    remove?: (studyUid: string, rows: DeletedInstance[]) => Promise<number>;
+  },
+): Promise<MissingResult> {
+  const cutoff = new Date((options.now ?? Date.now()) - options.olderThanMs);
+  const result: MissingResult = { checked: 0, missing: 0, removed: 0, examples: [] };
+  let remove = options.remove;
+  if (remove) {
+    let any = false;
+    for await (const _ of deps.store.list("dicom/")) {
+      any = true;
+      break;
+    }
+    if (!any) {
+      remove = undefined;
+      result.refused = "the object store holds no DICOM object at all: is it the right one?";
+    }
+  }
+  for (let after = "";;) {
+    const studies = await studyPage(deps.db, after, STUDY_PAGE);
+    if (!studies.length) break;
+    after = studies[studies.length - 1];
+    const byStudy = Map.groupBy(
+      await instancesOfStudies(deps.db, studies, cutoff),
+      (r) => r.study_uid,
+    );
+    for (const [studyUid, rows] of byStudy) {
+      result.checked += rows.length;
+      const present = await deps.store.existing(rows.map((r) => r.object_key));
+      let missing = rows.filter((r) => !present.has(r.object_key));
+      if (!missing.length) continue;
+      result.missing += missing.length;
+      for (const r of missing.slice(0, EXAMPLES - result.examples.length)) {
+        result.examples.push(`${r.study_uid}/${r.series_uid}/${r.sop_uid}`);
+      }
+      if (!remove) continue;
+      const heads = await Promise.all(missing.map((r) => deps.store.head(r.object_key)));
+      missing = missing.filter((_, i) => !heads[i]);
+      if (missing.length) result.removed += await remove(studyUid, missing);
+    }
+  }
+  return result;
+}
+
 /**
  * Runs the sweep every `everyHours` on whichever replica claims it (the first try a few minutes
  * after start); `close()` stops the timer. Failures are logged and tried at the next period.
@@ -93,6 +169,11 @@ export function scheduleObjectSweep(
       if (!(await claimMaintenance(deps.db, "object-sweep", everyMs))) return;
       const result = await sweepUnindexedObjects(deps, { olderThanMs: options.olderThanMs });
       deps.log("info", "object sweep done", { ...result });
+      // Rows without objects are reported, never removed unasked (`POST /admin/objects/sweep`).
+      const missing = await sweepMissingObjects(deps, { olderThanMs: options.olderThanMs });
+      if (missing.missing) {
+        deps.log("warn", "instance rows whose object is missing from the store", { ...missing });
+      }
     } catch (e) {
       deps.log("warn", "object sweep failed", { error: String(e) });
     }

@@ -2,6 +2,7 @@
  * @module What FHIR interactions need from their caller: the database, the server's settings and
  * who is calling (`FhirContext`); the shape of an operation's handler and of `interact` itself.
  */
+import type { Resource } from "@medplum/fhirtypes";
 import type { Db, Sql } from "../db/db.ts";
 import type { EndpointPattern } from "../platform/endpoint_patterns.ts";
 import type { Caller } from "../auth/access.ts";
@@ -32,6 +33,12 @@ export interface FhirContext {
   maxCount: number;
   /** Operations by `Type/$name` (e.g. `ImagingStudy/$analyze`). */
   operations?: Map<string, OperationHandler>;
+  /**
+   * Checks by type, run in the deletion's transaction before a resource of that type is deleted
+   * (on its own, conditionally or in a Bundle); one refuses by throwing a FhirError. The DICOM
+   * layer refuses an ImagingStudy whose study's images it stores (`dicom/delete.ts`).
+   */
+  deleteChecks?: Map<string, (sql: Sql, resource: Resource) => Promise<void>>;
   /**
    * SUBSCRIPTION_ENDPOINTS: where Subscriptions may notify (empty or absent: any http(s) URL).
    * Read on every write and delivery, so a change at run time applies at once (tests tighten it).

@@ -254,6 +254,9 @@ export async function remove(
     await assertInScope(ctx, sql, { resourceType: type, id } as Resource, "delete");
   }
   checkIfMatch(options.ifMatch, current.version, type, id);
+  if (!current.deleted) {
+    await ctx.deleteChecks?.get(type)?.(sql, current.content as unknown as Resource);
+  }
   if (current.deleted) {
     return {
       resource: { resourceType: type, id } as Resource,

@@ -3,7 +3,8 @@
  * percentiles per route class and overall, last hour and last day), `GET /admin/queue` (admins:
  * the analysis queue's depth by state and its latest dead letters) and `GET /metrics`
  * (Prometheus text format), readable by admins or with the scrape token METRICS_TOKEN, and
- * `POST /admin/objects/sweep?olderThanMinutes=60` (admins: remove DICOM objects without a row now),
+ * `POST /admin/objects/sweep?olderThanMinutes=60&missing=report|remove` (admins: remove DICOM
+ * objects without a row now; report instance rows without an object, or remove them when asked),
  * `GET /admin/forwarding` (admins: the DICOM destinations, their deliveries by state and the
  * delivery log) and `POST /admin/forwarding/retry` (admins: queue dead deliveries again).
  */
@@ -15,6 +16,7 @@ import { PROMETHEUS_CONTENT_TYPE } from "../observability/stats.ts";
 import type { Services } from "./env.ts";
 import type { ForwardState } from "../dicom/forward/forward_repo.ts";
 import { OBJECT_SWEEP_MIN_AGE_MS, sweepUnindexedObjects } from "../dicom/sweep.ts";
+import { recordDeletion } from "./dicomweb.ts";
 
 export function adminRoutes(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -65,8 +67,20 @@ export function adminRoutes(services: Services): Hono<AppEnv> {
     if (!Number.isFinite(minutes) || minutes < 0) {
       throw fhirError(400, "invalid", "olderThanMinutes must be a number of minutes, 0 or more");
     }
+    const missing = c.req.query("missing") ?? "report";
+    if (missing !== "report" && missing !== "remove") {
+      throw fhirError(400, "invalid", "missing must be report (the default) or remove");
+    }
     const result = await sweepUnindexedObjects(services, { olderThanMs: minutes * 60_000 });
-    return c.json(result, 200, { "Cache-Control": "no-store" });
+    // Rows whose object is gone: reported, or removed when asked (an index repair, audited).
+    const { deletions, ...rows } = await services.dicom.sweepMissing({
+      olderThanMs: minutes * 60_000,
+      remove: missing === "remove",
+    });
+    for (const d of deletions) {
+      recordDeletion(services, c, d, "removed by the object sweep, its objects being missing");
+    }
+    return c.json({ ...result, rowsWithoutObjects: rows }, 200, { "Cache-Control": "no-store" });
   });
   return app;
 }

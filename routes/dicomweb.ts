@@ -1,12 +1,15 @@
 /**
  * @module HTTP for DICOMweb at /dicomweb (PS3.18): STOW-RS (multipart/related or a single
- * application/dicom body), WADO-RS (instances, metadata, frames, bulk data) and QIDO-RS
- * (studies, series, instances). Media types are negotiated here; the work is in `dicom/`.
+ * application/dicom body), WADO-RS (instances, metadata, frames, bulk data), QIDO-RS
+ * (studies, series, instances) and DELETE of a study, series or instance (administrators, as
+ * Google Cloud Healthcare and Azure DICOM services offer). Media types are negotiated here; the
+ * work is in `dicom/`.
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
 import type { AppEnv } from "./env.ts";
-import { compartmentFor, requireAccess } from "../auth/access.ts";
+import { compartmentFor, requireAccess, requireAdmin } from "../auth/access.ts";
+import { describeDeletion, type DicomDeletion } from "../dicom/delete.ts";
 import { studyOfPatient } from "../db/dicom_repo.ts";
 import { DicomwebError } from "../dicom/errors.ts";
 import { newBoundary, parseMediaType, writeMultipart } from "../dicom/codec/multipart.ts";
@@ -14,7 +17,7 @@ import type { OutgoingPart } from "../dicom/codec/multipart.ts";
 import type { QidoLevel } from "../dicom/qido.ts";
 import type { StowResult } from "../dicom/stow.ts";
 import { RETRY_AFTER_SECONDS } from "../db/unavailable.ts";
-import { type RenderedType, renderParams } from "../dicom/rendered.ts";
+import { renderedRoutes } from "./dicomweb_rendered.ts";
 import type { Services } from "./env.ts";
 
 const DICOM_JSON = "application/dicom+json";
@@ -74,15 +77,19 @@ export function dicomwebRoutes(services: Services): Hono<AppEnv> {
     }
     return c.body(JSON.stringify(result.body), result.status, headers);
   };
-  // DICOMweb is ImagingStudy access: QIDO-RS searches, WADO-RS reads, STOW-RS creates. A token
-  // bound to a patient reads and searches that patient's studies only, and never writes here.
+  // DICOMweb is ImagingStudy access: QIDO-RS searches, WADO-RS reads, STOW-RS creates, DELETE
+  // (admins only) deletes. A token bound to a patient reads and searches that patient's studies
+  // only, and never writes here.
   app.use("*", async (c, next) => {
     const method = c.req.method.toUpperCase();
     const path = c.req.path;
     const caller = c.get("caller");
     if (method === "POST") requireAccess(caller, "ImagingStudy", "create");
-    else if (method === "DELETE") requireAccess(caller, "ImagingStudy", "delete");
-    else {
+    else if (method === "DELETE") {
+      // Deletion removes images for good: administrators only (with the delete scope).
+      requireAdmin(caller);
+      requireAccess(caller, "ImagingStudy", "delete");
+    } else {
       const patient = compartmentFor(caller, "ImagingStudy", searching(path) ? "search" : "read");
       const study = /\/studies\/([^/]+)/.exec(path)?.[1];
       if (patient !== undefined && study && !(await studyOfPatient(services.db, study, patient))) {
@@ -204,22 +211,59 @@ export function dicomwebRoutes(services: Services): Hono<AppEnv> {
       "application/octet-stream",
     );
   });
-  const rendered = async (c: Context<AppEnv>, frame: number) => {
-    const type = acceptImage(c);
-    const params = renderParams(new URL(c.req.url).searchParams, type);
-    const image = await dicom.rendered(instanceTarget(c), frame, params);
-    return c.body(image as Uint8Array<ArrayBuffer>, 200, { "Content-Type": type });
-  };
-  app.get(`${inst}/rendered`, (c) => rendered(c, 1));
-  app.get(`${inst}/frames/:frames/rendered`, (c) => {
-    const first = c.req.param("frames").split(",")[0].trim();
-    if (!/^[1-9]\d*$/.test(first)) throw new DicomwebError(400, `Bad frame number "${first}"`);
-    return rendered(c, Number(first));
+  // Rendered and thumbnail resources of studies, series, instances and frames.
+  renderedRoutes(app, dicom, {
+    study: `/studies/:study{${UID}}`,
+    series: `/studies/:study{${UID}}/series/:series{${UID}}`,
+    instance: inst,
   });
+  // Deletion of a study, series or instance (admins): the index, then the objects; 204 or 404.
+  const remove = async (c: Context<AppEnv>) => {
+    const deletion = await dicom.delete({
+      studyUid: c.req.param("study")!,
+      seriesUid: c.req.param("series"),
+      sopUid: c.req.param("instance"),
+    });
+    recordDeletion(services, c, deletion);
+    return c.body(null, 204);
+  };
+  app.delete(`/studies/:study{${UID}}`, remove);
+  app.delete(`/studies/:study{${UID}}/series/:series{${UID}}`, remove);
+  app.delete(`/studies/:study{${UID}}/series/:series{${UID}}/instances/:instance{${UID}}`, remove);
   app.all("/*", () => {
     throw new DicomwebError(404, "No such DICOMweb resource");
   });
   return app;
+}
+
+/**
+ * The AuditEvent of a deletion of DICOM data, besides the request's own: what went (the
+ * ImagingStudy, the instances, the derived resources, where copies had been sent), by whom.
+ */
+export function recordDeletion(
+  services: Services,
+  c: Context<AppEnv>,
+  deletion: DicomDeletion,
+  why?: string,
+): void {
+  const caller = c.get("caller");
+  const { studyUid, seriesUid, sopUid } = deletion.target;
+  services.audit.record({
+    kind: "rest",
+    subtype: "delete",
+    action: "D",
+    status: 200,
+    agent: { kind: caller.kind, id: caller.sub, name: caller.name ?? caller.clientId },
+    entity: deletion.imagingStudy ?? "ImagingStudy",
+    query: new URLSearchParams({
+      StudyInstanceUID: studyUid,
+      ...(seriesUid ? { SeriesInstanceUID: seriesUid } : {}),
+      ...(sopUid ? { SOPInstanceUID: sopUid } : {}),
+    }).toString(),
+    patient: deletion.patient,
+    requestId: c.get("requestId"),
+    description: describeDeletion(deletion, why),
+  });
 }
 
 async function* iterate(parts: OutgoingPart[]): AsyncGenerator<OutgoingPart> {
@@ -311,16 +355,4 @@ function warningHeader(notes: string[]): string | undefined {
   );
   if (notes.length > 20) shown.push(`299 - "and ${notes.length - 20} more"`);
   return shown.join(", ");
-}
-
-/** Accept for rendered resources: image/jpeg (the default) or image/png. */
-function acceptImage(c: Context<AppEnv>): RenderedType {
-  const accept = c.req.header("accept");
-  if (!accept) return "image/jpeg";
-  for (const range of accept.split(",")) {
-    const t = range.split(";")[0].trim().toLowerCase();
-    if (t === "image/png") return "image/png";
-    if (t === "image/jpeg" || t === "image/*" || t === "*/*") return "image/jpeg";
-  }
-  throw new DicomwebError(406, `Rendered images are image/jpeg or image/png, not ${accept}`);
 }

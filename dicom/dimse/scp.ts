@@ -15,7 +15,6 @@ import type { Socket } from "node:net";
 import { Writable } from "node:stream";
 import type { DimseConfig } from "../../platform/config.ts";
 import type { Logger } from "../../platform/log.ts";
-import type { AuditRecord } from "../../audit/log.ts";
 import type { DicomService } from "../service.ts";
 import type { ObjectStore } from "../../db/object_store.ts";
 import type { Db } from "../../db/db.ts";
@@ -39,6 +38,18 @@ const { Server, Scp, Dataset } = d;
 const { CEchoResponse, CFindResponse, CStoreResponse, CGetResponse, CMoveResponse } = d.responses;
 const { Status, PresentationContextResult, RejectResult, RejectSource, RejectReason } = d.constants;
 d.log.setLevel("silent");
+
+/** What the audit trail takes of an association (audit/log.ts's AuditRecord, kind dimse). */
+interface AuditRecord {
+  kind: "dimse";
+  subtype: string;
+  action: "E";
+  status: number;
+  agent: { kind: "client"; id: string; name?: string };
+  address?: string;
+  entity?: string;
+  description?: string;
+}
 
 export interface DimseDeps {
   config: DimseConfig;

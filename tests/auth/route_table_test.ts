@@ -283,6 +283,24 @@ const ROWS: Row[] = [
     init: { headers: { "Content-Type": "application/dicom" }, body: "not dicom" },
     rule: WRITE,
   },
+  // Downloads as ZIP (read) and the de-identified copy of a study (create, and read).
+  ...([
+    [`GET ${D}/archive`, `/dicomweb/studies/${UID}/archive`],
+    [`GET ${S}/archive`, `/dicomweb/studies/${UID}/series/${UID}/archive`],
+  ] as [string, string][]).map(([route, path]): Row => ({
+    route,
+    name: `DICOMweb ${route.split(" ")[1].split("/").slice(2).join("/")}`,
+    method: "GET",
+    path,
+    rule: READ_ALL,
+  })),
+  {
+    route: `POST ${D}/$deidentify`,
+    name: "DICOMweb $deidentify",
+    method: "POST",
+    path: `/dicomweb/studies/${UID}/$deidentify`,
+    rule: WRITE,
+  },
   ...([
     ["GET /dicomweb/studies", "/dicomweb/studies"],
     ["GET /dicomweb/series", "/dicomweb/series"],
@@ -300,12 +318,30 @@ const ROWS: Row[] = [
     [`GET ${I}/bulkdata/*`, `${inst}/bulkdata/7FE00010`],
     [`GET ${I}/rendered`, `${inst}/rendered`],
     [`GET ${I}/frames/:frames/rendered`, `${inst}/frames/1/rendered`],
+    [`GET ${D}/rendered`, `/dicomweb/studies/${UID}/rendered`],
+    [`GET ${S}/rendered`, `/dicomweb/studies/${UID}/series/${UID}/rendered`],
+    [`GET ${D}/thumbnail`, `/dicomweb/studies/${UID}/thumbnail`],
+    [`GET ${S}/thumbnail`, `/dicomweb/studies/${UID}/series/${UID}/thumbnail`],
+    [`GET ${I}/thumbnail`, `${inst}/thumbnail`],
+    [`GET ${I}/frames/:frames/thumbnail`, `${inst}/frames/1/thumbnail`],
   ] as [string, string][]).map(([route, path]): Row => ({
     route,
     name: `DICOMweb ${route.split(" ")[1].split("/").slice(2).join("/") || "studies"}`,
     method: "GET",
     path,
     rule: READ_ALL,
+  })),
+  // DICOMweb deletion: administrators only.
+  ...([
+    [`DELETE ${D}`, `/dicomweb/studies/${UID}`],
+    [`DELETE ${S}`, `/dicomweb/studies/${UID}/series/${UID}`],
+    [`DELETE ${I}`, inst],
+  ] as [string, string][]).map(([route, path]): Row => ({
+    route,
+    name: `DICOMweb delete ${route.split(" ")[1].split("/").slice(2).join("/")}`,
+    method: "DELETE",
+    path,
+    rule: "admin",
   })),
   {
     route: "ALL /dicomweb/*",
