@@ -5,7 +5,8 @@
  */
 import dicomParser, { type DataSet } from "dicom-parser";
 import { inflateSync } from "fflate";
-import { decoderFor, dictionaryVr } from "./dicom_json.ts";
+import { decodeValue } from "./charset.ts";
+import { dataSetCharset, dictionaryVr } from "./dicom_json.ts";
 
 const OPTIONS = {
   inflater(bytes: Uint8Array, position: number): Uint8Array {
@@ -44,13 +45,16 @@ const PATIENT_STUDY: [keyword: string, tag: string, type2: boolean][] = [
  * lacks are empty strings.
  */
 export function patientStudyAttributes(ds: DataSet): Record<string, string> {
-  const decoder = decoderFor(ds.string("x00080005"));
+  const charset = dataSetCharset(ds);
   const out: Record<string, string> = {};
   for (const [keyword, tag, type2] of PATIENT_STUDY) {
     const el = ds.elements[tag];
     const value = el && el.length > 0
-      ? decoder.decode(ds.byteArray.subarray(el.dataOffset, el.dataOffset + el.length))
-        .replace(/[\0 ]+$/, "").trim()
+      ? decodeValue(
+        charset,
+        ds.byteArray.subarray(el.dataOffset, el.dataOffset + el.length),
+        el.vr ?? dictionaryVr(tag.slice(1).toUpperCase()),
+      ).replace(/[\0 ]+$/, "").trim()
       : undefined;
     if (value || type2) out[keyword] = value ?? "";
   }

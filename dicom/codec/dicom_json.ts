@@ -5,6 +5,7 @@
  */
 import dcmjs from "dcmjs";
 import type { DataSet, Element } from "dicom-parser";
+import { charsetFor, decodeValue, type DicomCharset } from "./charset.ts";
 
 export type DicomJsonValue = string | number | Record<string, string> | DicomJson;
 export interface DicomJsonAttribute {
@@ -52,27 +53,38 @@ export function dictionaryVr(tag: string): string {
   return vr;
 }
 
-/** Text decoding by Specific Character Set (0008,0005); ASCII and Latin-1 otherwise. */
-export function decoderFor(charset: string | undefined): TextDecoder {
-  const sets = (charset ?? "").split("\\").map((s) => s.trim().toUpperCase());
-  if (sets.includes("ISO_IR 192")) return new TextDecoder("utf-8");
-  if (sets.includes("GB18030") || sets.includes("GBK")) return new TextDecoder("gb18030");
-  if (sets.includes("ISO_IR 144")) return new TextDecoder("iso-8859-5");
-  if (sets.includes("ISO_IR 127")) return new TextDecoder("iso-8859-6");
-  if (sets.includes("ISO_IR 126")) return new TextDecoder("iso-8859-7");
-  if (sets.includes("ISO_IR 138")) return new TextDecoder("iso-8859-8");
-  if (sets.includes("ISO_IR 13")) return new TextDecoder("shift_jis");
-  return new TextDecoder("windows-1252");
-}
-
 export interface ConvertOptions {
-  decoder: TextDecoder;
+  /**
+   * The character set inherited from the enclosing data set (PS3.5 7.5.3); a data set with its
+   * own Specific Character Set (0008,0005) uses that. Absent: the default repertoire.
+   */
+  charset?: DicomCharset;
   /** Problems worth a STOW warning (values that are not what their VR says). */
   warnings: string[];
 }
 
+/**
+ * The character set of a data set: its own Specific Character Set (0008,0005), else the one it
+ * inherits; an unknown defined term is a warning (its values are read as the default repertoire).
+ */
+export function dataSetCharset(
+  ds: DataSet,
+  inherited?: DicomCharset,
+  warnings?: string[],
+): DicomCharset {
+  if (!ds.elements.x00080005) return inherited ?? charsetFor(undefined);
+  const charset = charsetFor(ds.string("x00080005"));
+  for (const term of charset.unknown) {
+    const note = `Specific Character Set "${term}" is unknown: read as the default repertoire`;
+    if (warnings && !warnings.includes(note)) warnings.push(note);
+  }
+  return charset;
+}
+
 /** Converts a data set (top level or a sequence item); `path` is the tag path so far. */
 export function toDicomJson(ds: DataSet, opts: ConvertOptions, path = ""): DicomJson {
+  const charset = dataSetCharset(ds, opts.charset, opts.warnings);
+  if (charset !== opts.charset) opts = { ...opts, charset };
   const out: DicomJson = {};
   const tags = Object.keys(ds.elements).sort();
   for (const key of tags) {
@@ -138,12 +150,18 @@ function attribute(
     }
     return { vr, Value: values };
   }
-  const raw = cleanText(
-    opts.decoder.decode(ds.byteArray.subarray(el.dataOffset, el.dataOffset + el.length)),
-    tag,
+  const decoded = decodeValue(
+    opts.charset ?? charsetFor(undefined),
+    ds.byteArray.subarray(el.dataOffset, el.dataOffset + el.length),
     vr,
-    opts,
   );
+  if (decoded.includes("\uFFFD")) {
+    opts.warnings.push(
+      `(${tag.slice(0, 4)},${tag.slice(4)}) ${vr} value has bytes its character set does not ` +
+        "define (read as U+FFFD)",
+    );
+  }
+  const raw = cleanText(decoded, tag, vr, opts);
   if (TEXT_VRS.has(vr)) {
     const text = raw.replace(/[\0 ]+$/, "");
     return text ? { vr, Value: [text] } : { vr };
@@ -173,12 +191,12 @@ function attribute(
 
 /**
  * Drops NULs inside a value (padding belongs only at the end; Postgres text cannot hold them) and
- * turns other control characters into `?` (text VRs keep tab, CR, LF, FF; all keep ESC for
- * ISO 2022 code extensions), with a warning: the value was coerced.
+ * turns other control characters into `?` (text VRs keep tab, CR, LF, FF; ISO 2022 escape
+ * sequences are gone once decoded, so a stray ESC is one), with a warning: the value was coerced.
  */
 function cleanText(raw: string, tag: string, vr: string, opts: ConvertOptions): string {
   const trimmed = raw.replace(/[\0 ]+$/, "");
-  const allowed = TEXT_VRS.has(vr) ? "\t\r\n\f\x1b" : "\x1b";
+  const allowed = TEXT_VRS.has(vr) ? "\t\r\n\f" : "";
   // deno-lint-ignore no-control-regex
   if (!/[\x00-\x1f\x7f]/.test(trimmed)) return raw;
   let changed = false;

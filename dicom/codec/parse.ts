@@ -5,7 +5,7 @@
  */
 import type { DataSet } from "dicom-parser";
 import { parseDataSet } from "./dataset.ts";
-import { decoderFor, type DicomJson, firstNumber, firstString, toDicomJson } from "./dicom_json.ts";
+import { type DicomJson, firstNumber, firstString, toDicomJson } from "./dicom_json.ts";
 
 export class DicomInputError extends Error {
   constructor(message: string) {
@@ -46,8 +46,8 @@ export function parseInstance(bytes: Uint8Array): ParsedInstance {
   try {
     ds = parseDataSet(bytes);
     transferSyntaxUid = ds.string("x00020010")?.replace(/\0/g, "").trim() ?? "";
-    const decoder = decoderFor(ds.string("x00080005"));
-    metadata = toDicomJson(ds, { decoder, warnings });
+    // Strings are decoded by the data set's Specific Character Set (charset.ts).
+    metadata = toDicomJson(ds, { warnings });
     metaSop = ds.string("x00020003")?.replace(/\0/g, "").trim();
   } catch (e) {
     const inner = (e as { exception?: unknown })?.exception ?? e;
