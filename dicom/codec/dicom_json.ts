@@ -240,7 +240,12 @@ function base64(bytes: Uint8Array): string {
 export function firstString(json: DicomJson, tag: string): string | undefined {
   const v = json[tag]?.Value?.[0];
   if (v === undefined || v === null) return undefined;
-  if (typeof v === "object") return (v as Record<string, string>).Alphabetic;
+  if (typeof v === "object") {
+    // A person name: its alphabetic group, else the ideographic or phonetic one (a name written
+    // only in kanji is still a name).
+    const pn = v as Record<string, string>;
+    return pn.Alphabetic || pn.Ideographic || pn.Phonetic || undefined;
+  }
   return String(v);
 }
 

@@ -14,7 +14,7 @@ import {
   normalizeTerm,
 } from "../../../dicom/codec/charset.ts";
 import { parseDataSet, patientStudyAttributes } from "../../../dicom/codec/dataset.ts";
-import { type DicomJson, toDicomJson } from "../../../dicom/codec/dicom_json.ts";
+import { type DicomJson, firstString, toDicomJson } from "../../../dicom/codec/dicom_json.ts";
 import { parseInstance } from "../../../dicom/codec/parse.ts";
 import { backendTest, fhirJson } from "../../_harness.ts";
 import { dicomJson, stow } from "../_dicomweb_util.ts";
@@ -344,3 +344,14 @@ backendTest(
     }
   },
 );
+
+Deno.test("a name written only in ideographic or phonetic characters is still the patient's name", () => {
+  const pn = (v: Record<string, string>) => ({ "00100010": { vr: "PN", Value: [v] } });
+  assert.equal(
+    firstString(pn({ Alphabetic: "Yamada^Taro", Ideographic: "山田^太郎" }), "00100010"),
+    "Yamada^Taro",
+  );
+  assert.equal(firstString(pn({ Ideographic: "山田^太郎" }), "00100010"), "山田^太郎");
+  assert.equal(firstString(pn({ Phonetic: "やまだ^たろう" }), "00100010"), "やまだ^たろう");
+  assert.equal(firstString(pn({}), "00100010"), undefined);
+});
