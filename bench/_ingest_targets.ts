@@ -16,6 +16,8 @@ export interface Target {
   name: string;
   /** DICOMweb base URL, without a trailing slash (STOW at `${dicomweb}/studies`). */
   dicomweb: string;
+  /** Its DIMSE port, where it has one. */
+  dicomPort?: number;
   pid: number;
   /** Where its log is (kept after `stop`). */
   logFile: string;
@@ -52,9 +54,13 @@ export function s3FromEnv(): S3Env | undefined {
 export const BENCH_DATABASE = "fhir_bench_ingest";
 
 /** This service on a recreated `fhir_bench_ingest` and a new bucket `bench-ingest-<random>` or folder. */
-export async function startOurs(adminUrl: string, s3: S3Env | undefined): Promise<Target> {
+export async function startOurs(
+  adminUrl: string,
+  s3: S3Env | undefined,
+  extraEnv: Record<string, string> = {},
+): Promise<Target> {
   const db = await recreateDatabase(adminUrl, BENCH_DATABASE);
-  const env: Record<string, string> = {};
+  const env: Record<string, string> = { ...extraEnv };
   let folder: string | undefined;
   let bucket: string | undefined;
   if (s3) {
@@ -164,6 +170,7 @@ export async function startOrthanc(): Promise<Target & { version: string }> {
     name: "Orthanc",
     version: `Orthanc ${system.Version}, DICOMweb plugin ${plugin.Version ?? "?"}`,
     dicomweb: vars.ORTHANC_DICOMWEB.replace(/\/+$/, ""),
+    dicomPort: Number(env.ORTHANC_DICOM_PORT),
     pid: Number(vars.ORTHANC_PID),
     logFile,
     async errors() {
