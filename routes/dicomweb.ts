@@ -18,6 +18,7 @@ import type { QidoLevel } from "../dicom/qido.ts";
 import type { StowResult } from "../dicom/stow.ts";
 import { RETRY_AFTER_SECONDS } from "../db/unavailable.ts";
 import { renderedRoutes } from "./dicomweb_rendered.ts";
+import { archiveRoutes } from "./dicomweb_archive.ts";
 import type { Services } from "./env.ts";
 
 const DICOM_JSON = "application/dicom+json";
@@ -180,6 +181,11 @@ export function dicomwebRoutes(services: Services): Hono<AppEnv> {
     return c.body(await dicom.metadata(target(c)), 200, { "Content-Type": DICOM_JSON });
   };
   const inst = `/studies/:study{${UID}}/series/:series{${UID}}/instances/:instance{${UID}}`;
+  // ZIP downloads, de-identified ones and $deidentify (first: Accept: application/zip wins).
+  archiveRoutes(app, services, {
+    study: `/studies/:study{${UID}}`,
+    series: `/studies/:study{${UID}}/series/:series{${UID}}`,
+  });
   app.get(`/studies/:study{${UID}}`, retrieve);
   app.get(`/studies/:study{${UID}}/series/:series{${UID}}`, retrieve);
   app.get(inst, retrieve);

@@ -295,7 +295,7 @@ const ROWS: Row[] = [
     rule: READ_ALL,
   })),
   {
-    route: `POST ${D}/$deidentify`,
+    route: `POST ${D}/:operation{\\$deidentify}`,
     name: "DICOMweb $deidentify",
     method: "POST",
     path: `/dicomweb/studies/${UID}/$deidentify`,
