@@ -15,6 +15,7 @@ import { burnedInFacts } from "./archive_repo.ts";
 import { burnedInRisk, type DeidSession, methodNames } from "./codec/deid.ts";
 import type { DicomContext } from "./context.ts";
 import { deidentifiedInstances } from "./deid_stream.ts";
+import { deidentifiedFhir } from "./deid_fhir.ts";
 import { DicomwebError } from "./errors.ts";
 import { instancesOf, storedInstances, type Target } from "./wado.ts";
 
@@ -183,8 +184,10 @@ async function* deidEntries(deps: DicomContext, plan: ArchivePlan): AsyncGenerat
   const listed: ManifestInstance[] = [];
   const refused: { sopInstanceUid: string; reason: string }[] = [];
   const flagged = new Map(plan.flagged.map((f) => [f.row.sop_uid, f]));
+  let patient: { key: string; identifiers: readonly string[] } | undefined;
   for await (const item of deidentifiedInstances(deps, plan.rows, session)) {
     const { row, result } = item;
+    if (result && !patient) patient = { key: result.patientKey, identifiers: result.identifiers };
     if (!result) {
       refused.push({ sopInstanceUid: session.keys.uid(row.sop_uid), reason: item.refused! });
       continue;
@@ -206,6 +209,13 @@ async function* deidEntries(deps: DicomContext, plan: ArchivePlan): AsyncGenerat
       transferSyntaxUid: result.transferSyntaxUid,
       size: result.bytes.length,
     });
+  }
+  // The FHIR side of the same export: the study and its results, without identifiers.
+  const known = new Set(plan.rows.flatMap((r) => [r.study_uid, r.series_uid, r.sop_uid]));
+  const fhir = patient &&
+    await deidentifiedFhir(deps, plan.target.studyUid, session, patient, known);
+  if (fhir) {
+    yield { name: "fhir.json", chunks: [new TextEncoder().encode(JSON.stringify(fhir, null, 2))] };
   }
   yield manifestEntry(
     plan,

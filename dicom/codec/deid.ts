@@ -73,6 +73,10 @@ export interface DeidResult {
   burnedIn: string | null;
   /** Private attributes removed (all levels). */
   privateRemoved: number;
+  /** Whose dates these are (the key of the date shift and the pseudonym). */
+  patientKey: string;
+  /** The patient's identifying words (names, IDs), for cleaning text that goes with the export. */
+  identifiers: readonly string[];
 }
 
 interface Element {
@@ -155,6 +159,8 @@ export function deidentifyPart10(bytes: Uint8Array, session: DeidSession): DeidR
     transferSyntaxUid: syntax,
     burnedIn: burnedInRisk(facts),
     privateRemoved: walk.privateRemoved,
+    patientKey,
+    identifiers,
   };
 }
 
