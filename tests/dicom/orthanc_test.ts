@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { parseMediaType, readMultipart } from "../../dicom/codec/multipart.ts";
 import { generateStudy } from "../../dicom/synth/ct.ts";
 import { stowInstances } from "../../dicom/synth/stow.ts";
-import { backendTest, fhirJson, type TestContext } from "../_harness.ts";
+import { backendTest, context, fhirJson, type TestContext } from "../_harness.ts";
 import { analyseStudy, imagingStudyOf } from "../_analysis.ts";
 import { ok, type Orthanc, orthancUnavailable, rest, startOrthanc } from "./_orthanc.ts";
 
@@ -244,46 +244,55 @@ const AI_NAME =
 if (unavailable) {
   Deno.test({ name: `${AI_NAME} [skipped: ${unavailable}]`, ignore: true, fn() {} });
 } else {
-  backendTest(AI_NAME, async (ctx) => {
-    // A chest CT with two lesions, stored here and analysed by the in-process worker.
-    const study = generateStudy({ seed: 4212, slices: 40, rows: 256, cols: 256, lesions: 2 });
-    const stowed = await stowInstances(`${ctx.origin}/dicomweb`, study.instances);
-    assert.equal(stowed.stored, 40, JSON.stringify(stowed));
-    const uid = study.plan.study.studyInstanceUid;
-    await analyseStudy(ctx, (await imagingStudyOf(ctx, uid)).id);
-
-    const orthanc = await startOrthanc(`${ctx.origin}/dicomweb`);
-    try {
-      const retrieved = await ok(orthanc, "POST", "/dicom-web/servers/imaging/retrieve", {
-        Resources: [{ Study: uid }],
-      });
-      const studies = await ok(orthanc, "GET", "/studies?expand");
-      assert.equal(studies.length, 1);
-      const series = await ok(orthanc, "GET", `/studies/${studies[0].ID}/series?expand`);
-      const byModality = new Map<string, any>(
-        series.map((s: any) => [s.MainDicomTags.Modality, s]),
-      );
-      assert.deepEqual([...byModality.keys()].sort(), ["CT", "SEG", "SR"], JSON.stringify(series));
-      assert.equal(Number(retrieved.ReceivedInstancesCount), 42, JSON.stringify(retrieved));
-      // Orthanc reads the SEG as a multi-frame image of the model, and the SR as a document.
-      const [seg] = byModality.get("SEG").Instances;
-      const segTags = await ok(orthanc, "GET", `/instances/${seg}/simplified-tags`);
-      assert.equal(segTags.SOPClassUID, "1.2.840.10008.5.1.4.1.1.66.4");
-      assert.equal(segTags.StudyInstanceUID, uid);
-      assert.equal(
-        segTags.ManufacturerModelName.startsWith("Lung nodule"),
-        true,
-        segTags.ManufacturerModelName,
-      );
-      const frames = await ok(orthanc, "GET", `/instances/${seg}/frames`);
-      assert.equal(frames.length, Number(segTags.NumberOfFrames));
-      assert.ok(frames.length >= 2, "frames of at least two findings");
-      const [sr] = byModality.get("SR").Instances;
-      const srTags = await ok(orthanc, "GET", `/instances/${sr}/simplified-tags`);
-      assert.equal(srTags.SOPClassUID, "1.2.840.10008.5.1.4.1.1.88.34");
-      assert.equal(srTags.ContentTemplateSequence[0].TemplateIdentifier, "1500");
-    } finally {
-      await orthanc.stop();
-    }
+  // One backend (Postgres and S3 where configured): what is checked is the DICOM Orthanc gets.
+  const aiBackend = Deno.env.get("DATABASE_URL") ? "postgres" : "pglite";
+  Deno.test({
+    name: `${AI_NAME} [${aiBackend}]`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => await retrieveAnalysed(await context(aiBackend)),
   });
+}
+
+async function retrieveAnalysed(ctx: TestContext): Promise<void> {
+  // A chest CT with two lesions, stored here and analysed by the in-process worker.
+  const study = generateStudy({ seed: 4212, slices: 40, rows: 256, cols: 256, lesions: 2 });
+  const stowed = await stowInstances(`${ctx.origin}/dicomweb`, study.instances);
+  assert.equal(stowed.stored, 40, JSON.stringify(stowed));
+  const uid = study.plan.study.studyInstanceUid;
+  await analyseStudy(ctx, (await imagingStudyOf(ctx, uid)).id);
+
+  const orthanc = await startOrthanc(`${ctx.origin}/dicomweb`);
+  try {
+    const retrieved = await ok(orthanc, "POST", "/dicom-web/servers/imaging/retrieve", {
+      Resources: [{ Study: uid }],
+    });
+    const studies = await ok(orthanc, "GET", "/studies?expand");
+    assert.equal(studies.length, 1);
+    const series = await ok(orthanc, "GET", `/studies/${studies[0].ID}/series?expand`);
+    const byModality = new Map<string, any>(
+      series.map((s: any) => [s.MainDicomTags.Modality, s]),
+    );
+    assert.deepEqual([...byModality.keys()].sort(), ["CT", "SEG", "SR"], JSON.stringify(series));
+    assert.equal(Number(retrieved.ReceivedInstancesCount), 42, JSON.stringify(retrieved));
+    // Orthanc reads the SEG as a multi-frame image of the model, and the SR as a document.
+    const [seg] = byModality.get("SEG").Instances;
+    const segTags = await ok(orthanc, "GET", `/instances/${seg}/simplified-tags`);
+    assert.equal(segTags.SOPClassUID, "1.2.840.10008.5.1.4.1.1.66.4");
+    assert.equal(segTags.StudyInstanceUID, uid);
+    assert.equal(
+      segTags.ManufacturerModelName.startsWith("Lung nodule"),
+      true,
+      segTags.ManufacturerModelName,
+    );
+    const frames = await ok(orthanc, "GET", `/instances/${seg}/frames`);
+    assert.equal(frames.length, Number(segTags.NumberOfFrames));
+    assert.ok(frames.length >= 2, "frames of at least two findings");
+    const [sr] = byModality.get("SR").Instances;
+    const srTags = await ok(orthanc, "GET", `/instances/${sr}/simplified-tags`);
+    assert.equal(srTags.SOPClassUID, "1.2.840.10008.5.1.4.1.1.88.34");
+    assert.equal(srTags.ContentTemplateSequence[0].TemplateIdentifier, "1500");
+  } finally {
+    await orthanc.stop();
+  }
 }

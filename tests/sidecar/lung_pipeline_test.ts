@@ -1,7 +1,7 @@
 /**
  * The chest pipeline as a user meets it, on realistic synthetic chest CT (generator v2): a study
  * stored with STOW-RS, `$analyze` with the default lung model, the worker (in-process queue, and
- * the Redis queue when REDIS_URL is set) files the report. A scan without nodules gives at most
+ * for one scan the Redis queue when REDIS_URL is set) files the report. A scan without nodules gives at most
  * one finding; every finding's centre lies inside the lung mask filed with the report; a scan with
  * a 40 mm mass reports a lung mass, never a nodule over 30 mm; a 5 mm slice-thickness scan still
  * finds its nodules of 6 mm and more.
@@ -142,7 +142,9 @@ for (const queue of ["memory", "redis"] as const) {
       const localFetch = (async (url: string | URL | Request, init?: RequestInit) =>
         await app.request(String(url), init)) as typeof fetch;
       try {
-        for (const scan of SCANS) {
+        // The Redis queue carries the same jobs: one scan (the mass) shows it end to end; the
+        // four run over the in-process queue.
+        for (const scan of queue === "redis" ? SCANS.slice(1, 2) : SCANS) {
           await t.step(scan.name, async () => {
             const study = generateStudyV2(scan.options);
             const stow = await stowInstances("http://local/dicomweb", study.instances, {
