@@ -8,7 +8,7 @@
  * again (the archive answers "already stored") instead of new ones; a new analysis of the study
  * has a new key and makes new series. `storeDicomResults` stores them over STOW-RS.
  */
-import { newBoundary, writeMultipart } from "../dicom/codec/multipart.ts";
+import { failedInstances, stowBody } from "../dicom/codec/stow_client.ts";
 import {
   CODES,
   SEGMENTATION_STORAGE,
@@ -251,22 +251,12 @@ export async function storeDicomResults(
   signal?: AbortSignal,
 ): Promise<ResultFiles["dicom"]> {
   const objects = [results.segmentation, results.report].filter((o) => o !== undefined);
-  const boundary = newBoundary();
-  const body = new Uint8Array(
-    await new Response(
-      writeMultipart(
-        (async function* () {
-          for (const o of objects) yield { contentType: "application/dicom", body: o.bytes };
-        })(),
-        boundary,
-      ),
-    ).arrayBuffer(),
-  );
+  const { body, contentType } = await stowBody(objects.map((o) => o.bytes));
   const path = `dicomweb/studies/${job.studyInstanceUid}`;
   const response = await api.request(path, {
     method: "POST",
     headers: {
-      "Content-Type": `multipart/related; type="application/dicom"; boundary=${boundary}`,
+      "Content-Type": contentType,
       Accept: "application/dicom+json",
     },
     body,
@@ -277,18 +267,7 @@ export async function storeDicomResults(
   if (response.status >= 500) {
     throw new ApiError(response.status, "POST", path, text.slice(0, 500));
   }
-  const failed = new Map<string, number>();
-  try {
-    const json = JSON.parse(text) as Record<
-      string,
-      { Value?: Record<string, { Value?: unknown[] }>[] }
-    >;
-    for (const f of json["00081198"]?.Value ?? []) {
-      failed.set(String(f["00081155"]?.Value?.[0]), Number(f["00081197"]?.Value?.[0]));
-    }
-  } catch {
-    // Not DICOM JSON (an OperationOutcome): the status says what happened.
-  }
+  const failed = failedInstances(text);
   // Every part held already under its UID (a 409 when all failed so): stored, as by the first try.
   const onlyDuplicates = failed.size > 0 &&
     [...failed.values()].every((reason) => reason === DUPLICATE_SOP_INSTANCE);

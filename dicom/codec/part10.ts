@@ -102,10 +102,8 @@ export function part10FromDataset(
   header.dict = {};
   const written = new Uint8Array(header.write());
   // Only the meta group is kept (whatever dcmjs wrote for the empty dataset after it, e.g. an
-  // empty deflate stream, goes): preamble (128), "DICM", the group length element (12 bytes) and
-  // the group it counts.
-  const groupLength = new DataView(written.buffer, written.byteOffset).getUint32(132 + 8, true);
-  const metaBytes = written.subarray(0, 132 + 12 + groupLength);
+  // empty deflate stream, goes).
+  const metaBytes = written.subarray(0, dataSetOffset(written));
   const parts = Array.isArray(dataset) ? dataset : [dataset];
   const out = new Uint8Array(metaBytes.length + parts.reduce((n, p) => n + p.length, 0));
   out.set(metaBytes, 0);
@@ -115,4 +113,23 @@ export function part10FromDataset(
     at += p.length;
   }
   return out;
+}
+
+/**
+ * Where a Part 10 file's data set starts: after "DICM" (at 128 behind the preamble, or at 0 in a
+ * file written without one) and the File Meta group, whose group length (0002,0000) counts it.
+ */
+export function dataSetOffset(file: Uint8Array): number {
+  const dicm = (at: number) =>
+    file[at] === 0x44 && file[at + 1] === 0x49 && file[at + 2] === 0x43 && file[at + 3] === 0x4d;
+  const meta = dicm(128) ? 132 : dicm(0) ? 4 : -1;
+  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  // (0002,0000) UL, explicit VR: tag (4), "UL" (2), length 4 (2), then the value.
+  if (
+    meta < 0 || file.length < meta + 12 || view.getUint16(meta, true) !== 0x0002 ||
+    view.getUint16(meta + 2, true) !== 0x0000
+  ) {
+    throw new RangeError("Not a Part 10 file with a File Meta group length");
+  }
+  return meta + 12 + view.getUint32(meta + 8, true);
 }

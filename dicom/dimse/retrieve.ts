@@ -7,6 +7,7 @@
 import dimse from "dcmjs-dimse";
 import { Buffer } from "node:buffer";
 import { findInstances } from "../../db/dicom_repo.ts";
+import { dataSetOffset } from "../codec/part10.ts";
 import type { Db } from "../../db/db.ts";
 import type { ObjectStore } from "../../db/object_store.ts";
 import type { Logger } from "../../platform/log.ts";
@@ -50,9 +51,17 @@ async function storeRequests(
       missing++;
       continue;
     }
-    // The data set follows the File Meta Information: its group length says where.
-    const groupLength = new DataView(bytes.buffer, bytes.byteOffset).getUint32(132 + 8, true);
-    const body = bytes.subarray(132 + 12 + groupLength);
+    let body: Uint8Array;
+    try {
+      body = bytes.subarray(dataSetOffset(bytes));
+    } catch (e) {
+      deps.log("warn", "an instance cannot be sent over DIMSE", {
+        sop: row.sop_uid,
+        error: String(e),
+      });
+      missing++;
+      continue;
+    }
     requests.push(new CStoreRequest(new Dataset(Buffer.from(body), row.transfer_syntax)));
   }
   return { requests, missing };

@@ -21,7 +21,7 @@ import type { Db } from "../../db/db.ts";
 import type { Logger } from "../../platform/log.ts";
 import type { ObjectStore } from "../../db/object_store.ts";
 import { findInstances } from "../../db/dicom_repo.ts";
-import { newBoundary, writeMultipart } from "../codec/multipart.ts";
+import { failedInstances, stowBody } from "../codec/stow_client.ts";
 import { sendByCMove } from "../dimse/retrieve.ts";
 import type { StoreOutcome } from "../store.ts";
 import {
@@ -121,19 +121,9 @@ export function createForwarding(deps: {
         permanent: true,
       });
     }
-    const boundary = newBoundary();
-    const body = new Uint8Array(
-      await new Response(
-        writeMultipart(
-          (async function* () {
-            yield { contentType: "application/dicom", body: bytes };
-          })(),
-          boundary,
-        ),
-      ).arrayBuffer(),
-    );
+    const { body, contentType } = await stowBody([bytes]);
     const headers = new Headers({
-      "Content-Type": `multipart/related; type="application/dicom"; boundary=${boundary}`,
+      "Content-Type": contentType,
       Accept: "application/dicom+json",
     });
     if (destination.authorization) headers.set("Authorization", destination.authorization);
@@ -161,7 +151,7 @@ export function createForwarding(deps: {
         permanent: true,
       });
     }
-    const reason = failureReason(text, d.sopUid);
+    const reason = failedInstances(text).get(d.sopUid);
     if ((status === 200 || status === 202) && reason === undefined) {
       return await markForwarded(db, d.id, status, status === 202 ? text.slice(0, 500) : undefined);
     }
@@ -255,25 +245,4 @@ export function createForwarding(deps: {
     idle: loop.idle,
     close: loop.close,
   };
-}
-
-/**
- * The failure reason a STOW-RS answer (DICOM JSON) gives for `sopUid`, from its Failed SOP
- * Sequence; undefined when it names none (stored, or an answer that is not DICOM JSON).
- */
-function failureReason(text: string, sopUid: string): number | undefined {
-  try {
-    const json = JSON.parse(text) as Record<
-      string,
-      { Value?: Record<string, { Value?: unknown[] }>[] }
-    >;
-    for (const f of json?.["00081198"]?.Value ?? []) {
-      if (String(f["00081155"]?.Value?.[0]) === sopUid) {
-        return Number(f["00081197"]?.Value?.[0] ?? 0xa700);
-      }
-    }
-  } catch {
-    // Not JSON: the status says what happened.
-  }
-  return undefined;
 }

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { assertNoDciodvfyError, available, run, withFile } from "./_dicom_tools.ts";
 import { CODES, SEGMENTATION_STORAGE, uidFrom } from "../../../dicom/codec/seg_writer.ts";
+import { dataSetOffset } from "../../../dicom/codec/part10.ts";
 import {
   COMPREHENSIVE_3D_SR_STORAGE,
   SR_CODES,
@@ -212,4 +213,14 @@ print(json.dumps([[st.StudyInstanceUID, [[se.SeriesInstanceUID, [r.ReferencedSOP
     [uidFrom("old:1"), [earlier[0].sopInstanceUid, earlier[1].sopInstanceUid]],
     [uidFrom("old:2"), [earlier[2].sopInstanceUid]],
   ]]]);
+});
+
+Deno.test("dataSetOffset() finds the data set after the File Meta, with or without the preamble", () => {
+  const file = writeMeasurementReport(input());
+  const at = dataSetOffset(file);
+  // The data set starts with group 0008 (Specific Character Set or the like), little endian.
+  assert.equal(new DataView(file.buffer, file.byteOffset).getUint16(at, true), 0x0008);
+  const bare = file.subarray(128); // "DICM" at 0
+  assert.equal(dataSetOffset(bare), at - 128);
+  assert.throws(() => dataSetOffset(new Uint8Array(200)), /Not a Part 10 file/);
 });
