@@ -15,6 +15,7 @@ import { DicomwebError } from "./errors.ts";
 import { renderFrame, type RenderParams } from "./rendered.ts";
 import { unrenderable } from "./rendered_parts.ts";
 import * as wado from "./wado.ts";
+import { seriesWithImages } from "./thumbnail_repo.ts";
 
 /** The box a thumbnail fits in when the request names no viewport. */
 export const THUMBNAIL_BOX = 256;
@@ -138,7 +139,7 @@ async function imageSeries(
   deps: DicomContext,
   studyUid: string,
 ): Promise<{ series_uid: string; modality: string | null; images: number | string }[]> {
-  const rows = await repo.seriesWithImages(deps.db, studyUid);
+  const rows = await seriesWithImages(deps.db, studyUid);
   const demoted = (m: string | null) => NOT_REPRESENTATIVE.has((m ?? "").trim().toUpperCase());
   return rows.sort((a, b) =>
     Number(demoted(a.modality)) - Number(demoted(b.modality)) ||
