@@ -252,7 +252,7 @@ export function analyzeOperation(deps: AnalyzeDeps): OperationHandler {
       throw fhirError(405, "not-supported", "$analyze is invoked with POST");
     }
     const params = analyzeParameters(req.body);
-    const { task } = await requestAnalysis(ctx, deps, req.id, params);
+    const { task } = await requestAnalysis(ctx, deps, req.id ?? "", params);
     const url = `${ctx.baseUrl}/Task/${task.id}`;
     return {
       status: 202,

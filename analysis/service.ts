@@ -22,6 +22,7 @@ import { interact } from "../fhir/interaction.ts";
 import { FhirError } from "../platform/outcome.ts";
 import { type AnalyzeDeps, analyzeOperation } from "./analyze.ts";
 import { applyRules } from "./rules.ts";
+import { ANALYZE_DEFINITION_ID, analyzeDefinition } from "./operation_definition.ts";
 
 export interface AnalysisService {
   queue: JobQueue;
@@ -67,9 +68,18 @@ export async function createAnalysisService(deps: {
   const analyze: AnalyzeDeps = { queue, models: () => models, log: deps.log };
   const ctx = deps.fhir.context;
   ctx.operations ??= new Map();
+  // Its OperationDefinition, so the CapabilityStatement's `definition` resolves here.
+  const definition = analyzeDefinition(ctx.baseUrl);
+  await interact(ctx, {
+    method: "PUT",
+    path: ["OperationDefinition", ANALYZE_DEFINITION_ID],
+    query: [],
+    body: definition,
+  });
   ctx.operations.set(
     "ImagingStudy/$analyze",
     Object.assign(analyzeOperation(analyze), {
+      definition: definition.url,
       // Reads the study, creates the Task that tracks the analysis.
       access: [["ImagingStudy", "read"], ["Task", "create"]] as [string, Interaction][],
     }),

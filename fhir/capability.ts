@@ -9,10 +9,15 @@ import { RESOURCE_TYPES } from "./resource_types.ts";
 
 const SOFTWARE_VERSION = "0.1.0";
 
-let cached: { base: string; statement: CapabilityStatement } | undefined;
+/** Built once per base URL and set of operations (the context is copied per request). */
+const cache = new WeakMap<object, { base: string; statement: CapabilityStatement }>();
+const NO_OPERATIONS = new Map();
 
 export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
+  const key = ctx.operations ?? NO_OPERATIONS;
+  const cached = cache.get(key);
   if (cached?.base === ctx.baseUrl) return cached.statement;
+  const operations = declaredOperations(ctx);
   const { custom } = loadDefinitions();
   const customUrls = new Set(custom.map((sp) => sp.url));
   const resource: CapabilityStatementRestResource[] = RESOURCE_TYPES.map((type) => ({
@@ -37,6 +42,7 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
     conditionalUpdate: true,
     conditionalDelete: "single",
     referencePolicy: ["literal", "local"],
+    ...(operations.get(type)?.length ? { operation: operations.get(type) } : {}),
     searchInclude: [...searchParamsOf(type).values()].filter((d) => d.type === "reference")
       .map((d) => `${type}:${d.code}`),
     searchRevInclude: revIncludesOf(type),
@@ -72,6 +78,7 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
     kind: "instance",
     software: { name: "imaging-ai FHIR server", version: SOFTWARE_VERSION },
     implementation: { description: "Imaging AI service: FHIR R4 API", url: ctx.baseUrl },
+    ...(ctx.instantiates?.length ? { instantiates: ctx.instantiates } : {}),
     fhirVersion: "4.0.1",
     format: ["application/fhir+json", "json"],
     patchFormat: ["application/json-patch+json"],
@@ -107,6 +114,7 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
         : {}),
       resource,
       interaction: [{ code: "transaction" }, { code: "batch" }, { code: "history-system" }],
+      ...(operations.get("")?.length ? { operation: operations.get("") } : {}),
       searchParam: [
         {
           name: "_count",
@@ -120,8 +128,40 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
       ],
     }],
   };
-  cached = { base: ctx.baseUrl, statement };
+  cache.set(key, { base: ctx.baseUrl, statement });
   return statement;
+}
+
+type Operation = NonNullable<CapabilityStatementRestResource["operation"]>[number];
+
+/**
+ * Every operation, by the type it is declared on ("" for the system level): those of the FHIR
+ * dispatch (`ctx.operations`, on every type for `Resource/$name`) and those other routes serve.
+ */
+function declaredOperations(ctx: FhirContext): Map<string, Operation[]> {
+  const out = new Map<string, Operation[]>();
+  const add = (type: string, op: Operation) => {
+    const list = out.get(type) ?? [];
+    if (!list.some((o) => o.name === op.name)) list.push(op);
+    out.set(type, list);
+  };
+  for (const [key, handler] of ctx.operations ?? []) {
+    const slash = key.indexOf("/");
+    const name = key.slice(slash + 1).replace(/^\$/, "");
+    const op = {
+      name,
+      definition: handler.definition ?? `${ctx.baseUrl}/OperationDefinition/${name}`,
+    };
+    if (slash < 0) add("", op);
+    else if (key.startsWith("Resource/")) { for (const t of RESOURCE_TYPES) add(t, op); }
+    else add(key.slice(0, slash), op);
+  }
+  for (const d of ctx.declaredOperations ?? []) {
+    const op = { name: d.name, definition: d.definition };
+    if (!d.types) add("", op);
+    else for (const t of d.types) add(t, op);
+  }
+  return out;
 }
 
 function revIncludesOf(type: string): string[] {

@@ -9,16 +9,80 @@ import type { Caller } from "../auth/access.ts";
 import type { Interaction } from "../auth/scopes.ts";
 import type { FhirRequest, FhirResult } from "./request.ts";
 
-/** An instance-level `$operation` (`POST [base]/Type/{id}/$name`), registered in `operations`. */
+/** Where an operation is invoked: `[base]/$op`, `[base]/Type/$op` or `[base]/Type/id/$op`. */
+export type OperationLevel = "system" | "type" | "instance";
+
+/** What an operation's handler is given. */
+export interface OperationRequest {
+  level: OperationLevel;
+  /** The type of a type- or instance-level invocation. */
+  type?: string;
+  /** The id of an instance-level invocation. */
+  id?: string;
+  method: string;
+  body: unknown;
+  query: [string, string][];
+  /** `Prefer: handling=lenient`. */
+  lenient?: boolean;
+}
+
+/**
+ * A `$operation`, registered in `operations` under `$name` (system level), `Type/$name` or
+ * `Resource/$name` (every type) for the type and instance levels.
+ */
 export type OperationHandler =
-  & ((
-    ctx: FhirContext,
-    req: { type: string; id: string; method: string; body: unknown; query: [string, string][] },
-  ) => Promise<FhirResult>)
+  & ((ctx: FhirContext, req: OperationRequest) => Promise<FhirResult>)
   & {
-    /** What a caller must be allowed to do for the operation (checked before it runs). */
-    access?: [type: string, interaction: Interaction][];
+    /** Where it may be invoked (default: the instance level only). */
+    levels?: OperationLevel[];
+    /**
+     * What a caller must be allowed to do for the operation (checked before it runs); a function
+     * of the invoked type for operations of every type. Default: update of the type.
+     */
+    access?:
+      | [type: string, interaction: Interaction][]
+      | ((type: string | undefined) => [type: string, interaction: Interaction][]);
+    /** Operations that only read may be run by a GET (FHIR operations: `affectsState` false). */
+    idempotent?: boolean;
+    /** The canonical URL of its OperationDefinition, for the CapabilityStatement. */
+    definition?: string;
   };
+
+/** An operation served outside the FHIR dispatch (Bulk Data `$export`), for the CapabilityStatement. */
+export interface DeclaredOperation {
+  name: string;
+  definition: string;
+  /** The types it is invoked on; absent: the system level. */
+  types?: string[];
+}
+
+/**
+ * The operation `op` at `level` (on `type`), or undefined. An instance-level registration under
+ * `Type/$name` keeps the key it has always had; `Resource/$name` answers for every type.
+ */
+export function operationFor(
+  ctx: FhirContext,
+  level: OperationLevel,
+  type: string | undefined,
+  op: string,
+): OperationHandler | undefined {
+  const candidates = level === "system" ? [op] : [`${type}/${op}`, `Resource/${op}`];
+  for (const key of candidates) {
+    const handler = ctx.operations?.get(key);
+    if (handler && (handler.levels ?? ["instance"]).includes(level)) return handler;
+  }
+  return undefined;
+}
+
+/** The interactions an operation's caller needs (`access`, or update of the type). */
+export function operationAccess(
+  handler: OperationHandler | undefined,
+  type: string | undefined,
+): [string, Interaction][] {
+  const access = handler?.access;
+  if (typeof access === "function") return access(type);
+  return access ?? [[type ?? "*", "update"]];
+}
 
 export interface FhirContext {
   db: Db;
@@ -31,8 +95,12 @@ export interface FhirContext {
   baseUrl: string;
   defaultCount: number;
   maxCount: number;
-  /** Operations by `Type/$name` (e.g. `ImagingStudy/$analyze`). */
+  /** Operations by `$name`, `Type/$name` or `Resource/$name` (see `operationFor`). */
   operations?: Map<string, OperationHandler>;
+  /** Operations other routes serve, declared in the CapabilityStatement with those above. */
+  declaredOperations?: DeclaredOperation[];
+  /** Canonical URLs of the implementation guides' CapabilityStatements this server instantiates. */
+  instantiates?: string[];
   /**
    * Checks by type, run in the deletion's transaction before a resource of that type is deleted
    * (on its own, conditionally or in a Bundle); one refuses by throwing a FhirError. The DICOM

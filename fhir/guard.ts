@@ -20,7 +20,7 @@ import { assertInScope, filterIncluded, scopeFilter } from "./scope_queries.ts";
 import type { Route } from "./paths.ts";
 import { isSupportedType } from "./resource_types.ts";
 import type { SearchRequest } from "./search/model.ts";
-import type { FhirContext } from "./context.ts";
+import { type FhirContext, operationAccess, operationFor } from "./context.ts";
 
 /** The interaction a method is on a type (`Type`): what its scopes must allow. */
 function typeInteraction(method: string): Interaction {
@@ -48,6 +48,12 @@ export function authorize(ctx: FhirContext, caller: Caller, route: Route, method
       return requireAuditAccess(caller);
     case "system-history":
       return requireAccess(caller, "*", "search");
+    case "system-operation": {
+      // What the operation declares, checked as `requireAccess` does (no type to narrow yet).
+      const handler = operationFor(ctx, "system", undefined, route.op);
+      for (const [t, i] of operationAccess(handler, undefined)) requireAccess(caller, t, i);
+      return;
+    }
   }
   // An unknown type is answered 404 by the dispatch.
   if (!isSupportedType(route.type)) return;
@@ -58,9 +64,11 @@ export function authorize(ctx: FhirContext, caller: Caller, route: Route, method
       return allow(route.type, "search");
     case "type-history":
       return requireAccess(caller, route.type, "search");
+    case "type-operation":
     case "operation": {
-      const handler = ctx.operations?.get(`${route.type}/${route.op}`);
-      for (const [t, i] of handler?.access ?? [[route.type, "update"] as const]) allow(t, i);
+      const level = route.kind === "operation" ? "instance" : "type";
+      const handler = operationFor(ctx, level, route.type, route.op);
+      for (const [t, i] of operationAccess(handler, route.type)) allow(t, i);
       return;
     }
     case "instance-history":

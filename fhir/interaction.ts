@@ -19,7 +19,12 @@ import { type Route, type RouteKind, routeName, routeOf } from "./paths.ts";
 import * as ops from "./resource_ops.ts";
 import { executeSearch, searchBundle } from "./search/execute.ts";
 import { parseSearch } from "./search/parse.ts";
-import type { FhirContext } from "./context.ts";
+import {
+  type FhirContext,
+  operationFor,
+  type OperationHandler,
+  type OperationRequest,
+} from "./context.ts";
 import { type FhirRequest, type FhirResult, resultOf } from "./request.ts";
 
 /** One interaction on its way to a handler: the request, its route, and where it reads and writes. */
@@ -119,18 +124,35 @@ const HANDLERS: Table = {
       return resultOf(ctx, { status: 200, resource: await visible(ctx, readSql, resource) });
     },
   },
+  "system-operation": {
+    "*": ({ ctx, req, route, method, tx }) => {
+      const handler = operationFor(ctx, "system", undefined, route.op);
+      if (!handler) throw notFound(`Operation ${route.op} is not supported at the system level`);
+      if (tx) throw badRequest(`${route.op} cannot be an entry of a Bundle`);
+      return runOperation(ctx, handler, req, method, { level: "system" });
+    },
+  },
+  "type-operation": {
+    "*": ({ ctx, req, route, method, tx }) => {
+      const { type, op } = route;
+      const handler = operationFor(ctx, "type", type, op);
+      if (!handler) throw notFound(`Operation ${op} is not supported on ${type}`);
+      if (tx) throw badRequest(`${op} cannot be an entry of a Bundle`);
+      return runOperation(ctx, handler, req, method, { level: "type", type });
+    },
+  },
   operation: {
     async "*"({ ctx, req, route, method, tx, readSql }) {
       const { type, id, op } = route;
-      const handler = ctx.operations?.get(`${type}/${op}`);
-      if (!handler) throw notFound(`Operation ${op} is not supported on ${type}`);
+      const handler = operationFor(ctx, "instance", type, op);
+      if (!handler) throw notFound(`Operation ${op} is not supported on ${type}/[id]`);
       if (tx) throw badRequest(`${op} cannot be an entry of a Bundle`);
       // A limited caller (bound to a patient, or holding fine-grained scopes) runs operations
       // only on resources it may read.
       if (ctx.caller && limited(ctx.caller)) {
         await visible(ctx, readSql, await ops.read(readSql, type, id));
       }
-      return await handler(ctx, { type, id, method, body: req.body, query: req.query });
+      return await runOperation(ctx, handler, req, method, { level: "instance", type, id });
     },
   },
   unknown: {
@@ -221,6 +243,34 @@ async function auditEvents(
   if (op !== undefined) throw notFound(`No such endpoint: /${req.path.join("/")}`);
   const resource = await readAuditEvent(readSql, id);
   return { status: 200, body: resource, lastModified: resource.meta?.lastUpdated };
+}
+
+/**
+ * Runs an operation: POST always; GET (and HEAD) only for one that changes nothing (FHIR
+ * operations: `affectsState` false), with its parameters in the query.
+ */
+function runOperation(
+  ctx: FhirContext,
+  handler: OperationHandler,
+  req: FhirRequest,
+  method: string,
+  at: Pick<OperationRequest, "level" | "type" | "id">,
+): Promise<FhirResult> {
+  if (method !== "POST" && !((method === "GET" || method === "HEAD") && handler.idempotent)) {
+    throw fhirError(
+      405,
+      "not-supported",
+      `${method} is not supported on this operation; invoke it with ` +
+        (handler.idempotent ? "GET or POST" : "POST"),
+    );
+  }
+  return handler(ctx, {
+    ...at,
+    method,
+    body: req.body,
+    query: req.query,
+    lenient: req.lenient,
+  });
 }
 
 /** A type-level search (GET `Type` or POST `Type/_search`), kept to the caller's reach. */

@@ -1,7 +1,8 @@
 /**
  * @module A FHIR REST path read into what it names (http.html): the whole system, the
- * CapabilityStatement, a type, an instance, a version, an instance-level operation. The dispatch
- * table (`interaction.ts`) and the access layer (`guard.ts`) both key on the route's `kind`.
+ * CapabilityStatement, a type, an instance, a version, an operation at system, type or instance
+ * level. The dispatch table (`interaction.ts`) and the access layer (`guard.ts`) both key on the
+ * route's `kind`.
  */
 import { notFound } from "../platform/outcome.ts";
 
@@ -26,6 +27,10 @@ export type Route =
   | { kind: "instance-history"; type: string; id: string }
   /** `Type/id/_history/vid` */
   | { kind: "version"; type: string; id: string; vid: string }
+  /** `$name`: a system-level operation (`[base]/$export`). */
+  | { kind: "system-operation"; op: string }
+  /** `Type/$name`: a type-level operation (`Patient/$export`, `Observation/$validate`). */
+  | { kind: "type-operation"; type: string; op: string }
   /** `Type/id/$name` */
   | { kind: "operation"; type: string; id: string; op: string }
   /** `Type/id/anything-else`: checked like the instance, then not found. */
@@ -42,11 +47,16 @@ export function routeOf(path: string[], audit: boolean): Route {
   if (extra.length) throw notFound(`No such endpoint: /${path.join("/")}`);
   if (type === "AuditEvent" && audit) return { kind: "audit", id, op };
   if (type === undefined) return { kind: "system" };
+  if (type.startsWith("$")) {
+    if (id !== undefined) throw notFound(`No such endpoint: /${path.join("/")}`);
+    return { kind: "system-operation", op: type };
+  }
   if (type === "metadata") return { kind: "metadata", trailing: id };
   if (type === "_history") return { kind: "system-history", trailing: id };
   if (id === undefined) return { kind: "type", type };
   if (id === "_search" && op === undefined) return { kind: "type-search", type };
   if (id === "_history" && op === undefined) return { kind: "type-history", type };
+  if (id.startsWith("$") && op === undefined) return { kind: "type-operation", type, op: id };
   if (op === "_history") {
     return vid === undefined
       ? { kind: "instance-history", type, id }
@@ -77,6 +87,10 @@ export function routeName(route: Route): string {
     case "instance-history":
     case "version":
       return `${route.type}/${route.id}/_history`;
+    case "system-operation":
+      return route.op;
+    case "type-operation":
+      return `${route.type}/${route.op}`;
     case "operation":
       return `${route.type}/${route.id}/${route.op}`;
     case "instance":

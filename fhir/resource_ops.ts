@@ -16,7 +16,7 @@ import {
   notFound,
   preconditionFailed,
 } from "../platform/outcome.ts";
-import { isSupportedType } from "./resource_types.ts";
+import { isSupportedType, NOT_SERVED_TYPES } from "./resource_types.ts";
 import { findMatches, parseCondition } from "./conditional.ts";
 import { assertEndpointAllowed } from "./subscriptions/criteria.ts";
 import { ID_PATTERN, validate } from "./validate.ts";
@@ -38,7 +38,11 @@ export function checkType(type: string): void {
 }
 
 function notFoundType(type: string) {
-  return notFound(`Resource type "${type}" is not supported by this server`);
+  return notFound(
+    NOT_SERVED_TYPES.includes(type)
+      ? `${type} has no RESTful endpoint in FHIR R4`
+      : `Resource type "${type}" is not supported by this server`,
+  );
 }
 
 function checkId(id: string): void {

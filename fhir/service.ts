@@ -3,6 +3,7 @@ import type { Caller } from "../auth/access.ts";
 import type { Db } from "../db/db.ts";
 import type { FhirContext } from "./context.ts";
 import { interact } from "./interaction.ts";
+import { coreOperations } from "./operations/core.ts";
 import type { FhirRequest, FhirResult } from "./request.ts";
 
 export interface FhirService {
@@ -15,6 +16,8 @@ export interface FhirServiceOptions {
   db: Db;
   readDb?: Db;
   operations?: FhirContext["operations"];
+  declaredOperations?: FhirContext["declaredOperations"];
+  instantiates?: FhirContext["instantiates"];
   baseUrl: string;
   defaultCount: number;
   maxCount: number;
@@ -23,7 +26,11 @@ export interface FhirServiceOptions {
 }
 
 export function createFhirService(options: FhirServiceOptions): FhirService {
-  const context: FhirContext = { ...options };
+  const context: FhirContext = {
+    ...options,
+    // The core's own operations; others (ImagingStudy/$analyze) are registered by their parts.
+    operations: new Map([...coreOperations(), ...(options.operations ?? [])]),
+  };
   return {
     context,
     interact: (request, caller) => interact(caller ? { ...context, caller } : context, request),

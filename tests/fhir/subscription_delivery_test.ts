@@ -111,7 +111,7 @@ backendTest(
   async (ctx) => {
     const endpoint = "http://127.0.0.1:9/hook";
     const bad = await create(ctx, subscription("DiagnosticReport?nonsense=1", endpoint));
-    const badType = await create(ctx, subscription("Medication?code=x", endpoint));
+    const badType = await create(ctx, subscription("Parameters?code=x", endpoint));
     const badChannel = await create(
       ctx,
       subscription("DiagnosticReport?status=final", "ws://127.0.0.1:9/", { type: "websocket" }),
@@ -127,7 +127,7 @@ backendTest(
     const e1 = await waitForStatus(ctx, bad.id, "error");
     assert.match(e1.error, /nonsense/);
     const e2 = await waitForStatus(ctx, badType.id, "error");
-    assert.match(e2.error, /Medication/);
+    assert.match(e2.error, /Parameters/);
     const e3 = await waitForStatus(ctx, badChannel.id, "error");
     assert.match(e3.error, /websocket/);
     const e4 = await waitForStatus(ctx, badModifier.id, "error");
