@@ -10,6 +10,7 @@ import { readBoundedText } from "../platform/body.ts";
 import { badRequest, fhirError, informational } from "../platform/outcome.ts";
 import type { AppEnv } from "./env.ts";
 import type { Services } from "./env.ts";
+import { binaryOf, nativeBinary, nativeResponse } from "./fhir_binary.ts";
 
 export const FHIR_JSON = "application/fhir+json; charset=utf-8";
 const JSON_TYPES = ["application/fhir+json", "application/json", "application/json+fhir"];
@@ -28,7 +29,8 @@ export function fhirRoutes(services: Services): Hono<AppEnv> {
       decodeURIComponent,
     );
     const method = c.req.method.toUpperCase();
-    checkAcceptable(c, url);
+    const native = nativeBinary(c, segments, method, url);
+    if (native !== "read") checkAcceptable(c, url);
     const query = [...url.searchParams].filter(([k]) => k !== "_format" && k !== "_pretty");
     const prefer = parsePrefer(c.req.header("prefer"));
     const request: FhirRequest = {
@@ -41,6 +43,8 @@ export function fhirRoutes(services: Services): Hono<AppEnv> {
     };
     if (segments[1] === "_search" && method === "POST") {
       request.query = [...query, ...await formParams(c, services.config.fhirMaxBodyBytes)];
+    } else if (native === "write") {
+      request.body = await binaryOf(c, segments, services.config.fhirMaxBodyBytes);
     } else if (["POST", "PUT", "PATCH"].includes(method)) {
       request.body = await jsonBody(c, method, services.config.fhirMaxBodyBytes);
     }
@@ -49,6 +53,7 @@ export function fhirRoutes(services: Services): Hono<AppEnv> {
     if (method === "GET" && ifNoneMatch && result.etag && parseETag(result.etag) === ifNoneMatch) {
       return c.body(null, 304, headersOf(result));
     }
+    if (native === "read") return nativeResponse(c, result, request, headersOf(result));
     return respond(c, result, method, prefer.return, url.searchParams.get("_pretty") === "true");
   });
   return app;

@@ -161,3 +161,40 @@ backendTest("an imaging order's resources are stored, validated and searched", a
   assertOutcome(bad.body);
   assert.match(JSON.stringify(bad.body), /intent/);
 });
+
+backendTest("Binary in its native form: raw content in, raw content out", async (ctx) => {
+  const bytes = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0, 1, 2, 255]);
+  const created = await ctx.fetch("Binary", {
+    method: "POST",
+    headers: { "Content-Type": "image/png", "X-Security-Context": "Patient/p1" },
+    body: bytes,
+  });
+  assert.equal(created.status, 201);
+  const stored = await created.json();
+  assert.equal(stored.resourceType, "Binary");
+  assert.equal(stored.contentType, "image/png");
+  assert.equal(stored.securityContext.reference, "Patient/p1");
+  assert.match(created.headers.get("location") ?? "", /\/Binary\/[^/]+\/_history\/1$/);
+
+  const raw = await ctx.fetch(`Binary/${stored.id}`, { headers: { Accept: "image/png" } });
+  assert.equal(raw.status, 200);
+  assert.equal(raw.headers.get("content-type"), "image/png");
+  assert.equal(raw.headers.get("x-security-context"), "Patient/p1");
+  assert.equal(raw.headers.get("etag"), 'W/"1"');
+  assert.deepEqual(new Uint8Array(await raw.arrayBuffer()), bytes);
+
+  const asFhir = await fhirJson(ctx, "GET", `Binary/${stored.id}`);
+  assert.equal(asFhir.status, 200);
+  assert.equal(asFhir.body.data, btoa(String.fromCharCode(...bytes)));
+
+  const updated = await ctx.fetch(`Binary/${stored.id}`, {
+    method: "PUT",
+    headers: { "Content-Type": "text/plain" },
+    body: "hello",
+  });
+  assert.equal(updated.status, 200);
+  await updated.body?.cancel();
+  const text = await ctx.fetch(`Binary/${stored.id}`, { headers: { Accept: "*/*" } });
+  assert.equal(text.headers.get("content-type"), "text/plain");
+  assert.equal(await text.text(), "hello");
+});
