@@ -13,10 +13,19 @@ import { dicomwebRoutes } from "./routes/dicomweb.ts";
 import { uploadRoutes } from "./routes/uploads.ts";
 import { reportRoutes } from "./routes/reports.ts";
 import { eventRoutes } from "./routes/events.ts";
+import { bulkRoutes } from "./routes/bulk.ts";
 import { HttpError } from "./platform/http_error.ts";
 import type { Services } from "./services.ts";
 import { AuthError, type Caller } from "./auth/access.ts";
-import { addressOf, authRoutes, smartConfiguration, wellKnownRoutes } from "./routes/auth.ts";
+import {
+  addressOf,
+  authRoutes,
+  openidConfiguration,
+  openidConfigurationPath,
+  smartConfiguration,
+  wellKnownRoutes,
+} from "./routes/auth.ts";
+import { authorizeRoutes } from "./routes/authorize.ts";
 import { describeRequest } from "./audit/rest.ts";
 import { RateLimited, routeClassOf } from "./ratelimit/limits.ts";
 import { routeClass } from "./observability/stats.ts";
@@ -37,7 +46,14 @@ export function isPublic(method: string, path: string): boolean {
   if (path === "/health" || path.startsWith("/health/")) {
     return method === "GET" && path !== "/health/detailed";
   }
-  if (path.startsWith("/.well-known/") || path.startsWith("/fhir/.well-known/")) return true;
+  if (
+    path.startsWith("/.well-known/") || path.startsWith("/fhir/.well-known/") ||
+    path.startsWith("/auth/.well-known/")
+  ) return true;
+  // SMART App Launch: the authorization endpoint's pages, sign-out and introspection check their
+  // own callers (a browser session and CSRF token, or client authentication).
+  if (path === "/auth/authorize") return method === "GET" || method === "POST";
+  if (path === "/auth/logout" || path === "/auth/introspect") return method === "POST";
   if (path === "/fhir/metadata") return method === "GET" || method === "HEAD";
   // /metrics checks its own callers (a scrape token or an admin).
   if (path === "/metrics") return method === "GET";
@@ -178,10 +194,16 @@ export function createApp(services: Services): Hono<AppEnv> {
   });
   app.route("/health", healthRoutes(services));
   app.route("/auth", authRoutes(services));
+  app.route("/auth", authorizeRoutes(services));
   app.route("/admin", adminRoutes(services));
   app.route("/metrics", metricsRoutes(services));
   app.route("/.well-known", wellKnownRoutes(services));
   app.get("/fhir/.well-known/smart-configuration", (c) => c.json(smartConfiguration(services)));
+  // OpenID Connect Discovery at the issuer (AUTH_ISSUER, by default PUBLIC_URL + /auth).
+  const openid = openidConfigurationPath(services);
+  if (openid) app.get(openid, (c) => c.json(openidConfiguration(services)));
+  // Bulk Data $export (its kick-off, status and files) before the FHIR API's catch-all.
+  app.route("/fhir", bulkRoutes(services));
   app.route("/fhir", fhirRoutes(services));
   app.route("/dicomweb", dicomwebRoutes(services));
   app.route("/uploads", uploadRoutes(services));

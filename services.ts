@@ -23,6 +23,8 @@ import {
   type SubscriptionOptions,
 } from "./fhir/subscriptions/service.ts";
 import { createLiveEvents } from "./fhir/subscriptions/live_events.ts";
+import { createBulkExport } from "./fhir/bulk/service.ts";
+import { BULK_DATA_CAPABILITY, BULK_DATA_OPERATIONS } from "./fhir/bulk/model.ts";
 import { createAnalysisService } from "./analysis/service.ts";
 import { type InProcessWorker, startInProcessWorker } from "./sidecar/in_process.ts";
 import { createLogger } from "./platform/log.ts";
@@ -97,6 +99,9 @@ export async function createServices(
     maxCount: config.searchMaxCount,
     subscriptionEndpoints: [...config.subscriptionEndpoints],
     outboundPrivateAddresses: config.outboundPrivateAddresses,
+    // Bulk Data's $export is served by routes/bulk.ts, outside the FHIR dispatch.
+    declaredOperations: BULK_DATA_OPERATIONS,
+    instantiates: [BULK_DATA_CAPABILITY],
   });
   const log = createLogger(config.logLevel, "api");
   const store = createObjectStore(config);
@@ -148,7 +153,15 @@ export async function createServices(
     options: overrides.subscriptions,
   });
   const events = createLiveEvents({ db, fhir, changes, log });
-  const analysis = await createAnalysisService({ config, fhir, dicom, log });
+  const bulk = createBulkExport({
+    db,
+    store,
+    fhir,
+    log,
+    retentionHours: config.bulkExport.retentionHours,
+    fileResources: config.bulkExport.fileResources,
+  });
+  const analysis = await createAnalysisService({ config, fhir, dicom, log, changes });
   const audit = createAuditLog(db, log, { enabled: config.auditEnabled });
   const limits = createRateLimiter({
     limits: { ...config.rateLimits, login: config.auth.loginRatePerMinute },
@@ -165,6 +178,8 @@ export async function createServices(
     fhir.context.security = {
       token: auth.tokenUrl,
       revoke: `${new URL(config.publicUrl).origin}/auth/revoke`,
+      authorize: `${new URL(config.publicUrl).origin}/auth/authorize`,
+      introspect: `${new URL(config.publicUrl).origin}/auth/introspect`,
     };
   }
   if (!config.auth.enabled) {
@@ -190,6 +205,7 @@ export async function createServices(
     changes,
     subscriptions,
     events,
+    bulk,
     analysis,
     async startWorker(appFetch) {
       worker ??= await startInProcessWorker({
@@ -211,6 +227,7 @@ export async function createServices(
       await limits.close();
       await analysis.close();
       events.close();
+      await bulk.close();
       await subscriptions.close();
       changes.close();
       sweeper.close();

@@ -20,6 +20,7 @@ import { MODEL_SYSTEM, modelIdentifier, type ModelSummary } from "../queue/model
 import type { FhirContext, OperationHandler } from "../fhir/context.ts";
 import { interact } from "../fhir/interaction.ts";
 import { badRequest, fhirError } from "../platform/outcome.ts";
+import { ORDER_TASK_SYSTEM } from "./order.ts";
 
 export const TASK_CODE_SYSTEM = "urn:imaging-ai:task";
 
@@ -46,6 +47,17 @@ export interface AnalyzeDeps {
   queue: JobQueue;
   models: () => ModelSummary[];
   log(level: "info" | "warn" | "error", msg: string, data?: Record<string, unknown>): void;
+  /** This service's Organization (`Organization/{id}`, ORGANIZATION_NAME), when there is one. */
+  organization?: string;
+}
+
+/** The order an analysis fulfils (analysis/order_workflow.ts). */
+export interface OrderLink {
+  /** The ServiceRequest's id. */
+  id: string;
+  requester?: Task["requester"];
+  /** Its performers a DiagnosticReport may name (`Type/id`). */
+  performers: string[];
 }
 
 export interface AnalyzeRequest {
@@ -54,6 +66,8 @@ export interface AnalyzeRequest {
   threshold?: number;
   priority?: Priority;
   requestId?: string;
+  /** The order being fulfilled: its Task is `basedOn` it, one Task per order. */
+  order?: OrderLink;
 }
 
 const PROFILES = ["fast", "standard", "research"];
@@ -133,6 +147,7 @@ export async function requestAnalysis(
   if (!study.subject?.reference?.startsWith("Patient/")) {
     throw fhirError(422, "business-rule", `ImagingStudy/${studyId} has no Patient subject`);
   }
+  const order = req.order;
   const profile = req.profile ?? "standard";
   const threshold = req.threshold ?? model.defaultThreshold;
   const priority = req.priority ?? "routine";
@@ -143,15 +158,18 @@ export async function requestAnalysis(
     modelVersion: model.version,
     profile,
     threshold,
+    order: order && `ServiceRequest/${order.id}`,
   });
-  // The same analysis of the same content, still running or done: that Task, not a new one.
+  // The same analysis of the same content, still running or done: that Task, not a new one. An
+  // order has one Task whatever became of it (a failed one is not started again by itself).
   const existing = await interact(ctx, {
     method: "GET",
     path: ["Task"],
-    query: [["identifier", `${JOB_KEY_SYSTEM}|${key}`], ["status:not", "failed"], [
-      "status:not",
-      "cancelled",
-    ]],
+    query: order ? [["identifier", `${ORDER_TASK_SYSTEM}|${order.id}`]] : [
+      ["identifier", `${JOB_KEY_SYSTEM}|${key}`],
+      ["status:not", "failed"],
+      ["status:not", "cancelled"],
+    ],
   });
   const found = (existing.body as { entry?: { resource: Task }[] }).entry?.[0]?.resource;
   if (found && !orphaned(found)) return { task: found, created: false };
@@ -161,7 +179,11 @@ export async function requestAnalysis(
   const now = new Date().toISOString();
   const draft: Task = {
     resourceType: "Task",
-    identifier: [{ system: JOB_KEY_SYSTEM, value: key }],
+    identifier: [
+      { system: JOB_KEY_SYSTEM, value: key },
+      ...(order ? [{ system: ORDER_TASK_SYSTEM, value: order.id }] : []),
+    ],
+    ...(order ? { basedOn: [{ reference: `ServiceRequest/${order.id}` }] } : {}),
     status: "requested",
     intent: "order",
     priority,
@@ -173,6 +195,7 @@ export async function requestAnalysis(
       `${model.displayName} ${model.version} on ImagingStudy/${studyId} (${profile}, threshold ${threshold})`,
     focus: { reference: `ImagingStudy/${studyId}` },
     for: { reference: study.subject.reference },
+    ...(order?.requester ? { requester: order.requester } : {}),
     authoredOn: now,
     lastModified: now,
     owner: {
@@ -191,8 +214,19 @@ export async function requestAnalysis(
   if (found) {
     deps.log("warn", "a requested Task was never queued; queueing it now", { taskId: found.id });
   }
-  const task = found ??
-    (await interact(ctx, { method: "POST", path: ["Task"], query: [], body: draft })).body as Task;
+  let task = found;
+  if (!task) {
+    // Conditional on the order: replicas that see the same order make one Task between them.
+    const made = await interact(ctx, {
+      method: "POST",
+      path: ["Task"],
+      query: [],
+      body: draft,
+      ...(order ? { ifNoneExist: `identifier=${ORDER_TASK_SYSTEM}|${order.id}` } : {}),
+    });
+    if (made.status === 200) return { task: made.body as Task, created: false };
+    task = made.body as Task;
+  }
   const job: AnalysisJob = {
     jobId: crypto.randomUUID(),
     taskId: task.id!,
@@ -208,6 +242,14 @@ export async function requestAnalysis(
     requestId: req.requestId,
     traceparent: currentTraceparent(),
     enqueuedAt: now,
+    ...(order ? { order: `ServiceRequest/${order.id}` } : {}),
+    ...(order?.performers.length || deps.organization
+      ? {
+        performers: [...new Set([...order?.performers ?? [], deps.organization ?? ""])]
+          .filter(Boolean),
+      }
+      : {}),
+    ...(deps.organization ? { organization: deps.organization } : {}),
   };
   try {
     await deps.queue.enqueue(job);

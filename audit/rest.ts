@@ -84,9 +84,13 @@ function fhir(m: string, seg: string[], query: string | undefined): Described {
     subtype,
     action,
     entity,
-    patient: type === "Patient" && id && !id.startsWith("_") ? `Patient/${id}` : undefined,
+    patient: type === "Patient" && id && !/^[_$]/.test(id) ? `Patient/${id}` : undefined,
   });
   if (!type) return { ...rest(m === "POST" ? "batch" : "search-system", "E"), query };
+  // Operations at the system (`$export`, `$export-status/{id}`) and type (`Patient/$export`)
+  // level: the entity is the operation or the type, never a reference (no resource has such an id).
+  if (type.startsWith("$")) return { ...rest("operation", "E", type), query };
+  if (id?.startsWith("$")) return { ...rest("operation", "E", type), query };
   if (type === "_history") return { ...rest("history-system", "R"), query };
   if (id === undefined) {
     if (m === "GET" || m === "HEAD") return { ...rest("search-type", "R", type), query };

@@ -4,10 +4,15 @@
  * demoted, disabled or deleted), and the views that never show a password hash.
  */
 import type { Db } from "../db/db.ts";
+import type { Config } from "../platform/config.ts";
+import type { Logger } from "../platform/log.ts";
 import { patientExists } from "../db/resource_repo.ts";
 import { hashPassword } from "./passwords.ts";
 import * as repo from "./repo.ts";
 import { parseScopes } from "./scopes.ts";
+import type { ClientAuthMethod } from "./client_assertion.ts";
+import { AUTH_METHODS, newSecret, redirectUriProblem, sha256Hex, UI_CLIENT_ID } from "./clients.ts";
+import { LAUNCH_SCOPES } from "./smart_scopes.ts";
 
 /** Usernames: lower-case letters, digits and . _ @ -, 2 to 64 characters. */
 export const USERNAME = /^[a-z0-9][a-z0-9._@-]{1,63}$/;
@@ -52,12 +57,23 @@ export interface ClientInput {
   jwksUri?: string;
   scope?: string;
   disabled?: boolean;
+  /** Where an app's authorization codes may be sent (exact strings). */
+  redirectUris?: string[];
+  redirect_uris?: string[];
+  /** none | client_secret_basic | client_secret_post | private_key_jwt (the default). */
+  tokenEndpointAuthMethod?: string;
+  token_endpoint_auth_method?: string;
+  /** A symmetric client: make a new secret (answered once). */
+  rotateSecret?: boolean;
+  /** Where an EHR launch opens the app (the web UI's "Open in app"). */
+  launchUrl?: string | null;
 }
 
 export interface ClientAdmin {
   list(): Promise<ReturnType<typeof clientView>[]>;
   get(id: string): Promise<ReturnType<typeof clientView> | undefined>;
-  put(input: ClientInput): Promise<ReturnType<typeof clientView>>;
+  /** Creates or replaces a client; a new secret of a symmetric client is answered once. */
+  put(input: ClientInput): Promise<ReturnType<typeof clientView> & { clientSecret?: string }>;
   remove(id: string): Promise<boolean>;
 }
 
@@ -160,6 +176,53 @@ export function createClientAdmin(db: Db): ClientAdmin {
       if (!/^[A-Za-z0-9._:-]{3,128}$/.test(clientId)) {
         throw new InputError("clientId: 3–128 characters of letters, digits and . _ : -");
       }
+      if (clientId === UI_CLIENT_ID) {
+        throw new InputError(`${UI_CLIENT_ID} is the web UI's built-in client`);
+      }
+      const method = (input.tokenEndpointAuthMethod ?? input.token_endpoint_auth_method ??
+        "private_key_jwt") as ClientAuthMethod;
+      if (!AUTH_METHODS.includes(method)) {
+        throw new InputError(`tokenEndpointAuthMethod: one of ${AUTH_METHODS.join(", ")}`);
+      }
+      const redirectUris = input.redirectUris ?? input.redirect_uris ?? [];
+      if (!Array.isArray(redirectUris) || redirectUris.length > 20) {
+        throw new InputError("redirectUris: an array of up to 20 URLs");
+      }
+      for (const uri of redirectUris) {
+        const problem = redirectUriProblem(uri);
+        if (problem) throw new InputError(`redirectUris: ${problem}`);
+      }
+      const launchUrl = input.launchUrl ?? undefined;
+      if (launchUrl !== undefined) {
+        const problem = redirectUriProblem(launchUrl);
+        if (problem) throw new InputError(`launchUrl: ${problem}`);
+        if (!redirectUris.length) throw new InputError("launchUrl: an app needs redirectUris");
+      }
+      if (method !== "private_key_jwt") {
+        if (!redirectUris.length) {
+          throw new InputError(`A ${method} client is an app: redirectUris is required`);
+        }
+        const before = await repo.findClient(db, clientId);
+        const scope = checkAppScope(input.scope, false);
+        let secret: string | undefined;
+        let secretHash = before?.authMethod === method ? before.secretHash : undefined;
+        if (method !== "none" && (!secretHash || input.rotateSecret)) {
+          secret = newSecret();
+          secretHash = await sha256Hex(secret);
+        }
+        await repo.upsertClient(db, {
+          clientId,
+          name: input.name,
+          scope,
+          disabled: input.disabled,
+          redirectUris,
+          authMethod: method,
+          secretHash: method === "none" ? undefined : secretHash,
+          launchUrl,
+        });
+        const view = clientView((await repo.findClient(db, clientId))!);
+        return secret ? { ...view, clientSecret: secret } : view;
+      }
       if (!input.jwks && !input.jwksUri) throw new InputError("jwks or jwksUri is required");
       if (input.jwks && !Array.isArray(input.jwks.keys)) {
         throw new InputError('jwks must be a JWK Set: {"keys": [...]}');
@@ -169,6 +232,21 @@ export function createClientAdmin(db: Db): ClientAdmin {
       }
       if (input.jwksUri && !/^https?:\/\//.test(input.jwksUri)) {
         throw new InputError("jwksUri must be an http(s) URL");
+      }
+      if (redirectUris.length) {
+        const scope = checkAppScope(input.scope, true);
+        await repo.upsertClient(db, {
+          clientId,
+          name: input.name,
+          jwks: input.jwks,
+          jwksUri: input.jwksUri,
+          scope,
+          disabled: input.disabled,
+          redirectUris,
+          authMethod: method,
+          launchUrl,
+        });
+        return clientView((await repo.findClient(db, clientId))!);
       }
       const scope = (input.scope ?? "").trim();
       const parsed = parseScopes(scope);
@@ -223,8 +301,33 @@ function clientView(c: Awaited<ReturnType<typeof repo.findClient>> & object) {
     jwksUri: c.jwksUri ?? null,
     scope: c.scope,
     disabled: Boolean(c.disabled),
+    redirectUris: c.redirectUris ?? [],
+    tokenEndpointAuthMethod: c.authMethod ?? "private_key_jwt",
+    launchUrl: c.launchUrl ?? null,
     createdAt: c.createdAt.toISOString(),
   };
+}
+
+/**
+ * An app's allowed scopes: resource scopes (`system/` only for a private_key_jwt client) and the
+ * SMART launch and identity scopes; at least one.
+ */
+function checkAppScope(value: string | undefined, system: boolean): string {
+  const scope = (value ?? "").trim();
+  const parsed = parseScopes(scope);
+  const unknown = parsed.other.filter((s) => !(LAUNCH_SCOPES as readonly string[]).includes(s));
+  if (!scope || parsed.invalid.length || unknown.length) {
+    throw new InputError(
+      `scope: patient/…, user/… scopes and ${LAUNCH_SCOPES.join(", ")}, separated by spaces` +
+        (parsed.invalid.length || unknown.length
+          ? `; not allowed: ${[...parsed.invalid, ...unknown].join(" ")}`
+          : ""),
+    );
+  }
+  if (!system && parsed.grants.some((g) => g.context === "system")) {
+    throw new InputError("system/… scopes are for private_key_jwt clients only");
+  }
+  return scope;
 }
 
 function checkPassword(password: string | undefined): void {
@@ -267,4 +370,49 @@ function checkFhirUser(v: string | null | undefined): string | null {
     throw new InputError("fhirUser: Practitioner/…, Patient/…, RelatedPerson/… or Person/…");
   }
   return v;
+}
+
+/** Creates the first admin from config when there is no admin yet (see AuthService). */
+export async function ensureFirstAdmin(
+  db: Db,
+  config: Readonly<Config>,
+  users: UserAdmin,
+  log: Logger,
+): Promise<void> {
+  const a = config.auth;
+  if (await repo.countAdmins(db) > 0) return;
+  if (!a.adminPassword && a.enabled && !config.databaseUrl && config.pgliteDir !== "memory") {
+    // The embedded default on first start: an admin with a random password, written to a
+    // file only its owner can read (never to the log), like an appliance's first boot.
+    const password = newSecret().slice(0, 24);
+    const file = `${config.pgliteDir.replace(/\/+$/, "")}/../initial-admin-password`;
+    await users.create({ username: a.adminUsername, password, role: "admin" });
+    await Deno.writeTextFile(file, `${a.adminUsername}\n${password}\n`, { mode: 0o600 });
+    log(
+      "warn",
+      "first start: admin account created; its password is in the file named here " +
+        "(log in, change it with PATCH /auth/users/{id}, then delete the file)",
+      {
+        username: a.adminUsername,
+        file: new URL(file, `file://${Deno.cwd()}/`).pathname,
+      },
+    );
+    return;
+  }
+  if (!a.adminPassword) {
+    if (a.enabled) {
+      log(
+        "warn",
+        "no admin account: set ADMIN_PASSWORD (and ADMIN_USERNAME) and restart to create " +
+          "the first one",
+      );
+    }
+    return;
+  }
+  await users.create({ username: a.adminUsername, password: a.adminPassword, role: "admin" })
+    .catch((e) => {
+      if (!(e instanceof InputError)) throw e;
+      log("error", `could not create the first admin: ${e.message}`);
+    });
+  log("info", "first admin account created", { username: a.adminUsername });
 }

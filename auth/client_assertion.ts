@@ -31,7 +31,22 @@ export interface RegisteredClient {
   /** The scopes it may be granted, space-separated. */
   scope: string;
   disabled?: boolean;
+  /** Where the authorization endpoint may send its codes (exact strings); none for a backend. */
+  redirectUris?: string[];
+  /** How it authenticates at the token endpoint (default `private_key_jwt`). */
+  authMethod?: ClientAuthMethod;
+  /** The SHA-256 (hex) of a symmetric client's secret. */
+  secretHash?: string;
+  /** Where an EHR launch opens the app (`iss` and `launch` are added to it). */
+  launchUrl?: string;
 }
+
+/** RFC 7591 `token_endpoint_auth_method` values this server supports. */
+export type ClientAuthMethod =
+  | "none"
+  | "client_secret_basic"
+  | "client_secret_post"
+  | "private_key_jwt";
 
 /** The assertion ids seen, per client, until they expire. */
 export interface JtiStore {

@@ -32,6 +32,8 @@ export interface AccessClaims {
   /** The FHIR resource of the user (`Practitioner/123`). */
   fhirUser?: string;
   name?: string;
+  /** The grant (authorization-code flow) the token came from: revoking it ends the token. */
+  grant_id?: string;
 }
 
 /** The claims a caller supplies; the issuer, audience, id and times are added here. */
@@ -42,7 +44,7 @@ export type AccessClaimsInput = Omit<
 
 /** Tokens longer than this are refused unparsed. */
 const MAX_TOKEN_LENGTH = 16 * 1024;
-const OPTIONAL_STRINGS = ["client_id", "patient", "fhirUser", "name"] as const;
+const OPTIONAL_STRINGS = ["client_id", "patient", "fhirUser", "name", "grant_id"] as const;
 
 /** Signs an access token with the ring's current key, valid `ttlSeconds` from now. */
 export async function issueAccessToken(

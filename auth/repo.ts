@@ -196,9 +196,14 @@ export async function takeRefresh(sql: Sql, tokenHash: string): Promise<RefreshR
   };
 }
 
+/** Revokes a refresh-token family and the grant of that id (its access tokens too). */
 export async function revokeFamily(sql: Sql, family: string): Promise<void> {
   await sql.query(
     `UPDATE auth_refresh_token SET revoked_at = coalesce(revoked_at, now()) WHERE family = $1`,
+    [family],
+  );
+  await sql.query(
+    `UPDATE auth_grant SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1`,
     [family],
   );
 }
@@ -211,17 +216,20 @@ export async function familyOf(sql: Sql, tokenHash: string): Promise<string | un
   return rows[0]?.family;
 }
 
+/** Ends an account's refresh tokens, app grants and browser sessions. */
 export async function revokeUserTokens(sql: Sql, userId: string): Promise<void> {
-  await sql.query(
-    `UPDATE auth_refresh_token SET revoked_at = coalesce(revoked_at, now()) WHERE user_id = $1`,
-    [userId],
-  );
+  for (const table of ["auth_refresh_token", "auth_grant", "auth_session"]) {
+    await sql.query(
+      `UPDATE ${table} SET revoked_at = coalesce(revoked_at, now()) WHERE user_id = $1`,
+      [userId],
+    );
+  }
 }
 
 // ---- clients ----
 
 function clientOf(r: Record<string, unknown>): RegisteredClient & { createdAt: Date } {
-  const jwks = typeof r.jwks === "string" ? JSON.parse(r.jwks) : r.jwks;
+  const jwks = jsonOf<{ keys: JsonWebKey[] }>(r.jwks);
   return {
     clientId: String(r.client_id),
     name: (r.name as string | null) ?? undefined,
@@ -229,8 +237,18 @@ function clientOf(r: Record<string, unknown>): RegisteredClient & { createdAt: D
     jwksUri: (r.jwks_uri as string | null) ?? undefined,
     scope: String(r.scope),
     disabled: Boolean(r.disabled),
+    redirectUris: jsonOf<string[]>(r.redirect_uris) ?? [],
+    authMethod: (r.auth_method as RegisteredClient["authMethod"]) ?? "private_key_jwt",
+    secretHash: (r.secret_hash as string | null) ?? undefined,
+    launchUrl: (r.launch_url as string | null) ?? undefined,
     createdAt: new Date(r.created_at as string),
   };
+}
+
+/** A jsonb column's value (PGlite and postgres.js may answer it parsed or as text). */
+export function jsonOf<T>(v: unknown): T | undefined {
+  if (v === null || v === undefined) return undefined;
+  return (typeof v === "string" ? JSON.parse(v) : v) as T;
 }
 
 export async function findClient(sql: Sql, clientId: string) {
@@ -245,10 +263,13 @@ export async function listClients(sql: Sql) {
 /** Inserts or replaces a client (by client_id). */
 export async function upsertClient(sql: Sql, c: RegisteredClient): Promise<void> {
   await sql.query(
-    `INSERT INTO auth_client (client_id, name, jwks, jwks_uri, scope, disabled)
-     VALUES ($1, $2, $3::jsonb, $4, $5, $6)
+    `INSERT INTO auth_client (client_id, name, jwks, jwks_uri, scope, disabled, redirect_uris,
+       auth_method, secret_hash, launch_url)
+     VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7::jsonb, $8, $9, $10)
      ON CONFLICT (client_id) DO UPDATE SET name = EXCLUDED.name, jwks = EXCLUDED.jwks,
-       jwks_uri = EXCLUDED.jwks_uri, scope = EXCLUDED.scope, disabled = EXCLUDED.disabled`,
+       jwks_uri = EXCLUDED.jwks_uri, scope = EXCLUDED.scope, disabled = EXCLUDED.disabled,
+       redirect_uris = EXCLUDED.redirect_uris, auth_method = EXCLUDED.auth_method,
+       secret_hash = EXCLUDED.secret_hash, launch_url = EXCLUDED.launch_url`,
     [
       c.clientId,
       c.name ?? null,
@@ -256,6 +277,10 @@ export async function upsertClient(sql: Sql, c: RegisteredClient): Promise<void>
       c.jwksUri ?? null,
       c.scope,
       Boolean(c.disabled),
+      JSON.stringify(c.redirectUris ?? []),
+      c.authMethod ?? "private_key_jwt",
+      c.secretHash ?? null,
+      c.launchUrl ?? null,
     ],
   );
 }

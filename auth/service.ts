@@ -1,9 +1,11 @@
 /**
  * @module The authorization server and the bearer-token check of the resource server, in one:
- * `POST /auth/token` grants (password for people, refresh_token with rotation, client_credentials
- * with a private_key_jwt assertion for systems), revocation, the first admin, the signing keys, and
- * `authenticate()` that turns an Authorization header into a `Caller` (verified tokens cached).
- * Accounts and clients for admins are `admin.ts`'s.
+ * `POST /auth/token` grants (authorization_code for apps and the web UI — `code_grant.ts`,
+ * `authorize.ts` —, password for people only behind AUTH_PASSWORD_GRANT, refresh_token with
+ * rotation, client_credentials with a private_key_jwt assertion for systems), revocation, the
+ * first admin, the signing keys, and `authenticate()` that turns an Authorization header into a
+ * `Caller` (verified tokens cached; a token of a revoked grant is refused). Accounts and clients
+ * for admins are `admin.ts`'s.
  */
 import { createRateLimiter, RateLimited, type RateLimiter } from "../ratelimit/limits.ts";
 import type { Config } from "../platform/config.ts";
@@ -21,23 +23,20 @@ import {
   type ClientAdmin,
   createClientAdmin,
   createUserAdmin,
-  InputError,
+  ensureFirstAdmin,
   type UserAdmin,
   USERNAME,
 } from "./admin.ts";
 import { narrowScopes, parseScopes } from "./scopes.ts";
+import { type Authorizer, createAuthorizer } from "./authorize.ts";
+import { authenticateClient, base64url, findAppClient, sha256Hex as sha256 } from "./clients.ts";
+import { type CodeGrant, createCodeGrant, type SmartTokenResponse } from "./code_grant.ts";
+import { findGrant } from "./smart_repo.ts";
 
 export { InputError } from "./admin.ts";
 export type { ClientAdmin, ClientInput, UserAdmin, UserInput, UserView } from "./admin.ts";
 
-export interface TokenResponse {
-  access_token: string;
-  token_type: "Bearer";
-  expires_in: number;
-  scope: string;
-  refresh_token?: string;
-  patient?: string;
-}
+export type TokenResponse = SmartTokenResponse;
 
 export interface AuthService {
   readonly enabled: boolean;
@@ -48,10 +47,21 @@ export interface AuthService {
   readonly ring: KeyRing;
   /** The Caller of an `Authorization` header; throws a 401 AuthError. With AUTH=off: internal. */
   authenticate(authorization: string | undefined): Promise<Caller>;
-  /** `POST /auth/token` with a form body; throws OAuthError. */
-  token(form: URLSearchParams, address: string): Promise<TokenResponse>;
-  /** RFC 7009: revokes a refresh token's family (unknown tokens are ignored, as the RFC says). */
+  /** `POST /auth/token` with a form body (and the Authorization header); throws OAuthError. */
+  token(form: URLSearchParams, address: string, authorization?: string): Promise<TokenResponse>;
+  /**
+   * RFC 7009: revokes a refresh token's family, or an access token's grant (unknown tokens are
+   * ignored, as the RFC says).
+   */
   revoke(token: string): Promise<void>;
+  /** The authorization endpoint's logic (requests, sessions, consent, EHR launches). */
+  authorizer: Authorizer;
+  /** Authorization codes, their refreshes and RFC 7662 introspection. */
+  codes: CodeGrant;
+  /** Checks a person's password (login rate limit, lockout); throws OAuthError / TooManyAttempts. */
+  verifyLogin(username: string, password: string, address: string): Promise<repo.UserRow>;
+  /** The confidential client of an introspection request; throws OAuthError(401). */
+  authenticateClient(form: URLSearchParams, authorization?: string): Promise<{ clientId: string }>;
   /** A short-lived token for the service's own in-process worker. */
   workerToken(): Promise<string>;
   /** Creates the first admin from config when there is no admin yet. */
@@ -92,7 +102,7 @@ export function createAuthService(
   const tokenUrl = `${origin}/auth/token`;
   const jtis = repo.jtiStore(db);
   /** Tokens verified, oldest first (Map order), with their expiry in seconds. */
-  const verified = new Map<string, { caller: Caller; exp: number }>();
+  const verified = new Map<string, { caller: Caller; exp: number; grant?: string }>();
 
   async function issue(
     claims: Parameters<typeof issueAccessToken>[1],
@@ -106,14 +116,19 @@ export function createAuthService(
     return { token, expiresIn: a.accessTokenSeconds };
   }
 
-  async function newRefresh(userId: string, scope: string, family: string): Promise<string> {
+  async function newRefresh(
+    userId: string,
+    scope: string,
+    family: string,
+    expiresAt?: Date,
+  ): Promise<string> {
     const token = base64url(crypto.getRandomValues(new Uint8Array(32)));
     await repo.insertRefresh(db, {
       tokenHash: await sha256(token),
       family,
       userId,
       scope,
-      expiresAt: new Date(now() + a.refreshTokenSeconds * 1000),
+      expiresAt: expiresAt ?? new Date(now() + a.refreshTokenSeconds * 1000),
     });
     return token;
   }
@@ -168,9 +183,22 @@ export function createAuthService(
   }
 
   async function passwordGrant(form: URLSearchParams, address: string): Promise<TokenResponse> {
+    const user = await verifyLogin(form.get("username") ?? "", form.get("password") ?? "", address);
+    const allowed = accountScopes(user.role, user.patient);
+    const requested = form.get("scope")?.trim();
+    const scope = requested ? narrowScopes(requested, allowed).granted : allowed;
+    if (!scope) throw new OAuthError(400, "invalid_scope", `None of "${requested}" is allowed`);
+    return await userTokens(user, scope);
+  }
+
+  /** A person's username and password checked: the account, or an OAuthError / TooManyAttempts. */
+  async function verifyLogin(
+    name: string,
+    password: string,
+    address: string,
+  ): Promise<repo.UserRow> {
     await throttle(address);
-    const username = (form.get("username") ?? "").trim().toLowerCase();
-    const password = form.get("password") ?? "";
+    const username = name.trim().toLowerCase();
     if (!username || !password) {
       throw new OAuthError(400, "invalid_request", "username and password are required");
     }
@@ -204,14 +232,13 @@ export function createAuthService(
         passwordHash: await hashPassword(password, a.passwordIterations),
       });
     }
-    const allowed = accountScopes(user.role, user.patient);
-    const requested = form.get("scope")?.trim();
-    const scope = requested ? narrowScopes(requested, allowed).granted : allowed;
-    if (!scope) throw new OAuthError(400, "invalid_scope", `None of "${requested}" is allowed`);
-    return await userTokens(user, scope);
+    return user;
   }
 
-  async function refreshGrant(form: URLSearchParams): Promise<TokenResponse> {
+  async function refreshGrant(
+    form: URLSearchParams,
+    authorization: string | undefined,
+  ): Promise<TokenResponse> {
     const presented = form.get("refresh_token") ?? "";
     if (!presented) throw new OAuthError(400, "invalid_request", "refresh_token is required");
     const hash = await sha256(presented);
@@ -231,10 +258,23 @@ export function createAuthService(
     });
     if ("error" in outcome) throw new OAuthError(400, "invalid_grant", outcome.error!);
     const { row, user } = outcome;
+    // A token of an app's grant (authorization code) keeps its client and launch context.
+    const grant = await findGrant(db, row.family);
+    if (grant) return await codes.refresh(row, grant, form, authorization);
     const requested = form.get("scope")?.trim();
     // A refresh may narrow the scope, never widen it (and never past what the role allows now).
     let scope = narrowScopes(row.scope, accountScopes(user.role, user.patient)).granted;
-    if (requested) scope = narrowScopes(requested, scope).granted;
+    if (requested) {
+      const asked = narrowScopes(requested, row.scope);
+      if (asked.refused.length) {
+        throw new OAuthError(
+          400,
+          "invalid_scope",
+          `Not granted before: ${asked.refused.join(" ")}`,
+        );
+      }
+      scope = narrowScopes(requested, scope).granted;
+    }
     if (!scope) throw new OAuthError(400, "invalid_scope", `None of "${requested}" is allowed`);
     const { token, expiresIn } = await issue(userClaims(user, scope));
     return {
@@ -285,6 +325,38 @@ export function createAuthService(
 
   const users = createUserAdmin(db, a.passwordIterations);
   const clients = createClientAdmin(db);
+  const clientAuth = {
+    findClient: (id: string) => findAppClient(db, origin, id),
+    tokenUrl,
+    jti: jtis,
+    now,
+    ...(fetchJwks ? { fetchJwks } : {}),
+  };
+  /** Drops cached verifications of a revoked grant's tokens (this replica's). */
+  const forgetGrant = (grantId: string) => {
+    for (const [token, v] of verified) if (v.grant === grantId) verified.delete(token);
+  };
+  const codes = createCodeGrant({
+    db,
+    ring,
+    issuer: a.issuer,
+    audience,
+    accessTokenSeconds: a.accessTokenSeconds,
+    refreshTokenSeconds: a.refreshTokenSeconds,
+    now,
+    clientAuth,
+    issue,
+    newRefresh,
+    revoked: forgetGrant,
+  });
+  const authorizer = createAuthorizer({
+    db,
+    origin,
+    audience,
+    issuer: a.issuer,
+    now,
+    sessionSeconds: a.sessionSeconds,
+  });
 
   return {
     enabled: a.enabled,
@@ -294,6 +366,12 @@ export function createAuthService(
     ring,
     users,
     clients,
+    authorizer,
+    codes,
+    verifyLogin,
+    async authenticateClient(form, authorization) {
+      return await authenticateClient(form, authorization, { ...clientAuth, allowPublic: false });
+    },
     async authenticate(authorization) {
       if (!a.enabled) return internalCaller();
       if (!authorization) throw unauthorized("A bearer token is required");
@@ -320,36 +398,65 @@ export function createAuthService(
           scope: claims.scope,
           scopes: parseScopes(claims.scope),
         };
+        // A token of an app's grant dies with it (a reused code, a revoked refresh family).
+        if (claims.grant_id) {
+          const grant = await findGrant(db, claims.grant_id);
+          if (!grant || grant.revokedAt) {
+            throw unauthorized("The token was revoked", "invalid_token");
+          }
+        }
         if (verified.size >= VERIFIED_CACHE) verified.delete(verified.keys().next().value!);
-        verified.set(m[1], { caller, exp: claims.exp });
+        verified.set(m[1], { caller, exp: claims.exp, grant: claims.grant_id });
         return caller;
       } catch (e) {
         if (e instanceof TokenError) throw unauthorized(e.message, "invalid_token");
         throw e;
       }
     },
-    async token(form, address) {
+    async token(form, address, authorization) {
       const grant = form.get("grant_type");
       switch (grant) {
+        case "authorization_code":
+          return await codes.exchange(form, authorization);
         case "password":
-          return await passwordGrant(form, address);
+          if (a.passwordGrant) return await passwordGrant(form, address);
+          break;
         case "refresh_token":
-          return await refreshGrant(form);
+          return await refreshGrant(form, authorization);
         case "client_credentials":
           return await clientCredentialsGrant(form);
-        default:
-          throw new OAuthError(
-            400,
-            grant ? "unsupported_grant_type" : "invalid_request",
-            grant
-              ? `grant_type ${grant} is not supported (password, refresh_token, client_credentials)`
-              : "grant_type is required",
-          );
       }
+      const supported = [
+        "authorization_code",
+        ...(a.passwordGrant ? ["password"] : []),
+        "refresh_token",
+        "client_credentials",
+      ];
+      throw new OAuthError(
+        400,
+        grant ? "unsupported_grant_type" : "invalid_request",
+        grant
+          ? `grant_type ${grant} is not supported (${supported.join(", ")})`
+          : "grant_type is required",
+      );
     },
     async revoke(token) {
       const family = await repo.familyOf(db, await sha256(token));
-      if (family) await repo.revokeFamily(db, family);
+      if (family) {
+        await repo.revokeFamily(db, family);
+        forgetGrant(family);
+        return;
+      }
+      // An access token of an app's grant: the grant ends, and every token issued from it.
+      try {
+        const claims = await verifyAccessToken(ring, token, { issuer: a.issuer, audience, now });
+        if (claims.grant_id) {
+          await repo.revokeFamily(db, claims.grant_id);
+          forgetGrant(claims.grant_id);
+        }
+      } catch (e) {
+        if (!(e instanceof TokenError)) throw e;
+      }
     },
     async workerToken() {
       return (await issue({
@@ -360,41 +467,7 @@ export function createAuthService(
       })).token;
     },
     async ensureFirstAdmin(log) {
-      if (await repo.countAdmins(db) > 0) return;
-      if (!a.adminPassword && a.enabled && !config.databaseUrl && config.pgliteDir !== "memory") {
-        // The embedded default on first start: an admin with a random password, written to a
-        // file only its owner can read (never to the log), like an appliance's first boot.
-        const password = base64url(crypto.getRandomValues(new Uint8Array(18)));
-        const file = `${config.pgliteDir.replace(/\/+$/, "")}/../initial-admin-password`;
-        await users.create({ username: a.adminUsername, password, role: "admin" });
-        await Deno.writeTextFile(file, `${a.adminUsername}\n${password}\n`, { mode: 0o600 });
-        log(
-          "warn",
-          "first start: admin account created; its password is in the file named here " +
-            "(log in, change it with PATCH /auth/users/{id}, then delete the file)",
-          {
-            username: a.adminUsername,
-            file: new URL(file, `file://${Deno.cwd()}/`).pathname,
-          },
-        );
-        return;
-      }
-      if (!a.adminPassword) {
-        if (a.enabled) {
-          log(
-            "warn",
-            "no admin account: set ADMIN_PASSWORD (and ADMIN_USERNAME) and restart to create " +
-              "the first one",
-          );
-        }
-        return;
-      }
-      await users.create({ username: a.adminUsername, password: a.adminPassword, role: "admin" })
-        .catch((e) => {
-          if (!(e instanceof InputError)) throw e;
-          log("error", `could not create the first admin: ${e.message}`);
-        });
-      log("info", "first admin account created", { username: a.adminUsername });
+      await ensureFirstAdmin(db, config, users, log);
     },
   };
 }
@@ -405,16 +478,4 @@ function dummyHash(iterations: number): Promise<string> {
   let hash = dummies.get(iterations);
   if (!hash) dummies.set(iterations, hash = hashPassword(crypto.randomUUID(), iterations));
   return hash;
-}
-
-async function sha256(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function base64url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(
-    /=+$/,
-    "",
-  );
 }

@@ -403,6 +403,8 @@ async function main() {
     opts.auth
       ? {
         AUTH: "on",
+        // The bench logs in with the password grant (off by default).
+        AUTH_PASSWORD_GRANT: "on",
         ADMIN_PASSWORD: BENCH_ADMIN_PASSWORD,
         ACCESS_TOKEN_SECONDS: "86400",
         // One user sends every request: no per-caller limit (the limiter's cost still counts).

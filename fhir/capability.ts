@@ -99,14 +99,21 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
               text: "OAuth 2.0 bearer tokens with SMART on FHIR scopes (v1 and v2)",
             }],
             description: "Every interaction but this CapabilityStatement needs a bearer token: " +
-              "people log in with a password grant, systems use SMART Backend Services " +
+              "people and apps sign in with SMART App Launch (authorization code with PKCE, EHR " +
+              "and standalone launch), systems use SMART Backend Services " +
               "(client_credentials with a private_key_jwt assertion). See " +
               ".well-known/smart-configuration.",
             extension: [{
               url: "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
               extension: [
                 { url: "token", valueUri: ctx.security.token },
+                ...(ctx.security.authorize
+                  ? [{ url: "authorize", valueUri: ctx.security.authorize }]
+                  : []),
                 { url: "revoke", valueUri: ctx.security.revoke },
+                ...(ctx.security.introspect
+                  ? [{ url: "introspect", valueUri: ctx.security.introspect }]
+                  : []),
               ],
             }],
           },

@@ -127,7 +127,7 @@ export interface FhirContext {
   /** AuditEvents are the audit trail's (read-only, from audit/); absent: stored like others. */
   audit?: boolean;
   /** OAuth endpoints for the CapabilityStatement's `rest.security` (absent: AUTH=off). */
-  security?: { token: string; revoke: string };
+  security?: { token: string; revoke: string; authorize?: string; introspect?: string };
 }
 
 /** `W/"3"` or `"3"` or `3` → `3`; undefined when absent. */

@@ -163,6 +163,9 @@ function fhirClass(segments: string[]): string {
   if (n === 2 && first === ".well-known" && id === "smart-configuration") {
     return "/fhir/.well-known/smart-configuration";
   }
+  // Bulk Data's job status and files (routes/bulk.ts).
+  if (n === 2 && first === "$export-status") return "/fhir/$export-status/{id}";
+  if (n === 3 && first === "$export-file") return "/fhir/$export-file/{id}/{file}";
   const type = isSupportedType(first) ? `/fhir/${first}` : "/fhir/{type}";
   if (n === 1) return type;
   if (n === 2) {

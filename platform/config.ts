@@ -61,6 +61,15 @@ export interface Config {
   dimse: DimseConfig;
   /** How often the change feed polls for committed versions (CHANGE_FEED_INTERVAL_MS, 250). */
   changeFeedIntervalMs: number;
+  /** FHIR Bulk Data `$export` (fhir/bulk/). */
+  bulkExport: {
+    /** How long a finished export and its files are kept (BULK_EXPORT_RETENTION_HOURS, 24). */
+    retentionHours: number;
+    /** Resources per NDJSON file at most (BULK_EXPORT_FILE_RESOURCES, default 10000). */
+    fileResources: number;
+  };
+  /** ORGANIZATION_NAME, ORGANIZATION_ID (default the name): the AI results' FHIR Organization. */
+  organization: { name: string; identifier: string };
   /**
    * Where Subscriptions may send notifications (SUBSCRIPTION_ENDPOINTS, comma-separated): URL
    * prefixes (`https://ehr.example.org/fhir/`: that origin, that path or below it at a `/`) and
@@ -101,6 +110,10 @@ export interface AuthConfig {
   accessTokenSeconds: number;
   /** Refresh-token lifetime, rotated on each use (REFRESH_TOKEN_SECONDS, default 43200). */
   refreshTokenSeconds: number;
+  /** grant_type=password at /auth/token (AUTH_PASSWORD_GRANT, default off: scripts, tests). */
+  passwordGrant: boolean;
+  /** How long a browser stays signed in at `/auth/authorize` (AUTH_SESSION_SECONDS, 28800). */
+  sessionSeconds: number;
   /** The first admin, created at start when no admin exists (ADMIN_USERNAME, ADMIN_PASSWORD). */
   adminUsername: string;
   adminPassword: string;
@@ -319,6 +332,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     problems.push(`REDIS_URL: expected redis://…`);
   }
   const redisKeyPrefix = env.REDIS_KEY_PREFIX || "imaging";
+  const organizationId = (env.ORGANIZATION_ID || env.ORGANIZATION_NAME || "").trim();
   if (!/^[A-Za-z0-9_.{}-]+(:[A-Za-z0-9_.{}-]+)*$/.test(redisKeyPrefix)) {
     problems.push(
       `REDIS_KEY_PREFIX=${redisKeyPrefix}: expected segments of letters, digits, _ - . { } separated by ":" (e.g. imaging or site-a:imaging)`,
@@ -401,6 +415,11 @@ export function loadConfig(env: Env): Readonly<Config> {
       folder: env.OBJECT_DIR || "./data/objects",
     },
     changeFeedIntervalMs: int("CHANGE_FEED_INTERVAL_MS", 250, 10, 60_000),
+    bulkExport: {
+      retentionHours: int("BULK_EXPORT_RETENTION_HOURS", 24, 1, 24 * 365),
+      fileResources: int("BULK_EXPORT_FILE_RESOURCES", 10_000, 1, 10_000_000),
+    },
+    organization: { name: env.ORGANIZATION_NAME?.trim() ?? "", identifier: organizationId },
     subscriptionEndpoints,
     outboundPrivateAddresses: outboundPrivateAddresses as "refuse" | "allow",
     inference: {
@@ -434,6 +453,8 @@ export function loadConfig(env: Env): Readonly<Config> {
       issuer: env.AUTH_ISSUER || `${publicUrl}/auth`,
       accessTokenSeconds: int("ACCESS_TOKEN_SECONDS", 900, 30, 86_400),
       refreshTokenSeconds: int("REFRESH_TOKEN_SECONDS", 43_200, 60, 31_536_000),
+      passwordGrant: bool("AUTH_PASSWORD_GRANT", false),
+      sessionSeconds: int("AUTH_SESSION_SECONDS", 28_800, 60, 2_592_000),
       adminUsername: (env.ADMIN_USERNAME || "admin").toLowerCase(),
       adminPassword,
       loginMaxFailures: int("LOGIN_MAX_FAILURES", 5, 1, 1000),

@@ -31,6 +31,19 @@ export interface AnalysisJob {
   /** That request's trace (W3C traceparent), continued by the sidecar's span (OpenTelemetry). */
   traceparent?: string;
   enqueuedAt: string;
+  /**
+   * The order this job fulfils (`ServiceRequest/{id}`), when an order started it: the report and
+   * its Provenance name it (`basedOn`, `entity`). Absent for `$analyze` and the rules.
+   */
+  order?: string;
+  /**
+   * Who the report names as `performer` (never the model: R4 allows no Device there): the
+   * order's performers (Practitioner, PractitionerRole, Organization, CareTeam) and this
+   * service's Organization (ORGANIZATION_NAME).
+   */
+  performers?: string[];
+  /** This service's Organization (`Organization/{id}`): the model acts on its behalf. */
+  organization?: string;
 }
 
 /** The identifier system of the idempotency key on DiagnosticReports and Observations. */
@@ -38,7 +51,10 @@ export const JOB_KEY_SYSTEM = "urn:imaging-ai:analysis-job";
 
 /**
  * The idempotency key: SHA-256 of the study, its content version (its image series and their
- * instance counts: `analysis/analyze.ts` `imageContent`), the model version and the parameters.
+ * instance counts: `analysis/analyze.ts` `imageContent`), the model version and the parameters;
+ * for a job an order started, the order too (`ServiceRequest/{id}`, not its version), so each
+ * order gets its own report while a redelivered job keeps its key. Without an order the key is
+ * what it always was.
  */
 export async function idempotencyKey(parts: {
   studyInstanceUid: string;
@@ -47,6 +63,7 @@ export async function idempotencyKey(parts: {
   modelVersion: string;
   profile: Profile;
   threshold: number;
+  order?: string;
 }): Promise<string> {
   const text = JSON.stringify([
     parts.studyInstanceUid,
@@ -55,13 +72,15 @@ export async function idempotencyKey(parts: {
     parts.modelVersion,
     parts.profile,
     parts.threshold,
+    ...(parts.order ? [parts.order] : []),
   ]);
   const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** The scope a sidecar's client is registered with: read studies and Tasks, store its DICOM results
- * (SEG, SR) into the study, file reports, close Tasks (checked by the API like any client's). */
+ * (SEG, SR) into the study, file reports and their Provenance, close Tasks (checked by the API like
+ * any client's). */
 export const WORKER_SCOPE = [
   "system/ImagingStudy.crs",
   "system/Patient.rs",
@@ -70,4 +89,5 @@ export const WORKER_SCOPE = [
   "system/DiagnosticReport.crus",
   "system/Observation.crus",
   "system/DocumentReference.crus",
+  "system/Provenance.crs",
 ].join(" ");

@@ -1,8 +1,9 @@
 /**
- * @module `/auth`: the OAuth 2.0 token endpoint (password, refresh_token, client_credentials with
- * private_key_jwt), revocation (RFC 7009), the caller's own identity, and the admin API for
- * accounts and registered clients; plus the discovery documents at `/.well-known` (JWKS, SMART
- * configuration) that the app also serves under the FHIR base.
+ * @module `/auth`: the OAuth 2.0 token endpoint (authorization_code, refresh_token,
+ * client_credentials with private_key_jwt, and password behind AUTH_PASSWORD_GRANT), revocation
+ * (RFC 7009), the caller's own identity, and the admin API for accounts and registered clients;
+ * plus the discovery documents (JWKS, SMART configuration at `/.well-known`, also served under the
+ * FHIR base; OpenID Connect's at the issuer). The authorization endpoint is `authorize.ts`'s.
  */
 import { readBoundedText } from "../platform/body.ts";
 import { HttpError } from "../platform/http_error.ts";
@@ -35,6 +36,8 @@ export function authRoutes(services: Services): Hono<AppEnv> {
         status,
         agent: form?.get("grant_type") === "client_credentials"
           ? { kind: "client", id: clientOf(form) }
+          : form?.get("grant_type") === "authorization_code"
+          ? { kind: "client", id: form.get("client_id")?.slice(0, 128) || clientOf(form) }
           : { kind: "user", id: form?.get("username")?.slice(0, 64) || "unknown" },
         address: addressOf(c, services.config.auth.trustedProxies),
         requestId: c.get("requestId"),
@@ -42,7 +45,11 @@ export function authRoutes(services: Services): Hono<AppEnv> {
       });
     try {
       form = await formOf(c);
-      const body = await auth.token(form, addressOf(c, services.config.auth.trustedProxies));
+      const body = await auth.token(
+        form,
+        addressOf(c, services.config.auth.trustedProxies),
+        c.req.header("authorization"),
+      );
       audit(200);
       return c.json(body, 200, NO_STORE);
     } catch (e) {
@@ -187,46 +194,115 @@ export function wellKnownRoutes(services: Services): Hono<AppEnv> {
   return app;
 }
 
-/** SMART App Launch 2.x discovery: what this server's authorization supports. */
-export function smartConfiguration(services: Services) {
+/** The scopes this server grants, for discovery. */
+const SCOPES_SUPPORTED = [
+  "openid",
+  "fhirUser",
+  "profile",
+  "launch",
+  "launch/patient",
+  "launch/encounter",
+  "offline_access",
+  "online_access",
+  "patient/*.cruds",
+  "patient/*.rs",
+  "patient/*.read",
+  "patient/*.write",
+  "user/*.cruds",
+  "user/*.rs",
+  "user/*.read",
+  "user/*.write",
+  "system/*.cruds",
+  "system/*.rs",
+  "system/*.read",
+  "system/*.write",
+];
+
+function endpoints(services: Services) {
   const origin = new URL(services.config.publicUrl).origin;
   return {
     issuer: services.auth.issuer,
     jwks_uri: `${origin}/.well-known/jwks.json`,
+    authorization_endpoint: `${origin}/auth/authorize`,
     token_endpoint: services.auth.tokenUrl,
+    introspection_endpoint: `${origin}/auth/introspect`,
     revocation_endpoint: `${origin}/auth/revoke`,
-    grant_types_supported: ["password", "refresh_token", "client_credentials"],
-    token_endpoint_auth_methods_supported: ["private_key_jwt"],
-    token_endpoint_auth_signing_alg_values_supported: ["RS384", "ES384"],
-    scopes_supported: [
-      "system/*.cruds",
-      "system/*.rs",
-      "user/*.cruds",
-      "user/*.rs",
-      "system/*.read",
-      "system/*.write",
-      "user/*.read",
-      "user/*.write",
-      "patient/*.cruds",
-      "patient/*.rs",
-      "patient/*.read",
-      "patient/*.write",
-      "launch/patient",
-      "openid",
-      "fhirUser",
-      "offline_access",
+    grant_types_supported: [
+      "authorization_code",
+      "refresh_token",
+      "client_credentials",
+      ...(services.config.auth.passwordGrant ? ["password"] : []),
     ],
-    response_types_supported: ["token"],
+    token_endpoint_auth_methods_supported: [
+      "none",
+      "client_secret_basic",
+      "client_secret_post",
+      "private_key_jwt",
+    ],
+    token_endpoint_auth_signing_alg_values_supported: ["RS384", "ES384"],
+    scopes_supported: SCOPES_SUPPORTED,
+    response_types_supported: ["code"],
+    code_challenge_methods_supported: ["S256"],
+    authorization_response_iss_parameter_supported: true,
+  };
+}
+
+/** SMART App Launch 2.x discovery: what this server's authorization supports (and only that). */
+export function smartConfiguration(services: Services) {
+  return {
+    ...endpoints(services),
     capabilities: [
+      "launch-ehr",
+      "launch-standalone",
+      "authorize-post",
+      "client-public",
+      "client-confidential-symmetric",
       "client-confidential-asymmetric",
-      "permission-v1",
-      "permission-v2",
+      "context-ehr-patient",
+      "context-ehr-encounter",
+      "context-standalone-patient",
+      "context-banner",
+      "sso-openid-connect",
       "permission-offline",
+      "permission-online",
       "permission-patient",
       "permission-user",
+      "permission-v1",
+      "permission-v2",
     ],
-    code_challenge_methods_supported: [],
   };
+}
+
+/** OpenID Connect Discovery 1.0, served at the issuer + `/.well-known/openid-configuration`. */
+export function openidConfiguration(services: Services) {
+  return {
+    ...endpoints(services),
+    subject_types_supported: ["public"],
+    id_token_signing_alg_values_supported: ["ES256"],
+    response_modes_supported: ["query"],
+    claims_supported: [
+      "iss",
+      "sub",
+      "aud",
+      "exp",
+      "iat",
+      "auth_time",
+      "nonce",
+      "at_hash",
+      "fhirUser",
+      "name",
+      "preferred_username",
+    ],
+    claims_parameter_supported: false,
+    request_parameter_supported: false,
+  };
+}
+
+/** Where the issuer's OpenID configuration is served on this server (its path), if here. */
+export function openidConfigurationPath(services: Services): string | undefined {
+  const issuer = new URL(services.auth.issuer);
+  if (issuer.origin !== new URL(services.config.publicUrl).origin) return undefined;
+  return `${issuer.pathname.replace(/\/+$/, "")}/.well-known/openid-configuration`;
 }
 
 /** The client an assertion names (unverified: for the audit trail of a failed attempt only). */

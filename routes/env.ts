@@ -11,6 +11,7 @@ import type { ObjectStore } from "../db/object_store.ts";
 import type { Forwarding } from "../dicom/forward/service.ts";
 import type { DimseServer } from "../dicom/dimse/scp.ts";
 import type { DicomService } from "../dicom/service.ts";
+import type { BulkExportService } from "../fhir/bulk/service.ts";
 import type { ChangeFeed } from "../fhir/change_feed.ts";
 import type { FhirService } from "../fhir/service.ts";
 import type { LiveEvents } from "../fhir/subscriptions/live_events.ts";
@@ -38,6 +39,8 @@ export interface Services {
   subscriptions: SubscriptionService;
   /** Live updates for `GET /events` (Server-Sent Events). */
   events: LiveEvents;
+  /** FHIR Bulk Data `$export`: kick-off, status, files, cancel; its jobs run in the background. */
+  bulk: BulkExportService;
   /** The AI pipeline's API side: queue, models as Devices, `$analyze`, rules. */
   analysis: AnalysisService;
   /**

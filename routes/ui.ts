@@ -18,14 +18,14 @@ const ASSET = "[A-Za-z0-9._-]{1,80}";
 /** The UI's client-side pages as Hono routes (each answered with the shell). */
 export const UI_PAGES = [
   "/",
-  "/:page{login|upload|worklist|console|patients}",
+  "/:page{login|oauth-callback|upload|worklist|console|patients}",
   `/patients/:id{${ID}}`,
   `/studies/:id{${ID}}`,
   `/studies/:id{${ID}}/report`,
 ];
 
 const PAGE_PATH = new RegExp(
-  `^/(?:login|upload|worklist|console|patients|patients/${ID}|studies/${ID}(?:/report)?)?$`,
+  `^/(?:login|oauth-callback|upload|worklist|console|patients|patients/${ID}|studies/${ID}(?:/report)?)?$`,
 );
 const ASSET_PATH = new RegExp(`^/assets/${ASSET}$`);
 

@@ -233,7 +233,11 @@ export async function analyze(
   ) {
     return { kind: "skipped", reason: `Task/${task.id} is already ${task.status}` };
   }
-  await markTaskInProgress(ctx.api, job, task);
+  // Cancelled (its order revoked) between the read and the update: nothing to do.
+  const running = await markTaskInProgress(ctx.api, job, task);
+  if (running.status !== "in-progress") {
+    return { kind: "skipped", reason: `Task/${task.id} is already ${running.status}` };
+  }
   const stages: Partial<StageTimes> = { task: lap() };
 
   const settings = resolveSettings(m, job.profile, job.threshold);

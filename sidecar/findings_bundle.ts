@@ -1,8 +1,9 @@
 /**
  * @module The results of one job as one FHIR R4 transaction: the model's Device (conditional
  * create), the DiagnosticReport and its Observations (conditional creates on the job's
- * idempotency key, so a second run files nothing new) and the Task's update (completed, its
- * output the report; `If-Match` on the version read). All or nothing.
+ * idempotency key, so a second run files nothing new), the Task's update (completed, its
+ * output the report; `If-Match` on the version read), then the order, performers and Provenance
+ * (result_provenance.ts). All or nothing.
  */
 import type {
   Bundle,
@@ -37,6 +38,7 @@ import {
   type PriorResults,
   resultDocumentEntries,
 } from "./result_documents.ts";
+import { withOrderAndProvenance } from "./result_provenance.ts";
 
 export { conclusionText, describeLocation, MEASURE_SYSTEM };
 
@@ -347,7 +349,7 @@ export function buildFindingsBundle(input: ReportInput): Bundle {
       ifNoneExist: `identifier=${MODEL_SYSTEM}|${modelIdentifier(m)}`,
     },
   };
-  return {
+  return withOrderAndProvenance({
     resourceType: "Bundle",
     type: "transaction",
     entry: [
@@ -378,7 +380,7 @@ export function buildFindingsBundle(input: ReportInput): Bundle {
         })
         : []),
     ],
-  };
+  }, { job, task: input.task, issued: input.issued, device, priors: input.priors });
 }
 
 /** The lung stage's measures as components: axes (SNOMED CT), mean diameter, attenuation. */

@@ -55,10 +55,15 @@ async function putTask(api: ApiClient, job: AnalysisJob, task: Task): Promise<Ta
   return res.body;
 }
 
-/** status in-progress (and executionPeriod.start, once). */
+/**
+ * status in-progress (and executionPeriod.start, once); a Task that ended meanwhile (cancelled,
+ * completed) is answered as it is.
+ */
 export function markTaskInProgress(api: ApiClient, job: AnalysisJob, task?: Task): Promise<Task> {
   return withFreshTask(api, job, (t) => {
-    if (t.status === "in-progress") return Promise.resolve(t);
+    if (["in-progress", "cancelled", "completed", "entered-in-error"].includes(t.status)) {
+      return Promise.resolve(t);
+    }
     const now = new Date().toISOString();
     const next: Task = {
       ...t,

@@ -56,6 +56,8 @@ async function start(
     // These suites test FHIR, DICOMweb and the pipeline; tests/auth tests authentication itself,
     // over every route, with AUTH=on (the default outside tests).
     AUTH: "off",
+    // Suites that turn AUTH on get their tokens with the password grant (off by default).
+    AUTH_PASSWORD_GRANT: "on",
     // Subscription tests notify servers on 127.0.0.1 (tests/fhir/outbound_test.ts checks refusal).
     OUTBOUND_PRIVATE_ADDRESSES: "allow",
     ...s3,

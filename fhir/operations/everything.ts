@@ -16,7 +16,8 @@ import { narrowSearch, visible } from "../guard.ts";
 import * as ops from "../resource_ops.ts";
 import { RESOURCE_TYPES } from "../resource_types.ts";
 import { executeSearch } from "../search/execute.ts";
-import { encodeCursor, parseSearch } from "../search/parse.ts";
+import { encodeCursor } from "../search/cursor.ts";
+import { parseSearch } from "../search/parse.ts";
 
 export const EVERYTHING_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything";
 

@@ -8,7 +8,7 @@ import type { Row, Sql } from "../../db/db.ts";
 import { orderKeys } from "../../db/resource_repo.ts";
 import type { FhirContext } from "../context.ts";
 import type { Cursor, IncludeSpec, SearchRequest } from "./model.ts";
-import { encodeCursor } from "./parse.ts";
+import { encodeCursor } from "./cursor.ts";
 import { countSql, forwardIncludeSql, pageSql, reverseIncludeSql } from "./sql.ts";
 import { shapeResource } from "./summary.ts";
 

@@ -11,15 +11,9 @@ import {
 import { badRequest, notSupported } from "../../platform/outcome.ts";
 import { isSupportedType } from "../resource_types.ts";
 import { dateRange } from "./dates.ts";
-import type {
-  Cursor,
-  Filter,
-  IncludeSpec,
-  Prefix,
-  SearchRequest,
-  SortKey,
-  Value,
-} from "./model.ts";
+import { checkCursor, decodeCursor } from "./cursor.ts";
+import { includeProblem, parseInclude } from "./include.ts";
+import type { Filter, Prefix, SearchRequest, SortKey, Value } from "./model.ts";
 import { invalidCharacter, parseReference } from "./values.ts";
 
 export interface ParseOptions {
@@ -209,53 +203,6 @@ function parseResultParam(
   }
   (name === "_include" ? request.include : request.revinclude).push(spec);
   request.used.push([key, value]);
-}
-
-/**
- * Why an include can never add anything, or undefined: a target type the parameter cannot point
- * at, or (without :iterate) a `_revinclude` whose parameter cannot point at the searched type.
- */
-function includeProblem(spec: IncludeSpec, name: string, searchType: string): string | undefined {
-  const targets = (spec.def.resource.target ?? []) as string[];
-  const label = `${spec.sourceType}.${spec.code}`;
-  if (spec.targetType && targets.length && !targets.includes(spec.targetType)) {
-    return `${label} cannot refer to ${spec.targetType} (its targets: ${targets.join(", ")})`;
-  }
-  if (name !== "_revinclude" || spec.iterate) return undefined;
-  if (spec.targetType && spec.targetType !== searchType) {
-    return `the target ${spec.targetType} is not the searched type ${searchType}`;
-  }
-  if (targets.length && !targets.includes(searchType)) {
-    return `${label} cannot refer to ${searchType} (its targets: ${targets.join(", ")})`;
-  }
-  return undefined;
-}
-
-function parseInclude(
-  value: string,
-  iterate: boolean,
-  searchType: string | undefined,
-): IncludeSpec {
-  const [sourceType, code, targetType] = value.split(":");
-  if (!sourceType || !code) {
-    throw badRequest(`Invalid include "${value}": expected Type:parameter[:targetType]`);
-  }
-  if (!isSupportedType(sourceType)) {
-    throw badRequest(`Unknown resource type "${sourceType}" in include "${value}"`);
-  }
-  const def = searchParamsOf(sourceType).get(code);
-  if (!def || def.type !== "reference") {
-    throw badRequest(`"${code}" is not a reference search parameter of ${sourceType}`);
-  }
-  if (targetType && !isSupportedType(targetType)) {
-    throw badRequest(`Unknown target type "${targetType}"`);
-  }
-  if (!iterate && searchType && sourceType !== searchType) {
-    throw badRequest(
-      `_include=${value} must start with the searched type ${searchType} (or use :iterate)`,
-    );
-  }
-  return { sourceType, code, def, targetType, iterate };
 }
 
 function parseSort(type: string, raw: string): SortKey {
@@ -514,72 +461,4 @@ function parseHas(type: string, key: string, raw: string, options: ParseOptions)
   if (innerKey.startsWith("_has")) throw notSupported(`Nested _has is not supported (${key})`);
   const inner = parseFilter(sourceType, innerKey, raw, { ...options, lenient: false })!;
   return { kind: "has", sourceType, def, inner };
-}
-
-/**
- * A `_cursor` is made by this server, but it comes back from the client: before its values reach
- * the keyset comparison (where each is cast to its key's SQL type) each must be what the server
- * itself writes for that key, `null`, and the last one a row id. Anything else is a 400.
- */
-function checkCursor(request: SearchRequest, cursor: Cursor): void {
-  const bad = (why: string) => badRequest(`Invalid _cursor: ${why}`, "_cursor");
-  const { values } = cursor;
-  if (values.length !== request.sort.length + 1) {
-    throw bad(`it holds ${values.length} values for ${request.sort.length} sort keys`);
-  }
-  const rid = values[values.length - 1];
-  if (typeof rid !== "number" || !Number.isSafeInteger(rid) || rid < 0) {
-    throw bad("it does not end with a row id");
-  }
-  request.sort.forEach((key, i) => {
-    const v = values[i];
-    if (v === null) return;
-    const kind = key.code === "_lastUpdated" || key.def?.type === "date"
-      ? "timestamp"
-      : key.def?.type === "number" || key.def?.type === "quantity"
-      ? "number"
-      : "text";
-    const ok = typeof v === "string" && (
-      kind === "timestamp"
-        ? isTimestampText(v)
-        : kind === "number"
-        ? CURSOR_NUMBER.test(v)
-        : invalidCharacter(v) === undefined
-    );
-    if (!ok) throw bad(`the value for ${key.code} is not a ${kind}`);
-  });
-}
-
-/** Postgres numeric as text (the sort values of numbers and quantities). */
-const CURSOR_NUMBER = /^-?\d{1,1000}(\.\d{1,1000})?$/;
-/** Postgres timestamptz as text (DateStyle ISO): `2020-05-06 07:08:09.123+00`, or ±infinity. */
-const CURSOR_TIMESTAMP =
-  /^(\d{4,5})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.\d{1,6})?[+-](\d{2})(?::(\d{2}))?(?::(\d{2}))?$/;
-
-/** Whether `text` is a timestamptz as Postgres writes the bounds of the index (1 AD to 10000 AD). */
-function isTimestampText(text: string): boolean {
-  if (text === "infinity" || text === "-infinity") return true;
-  const m = CURSOR_TIMESTAMP.exec(text);
-  if (!m) return false;
-  const [year, month, day, h, mi, sec, zh, zm, zs] = m.slice(1).map((x) => Number(x ?? 0));
-  if (year < 1 || year > 10000 || month < 1 || month > 12) return false;
-  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-  const days = month === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;
-  return day >= 1 && day <= days && h <= 23 && mi <= 59 && sec <= 59 && zh <= 15 && zm <= 59 &&
-    zs <= 59;
-}
-
-export function encodeCursor(cursor: Cursor): string {
-  return btoa(JSON.stringify([cursor.direction === "prev" ? 1 : 0, cursor.values]))
-    .replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
-function decodeCursor(value: string): Cursor {
-  try {
-    const [d, values] = JSON.parse(atob(value.replaceAll("-", "+").replaceAll("_", "/")));
-    if (!Array.isArray(values)) throw new Error();
-    return { direction: d === 1 ? "prev" : "next", values };
-  } catch {
-    throw badRequest(`Invalid _cursor "${value}"`, "_cursor");
-  }
 }

@@ -15,7 +15,8 @@ export type Page =
 export function matchRoute(path: string): Page {
   const p = path.replace(/\/+$/, "") || "/";
   if (p === "/" || p === "/worklist") return { name: "worklist" };
-  if (p === "/login") return { name: "login" };
+  // The sign-in's answer (authorization code) is handled by the login page.
+  if (p === "/login" || p === "/oauth-callback") return { name: "login" };
   if (p === "/upload") return { name: "upload" };
   if (p === "/console") return { name: "console" };
   if (p === "/patients") return { name: "patients" };

@@ -1,60 +1,64 @@
-/** @module Sign in with a username and password (`POST /auth/token`, password grant). */
-import { useState } from "preact/hooks";
-import { login } from "../lib/session.ts";
+/**
+ * @module Signing in: the UI sends the browser to the server's sign-in page (`/auth/authorize`,
+ * authorization code + PKCE) and, back on `/oauth-callback`, exchanges the code. After a sign-out
+ * or a failed sign-in it waits for the person to click "Sign in" again.
+ */
+import { useEffect, useState } from "preact/hooks";
+import { currentUrl, navigate, queryParams } from "../lib/router.ts";
+import { CALLBACK_PATH, completeLogin, login, signedOut } from "../lib/session.ts";
 import { ErrorNote } from "../components/ErrorNote.tsx";
 
+let exchanging: Promise<string> | undefined;
+
 export function LoginPage() {
-  const [username, setUsername] = useState("");
-  const [password, setPassword] = useState("");
+  const path = currentUrl.value.split("?")[0];
+  const callback = path === CALLBACK_PATH;
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
-  const submit = async (e: Event) => {
-    e.preventDefault();
+  const returnTo = path === "/login" || callback ? "/" : currentUrl.value;
+  const start = () => {
     setBusy(true);
-    setError(undefined);
-    try {
-      await login(username.trim(), password);
-    } catch (err) {
-      setError((err as Error).message);
+    login(returnTo).catch((e) => {
+      setError((e as Error).message);
       setBusy(false);
-    }
+    });
   };
+  useEffect(() => {
+    if (callback) {
+      // Once per answer, even if the page renders twice.
+      (exchanging ??= completeLogin(queryParams()))
+        .then((to) => navigate(to, true))
+        .catch((e) => {
+          setError((e as Error).message);
+          history.replaceState(null, "", "/login");
+        })
+        .finally(() => exchanging = undefined);
+    } else if (!signedOut.value) {
+      start();
+    }
+  }, [callback]);
+  if ((callback || !signedOut.value) && !error) {
+    return (
+      <main id="main" class="login">
+        <p class="muted" role="status">{callback ? "Signing in…" : "Opening the sign-in page…"}</p>
+      </main>
+    );
+  }
   return (
     <main id="main" class="login">
-      <form class="card login-card" onSubmit={submit} aria-labelledby="login-title">
+      <div class="card login-card" aria-labelledby="login-title">
         <h1 id="login-title">
           <span aria-hidden="true" class="logo" />Imaging AI
         </h1>
         <p class="muted">Sign in to read studies and AI findings.</p>
-        <label>
-          Username
-          <input
-            name="username"
-            autocomplete="username"
-            required
-            value={username}
-            onInput={(e) => setUsername(e.currentTarget.value)}
-          />
-        </label>
-        <label>
-          Password
-          <input
-            name="password"
-            type="password"
-            autocomplete="current-password"
-            required
-            value={password}
-            onInput={(e) => setPassword(e.currentTarget.value)}
-          />
-        </label>
         <ErrorNote error={error} />
-        <button type="submit" class="primary" disabled={busy}>
+        <button type="button" class="primary" disabled={busy} onClick={start}>
           {busy ? "Signing in…" : "Sign in"}
         </button>
         <p class="notice">
           The AI models here are demonstrations trained on synthetic data; not for clinical use.
         </p>
-      </form>
+      </div>
     </main>
   );
 }

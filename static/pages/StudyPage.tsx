@@ -21,6 +21,7 @@ import { PRESETS, type Window } from "../lib/window_level.ts";
 import { AnalysisPanel } from "../components/AnalysisPanel.tsx";
 import { ErrorNote } from "../components/ErrorNote.tsx";
 import { FindingsTable } from "../components/FindingsTable.tsx";
+import { LaunchApps } from "../components/LaunchApps.tsx";
 import { Link } from "../components/Link.tsx";
 import { ReviewControls } from "../components/ReviewControls.tsx";
 import { type Overlay, type Tool, Viewport } from "../components/Viewport.tsx";
@@ -273,6 +274,7 @@ export function StudyPage({ id }: { id: string }) {
             findings={taskState(task?.status) === "done" ? findings.length : undefined}
             onStarted={(t) => setLive(t)}
           />
+          <LaunchApps studyId={id} patientId={head.data?.patient?.id} />
           <section class="panel" aria-labelledby="findings-title">
             <h2 id="findings-title">Findings</h2>
             {analysis.data?.report

@@ -56,6 +56,8 @@ export async function startAuthStack(env: Record<string, string> = {}): Promise<
     ADMIN_USERNAME: "admin",
     ADMIN_PASSWORD,
     LOGIN_RATE_PER_MINUTE: "1000",
+    // The suites get their tokens with the password grant (off by default outside tests).
+    AUTH_PASSWORD_GRANT: "on",
     ...env,
   }));
   const app = createApp(services);

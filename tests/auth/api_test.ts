@@ -73,8 +73,12 @@ Deno.test("password grant: a token for the role's scopes; wrong passwords and un
   });
   assert.equal(badType.status, 400);
   assert.equal((await json(badType)).error, "invalid_request");
-  const grant = await st.call("/auth/token", form({ grant_type: "authorization_code" }));
+  const grant = await st.call("/auth/token", form({ grant_type: "implicit" }));
   assert.equal((await json(grant)).error, "unsupported_grant_type");
+  // authorization_code is supported (smart_launch_test.ts): without a client it is invalid_client.
+  const code = await st.call("/auth/token", form({ grant_type: "authorization_code" }));
+  assert.equal(code.status, 401);
+  assert.equal((await json(code)).error, "invalid_client");
 });
 
 Deno.test("SQL metacharacters and huge values in login fields: refused, no effect, no 5xx", async () => {
@@ -378,7 +382,12 @@ Deno.test("discovery: JWKS (public keys only), SMART configuration, CapabilitySt
   const security = cs.rest[0].security;
   assert.equal(security.service[0].coding[0].code, "SMART-on-FHIR");
   const uris = security.extension[0].extension;
-  assert.deepEqual(uris.map((u: { url: string }) => u.url), ["token", "revoke"]);
+  assert.deepEqual(uris.map((u: { url: string }) => u.url), [
+    "token",
+    "authorize",
+    "revoke",
+    "introspect",
+  ]);
   // A key rotation keeps tokens signed with the old key valid, and publishes both keys.
   const before = st.tokens.viewer;
   await st.services.auth.ring.rotate();

@@ -98,6 +98,60 @@ const ROWS: Row[] = [
     rule: "public",
   },
   { route: "GET /auth/me", name: "me", method: "GET", path: "/auth/me", rule: "any" },
+  // SMART App Launch: the authorization endpoint's pages and sign-out check their own callers
+  // (browser session, CSRF token); introspection takes client authentication or a system token.
+  {
+    route: "GET /auth/authorize",
+    name: "authorization endpoint",
+    method: "GET",
+    path: "/auth/authorize?client_id=nobody",
+    rule: "public",
+  },
+  {
+    route: "POST /auth/authorize",
+    name: "authorization endpoint (form)",
+    method: "POST",
+    path: "/auth/authorize",
+    init: form({ client_id: "nobody" }),
+    rule: "public",
+  },
+  {
+    route: "POST /auth/logout",
+    name: "browser sign-out",
+    method: "POST",
+    path: "/auth/logout",
+    rule: "public",
+  },
+  {
+    route: "POST /auth/launch",
+    name: "EHR launch",
+    method: "POST",
+    path: "/auth/launch",
+    init: { headers: { "Content-Type": "application/json" }, body: "{}" },
+    rule: { admin: "ok", clinician: "ok", viewer: 403, system: "ok", narrow: "ok", patient: 403 },
+  },
+  {
+    route: "GET /auth/apps",
+    name: "apps an EHR user may open",
+    method: "GET",
+    path: "/auth/apps",
+    rule: { admin: "ok", clinician: "ok", viewer: 403, system: "ok", narrow: "ok", patient: 403 },
+  },
+  {
+    route: "POST /auth/introspect",
+    name: "token introspection",
+    method: "POST",
+    path: "/auth/introspect",
+    init: form({ token: "not-a-token" }),
+    rule: { admin: 403, clinician: 403, viewer: 403, system: "ok", narrow: "ok", patient: 403 },
+  },
+  {
+    route: "GET /auth/.well-known/openid-configuration",
+    name: "OpenID configuration at the issuer",
+    method: "GET",
+    path: "/auth/.well-known/openid-configuration",
+    rule: "public",
+  },
   {
     route: "GET /admin/stats",
     name: "request statistics",
@@ -394,11 +448,48 @@ const ROWS: Row[] = [
     path: "/reports/no-such/findings.xlsx",
     rule: READ_ALL,
   },
+  // FHIR Bulk Data $export: a kick-off reaches the types the caller may search (a bound patient's
+  // compartment, scope queries); the status and files are the kick-off caller's only (404 else).
+  ...([
+    ["/fhir/$export", "/fhir/$export"],
+    ["/fhir/Patient/$export", "/fhir/Patient/$export"],
+    ["/fhir/Group/:id/$export", "/fhir/Group/none/$export"],
+  ] as const).flatMap(([route, path]) =>
+    (["GET", "POST"] as const).map((method): Row => ({
+      route: `${method} ${route}`,
+      name: `bulk export kick-off ${method} ${path}`,
+      method,
+      path: `${path}?_type=Observation`,
+      init: { headers: { Prefer: "respond-async" } },
+      rule: READ_ALL,
+    }))
+  ),
+  {
+    route: "GET /fhir/$export-status/:id{[0-9a-f-]{36}}",
+    name: "bulk export status",
+    method: "GET",
+    path: `/fhir/$export-status/${crypto.randomUUID()}`,
+    rule: "any",
+  },
+  {
+    route: "DELETE /fhir/$export-status/:id{[0-9a-f-]{36}}",
+    name: "bulk export cancel",
+    method: "DELETE",
+    path: `/fhir/$export-status/${crypto.randomUUID()}`,
+    rule: "any",
+  },
+  {
+    route: "GET /fhir/$export-file/:id{[0-9a-f-]{36}}/:name{[A-Za-z]{1,64}-[0-9]{1,9}\\.ndjson}",
+    name: "bulk export file",
+    method: "GET",
+    path: `/fhir/$export-file/${crypto.randomUUID()}/Patient-1.ndjson`,
+    rule: "any",
+  },
   { route: "GET /events", name: "SSE events", method: "GET", path: "/events", rule: READ_UNBOUND },
   // The web UI: its shell (on each client page) and its hashed assets are public.
   ...([
     ["GET /", "/"],
-    ["GET /:page{login|upload|worklist|console|patients}", "/login"],
+    ["GET /:page{login|oauth-callback|upload|worklist|console|patients}", "/login"],
     ["GET /patients/:id{[A-Za-z0-9\\-.]{1,64}}", "/patients/p1"],
     ["GET /studies/:id{[A-Za-z0-9\\-.]{1,64}}", "/studies/s1"],
     ["GET /studies/:id{[A-Za-z0-9\\-.]{1,64}}/report", "/studies/s1/report"],

@@ -92,6 +92,7 @@ Deno.test({
         DICOM_STABLE_SECONDS: "1",
         LOG_LEVEL: "warn",
         AUTH: "on",
+        AUTH_PASSWORD_GRANT: "on",
         ADMIN_PASSWORD,
       });
       children.push(api);

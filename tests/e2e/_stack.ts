@@ -42,6 +42,8 @@ export async function startUiStack(env: Record<string, string> = {}): Promise<Ui
     ADMIN_USERNAME: ADMIN.username,
     ADMIN_PASSWORD: ADMIN.password,
     LOGIN_RATE_PER_MINUTE: "1000",
+    // API calls of the tests log in with the password grant; the browser signs in with the code flow.
+    AUTH_PASSWORD_GRANT: "on",
     MODELS_DIR: new URL("../sidecar/fixtures/models", import.meta.url).pathname,
     INFERENCE_PROVIDERS: "cpu",
     INFERENCE_WORKER: "auto",

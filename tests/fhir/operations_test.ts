@@ -227,6 +227,21 @@ backendTest("the CapabilityStatement declares each operation with its definition
   has("Observation", "validate", /OperationDefinition\/Resource-validate$/);
   has("Patient", "validate", /Resource-validate$/);
   has("Patient", "everything", /OperationDefinition\/Patient-everything$/);
+  has("ImagingStudy", "analyze", /\/fhir\/OperationDefinition\/ImagingStudy-analyze$/);
+  has("Patient", "export", /bulkdata\/OperationDefinition\/patient-export$/);
+  has("Group", "export", /bulkdata\/OperationDefinition\/group-export$/);
+  const system = cs.rest[0].operation ?? [];
+  assert.ok(system.some((o: any) => o.name === "export" && /bulkdata/.test(o.definition)));
+  assert.deepEqual(cs.instantiates, [
+    "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data",
+  ]);
+  // $analyze's definition resolves on this server.
+  const analyze = (byType.get("ImagingStudy") as any[]).find((o) => o.name === "analyze");
+  const def = await fhirJson(ctx, "GET", analyze.definition.replace(/^.*\/fhir\//, ""));
+  assert.equal(def.status, 200);
+  assert.equal(def.body.resourceType, "OperationDefinition");
+  assert.equal(def.body.url, analyze.definition);
+  assert.equal(def.body.code, "analyze");
 });
 
 backendTest("Accept or Content-Type naming another FHIR version: 406 and 415", async (ctx) => {

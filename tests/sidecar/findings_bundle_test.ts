@@ -87,6 +87,7 @@ backendTest(
       "201 Created",
       "201 Created",
       "200 OK",
+      "201 Created", // the Provenance (result_provenance.ts)
     ]);
     const reportId = first.body.entry[1].response.location.split("/")[1];
 
@@ -159,6 +160,24 @@ backendTest(
         1,
       );
     }
+    // One Provenance (a conditional create on its tag): the report and every Observation.
+    const tag = encodeURIComponent(`${key}#provenance`);
+    assert.equal(await count(ctx, "Provenance", `_tag=${tag}`), 1);
+    const provenance =
+      (await fhirJson(ctx, "GET", `Provenance?_tag=${tag}`)).body.entry[0].resource;
+    assert.deepEqual(
+      provenance.target.map((t: { reference: string }) => t.reference).sort(),
+      [
+        `DiagnosticReport/${reportId}`,
+        ...report.result.map((r: { reference: string }) => r.reference),
+      ].sort(),
+    );
+    assert.equal(provenance.agent[0].who.reference, observation.device.reference);
+    assert.deepEqual(provenance.entity, [{
+      role: "source",
+      what: { reference: `ImagingStudy/${job.imagingStudyId}` },
+    }]);
+    assert.equal(report.meta.security[0].code, "AIAST");
     assert.equal(
       await count(
         ctx,
