@@ -1,7 +1,9 @@
 /**
  * @module The ONNX Runtime session of one model: the only module that imports onnxruntime-node.
- * Execution providers are tried in the configured order (cuda, webgpu, cpu); one that cannot
- * start is logged in one line and the next is tried. `provider` is the one in use.
+ * Execution providers are tried in the configured order (cuda, webgpu, cpu): one whose native
+ * library is absent is skipped without trying, one that cannot start is passed over, each at debug
+ * level; the one chosen is one info line saying why the others were not. ONNX Runtime's own
+ * native log is kept to fatal errors. `provider` is the one in use.
  */
 import * as ort from "onnxruntime-node";
 import type { Logger } from "../platform/log.ts";
@@ -49,20 +51,36 @@ export async function createRunner(
     model?: string;
     /** ONNX Runtime's intra-op threads; 0 or absent: its default (one per core). */
     threads?: number;
+    /** Whether a provider's native libraries are there (default: `providerMissing`). */
+    missing?: (provider: string) => string | undefined;
   } = {},
 ): Promise<ModelRunner> {
   const log = options.log ?? (() => {});
+  const missing = options.missing ?? providerMissing;
+  quietNativeLog();
   const order = providers.length ? providers : ["cpu"];
   const tried: { provider: string; error: string }[] = [];
   for (const [n, wanted] of order.entries()) {
     const provider = PROVIDER_NAMES[wanted.toLowerCase()];
-    if (!provider) {
-      tried.push({ provider: wanted, error: "unknown execution provider" });
-      log("warn", "unknown execution provider, trying the next", {
+    // Each provider passed over is a debug line; the one chosen is one info line naming why the
+    // others were not (a machine without a GPU is normal, not an error).
+    const skip = (error: string) => {
+      tried.push({ provider: provider ?? wanted, error });
+      log("debug", `execution provider ${provider ?? wanted} not used`, {
         model: options.model,
-        provider: wanted,
-        next: order[n + 1],
+        provider: provider ?? wanted,
+        next: order[n + 1] ?? null,
+        error,
       });
+    };
+    if (!provider) {
+      skip("unknown execution provider");
+      continue;
+    }
+    const absent = missing(provider);
+    if (absent) {
+      // Not even tried: ONNX Runtime would print its own errors while failing to load it.
+      skip(absent);
       continue;
     }
     try {
@@ -71,19 +89,82 @@ export async function createRunner(
         graphOptimizationLevel: "all",
         ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
       });
-      return wrap(session, provider);
-    } catch (e) {
-      const error = firstLine(e);
-      tried.push({ provider, error });
-      log("warn", `execution provider ${provider} unavailable, falling back`, {
+      log("info", `inference on ${provider}`, {
         model: options.model,
         provider,
-        next: order[n + 1] ?? null,
-        error,
+        ...(tried.length
+          ? { skipped: tried.map((t) => `${t.provider}: ${t.error}`).join("; ") }
+          : {}),
       });
+      return wrap(session, provider);
+    } catch (e) {
+      skip(firstLine(e));
     }
   }
   throw new NoProviderError(tried);
+}
+
+/** The folder of onnxruntime-node's native libraries (where the CUDA provider would be). */
+function nativeFolder(): string | undefined {
+  try {
+    const binding = import.meta.resolve("onnxruntime-node");
+    const root = new URL("../", binding); // dist/ → the package
+    return new URL(`bin/napi-v6/${Deno.build.os}/${archOf()}/`, root).pathname;
+  } catch {
+    return undefined;
+  }
+}
+
+function archOf(): string {
+  return Deno.build.arch === "aarch64" ? "arm64" : "x64";
+}
+
+/**
+ * Why `provider` cannot load on this machine, before ONNX Runtime tries (and logs errors of its
+ * own): the CUDA provider's library is installed by onnxruntime-node from NuGet at install time,
+ * and WebGPU on Linux needs the Vulkan loader. Undefined: worth a try.
+ */
+export function providerMissing(provider: string): string | undefined {
+  if (provider === "cuda" || provider === "tensorrt") {
+    const folder = nativeFolder();
+    if (!folder) return undefined;
+    const lib = Deno.build.os === "windows"
+      ? "onnxruntime_providers_cuda.dll"
+      : "libonnxruntime_providers_cuda.so";
+    return exists(`${folder}${lib}`)
+      ? undefined
+      : `${lib} is not installed (onnxruntime-node installs it with CUDA on a networked machine)`;
+  }
+  if (provider === "webgpu" && Deno.build.os === "linux") {
+    const dirs = [
+      ...(Deno.env.get("LD_LIBRARY_PATH") ?? "").split(":").filter(Boolean),
+      `/usr/lib/${Deno.build.arch}-linux-gnu`,
+      "/usr/lib64",
+      "/usr/lib",
+      "/usr/local/lib",
+    ];
+    return dirs.some((d) => exists(`${d}/libvulkan.so.1`))
+      ? undefined
+      : "no Vulkan loader (libvulkan.so.1)";
+  }
+  return undefined;
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+let quieted = false;
+/** ONNX Runtime's own log to stderr: fatal only (our log says what failed, in one line). */
+function quietNativeLog(): void {
+  if (quieted) return;
+  quieted = true;
+  ort.env.logLevel = "fatal";
 }
 
 function wrap(session: ort.InferenceSession, provider: string): ModelRunner {

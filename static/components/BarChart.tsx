@@ -3,6 +3,11 @@
  * (e.g. p50, p95, p99), with the values written beside them and a text table for screen readers.
  */
 
+import { fitLabel, labelColumnWidth } from "../lib/chart_labels.ts";
+
+/** Longer labels are shortened in the middle (route classes are up to ~45 characters). */
+const MAX_LABEL_CHARS = 48;
+
 export interface BarSeries {
   name: string;
   colour: string;
@@ -19,7 +24,9 @@ export function BarChart(
 ) {
   const fmt = format ?? ((v: number) => String(Math.round(v)));
   const max = Math.max(1, ...rows.flatMap((r) => r.values));
-  const labelW = 230, barW = 360, barH = 12, gap = 3, pad = 8;
+  // The label column fits the longest label (up to MAX_LABEL_CHARS; longer ones keep both ends).
+  const labelW = labelColumnWidth(rows.map((r) => r.label), MAX_LABEL_CHARS);
+  const barW = 360, barH = 12, gap = 3, pad = 8;
   const rowH = series.length * (barH + gap) + pad;
   const height = rows.length * rowH + 24;
   return (
@@ -44,7 +51,8 @@ export function BarChart(
           return (
             <g key={r.label}>
               <text x={labelW - 8} y={y0 + rowH / 2} text-anchor="end" class="chart-label">
-                {r.label.length > 34 ? `${r.label.slice(0, 33)}…` : r.label}
+                <title>{r.label}</title>
+                {fitLabel(r.label, MAX_LABEL_CHARS)}
               </text>
               {r.values.map((v, s) => {
                 const y = y0 + s * (barH + gap);

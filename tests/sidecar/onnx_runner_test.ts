@@ -37,20 +37,23 @@ Deno.test("createRunner() runs the fixture model on the CPU", async () => {
   }
 });
 
-Deno.test("createRunner() logs a provider that cannot start and falls back to the next", async () => {
+Deno.test("createRunner(): one info line names the provider chosen and why the others were not", async () => {
   const { log, lines } = recorder();
   const runner = await createRunner(`${MODEL}/model.onnx`, ["cuda", "webgpu", "cpu"], {
     log,
     model: "threshold-demo",
   });
   try {
-    if (runner.provider === "cuda") return; // a machine with the CUDA provider installed
-    assert.equal(runner.provider, "cpu");
+    if (runner.provider !== "cpu") return; // a machine with a GPU provider installed
+    const chosen = lines.filter((l) => l.level === "info");
+    assert.equal(chosen.length, 1, JSON.stringify(lines));
+    assert.equal(chosen[0].msg, "inference on cpu");
+    assert.match(String((chosen[0].data as { skipped: string }).skipped), /^cuda: .*; webgpu: /);
+    // Nothing louder than info: a machine without a GPU is normal.
+    assert.deepEqual(lines.filter((l) => l.level === "warn" || l.level === "error"), []);
     const cuda = lines.find((l) => l.msg.includes("cuda"));
-    assert.ok(cuda, JSON.stringify(lines));
-    assert.equal(cuda.level, "warn");
-    assert.match(cuda.msg, /execution provider cuda unavailable, falling back/);
-    assert.deepEqual((cuda.data as { next: string }).next, "webgpu");
+    assert.equal(cuda?.level, "debug");
+    assert.deepEqual((cuda?.data as { next: string }).next, "webgpu");
   } finally {
     await runner.close();
   }
@@ -58,6 +61,26 @@ Deno.test("createRunner() logs a provider that cannot start and falls back to th
     () => createRunner(`${MODEL}/model.onnx`, ["quantum"]),
     (e: unknown) => e instanceof NoProviderError && /quantum: unknown/.test(e.message),
   );
+});
+
+Deno.test("createRunner(): a provider that fails to start is passed over at debug level", async () => {
+  const { log, lines } = recorder();
+  // Claim the CUDA library is there, so ONNX Runtime really tries (and fails) to load it.
+  const runner = await createRunner(`${MODEL}/model.onnx`, ["cuda", "cpu"], {
+    log,
+    model: "threshold-demo",
+    missing: () => undefined,
+  });
+  try {
+    if (runner.provider === "cuda") return;
+    assert.equal(runner.provider, "cpu");
+    const failed = lines.find((l) => l.msg === "execution provider cuda not used");
+    assert.ok(failed, JSON.stringify(lines));
+    assert.equal(failed.level, "debug");
+    assert.ok((failed.data as { error: string }).error.length > 0);
+  } finally {
+    await runner.close();
+  }
 });
 
 Deno.test("predictVolume() + segment() find the spheres of a synthetic series", async () => {

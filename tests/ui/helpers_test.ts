@@ -20,6 +20,7 @@ import { sliceIndexMapper, sliceInfo, sortSlices } from "../../static/lib/series
 import { formatBytes, formatDate, humanName, probabilityColor } from "../../static/lib/format.ts";
 import { place, zoomAbout } from "../../static/lib/view_transform.ts";
 import { isUiPath } from "../../routes/ui.ts";
+import { fitLabel, labelColumnWidth } from "../../static/lib/chart_labels.ts";
 
 Deno.test("matchRoute() names the page of each client path", () => {
   assert.deepEqual(matchRoute("/"), { name: "worklist" });
@@ -334,4 +335,19 @@ Deno.test("format helpers and the view transform", () => {
   assert.deepEqual(p, { x: 50, y: 0, sx: 2, sy: 2 });
   const z = zoomAbout({ zoom: 1, panX: 0, panY: 0 }, 2, 150, 50, 200, 100);
   assert.deepEqual(z, { zoom: 2, panX: -50, panY: 0 });
+});
+
+Deno.test("chart labels: the column fits the longest route class; longer ones keep both ends", () => {
+  const routes = ["GET /fhir/Patient", "POST /fhir/ImagingStudy/{id}/$analyze"];
+  const width = labelColumnWidth(routes, 48);
+  // Every character of the longest label fits left of the bars (11-unit monospace ≈ 6.6 each).
+  assert.ok(width >= routes[1].length * 6.6 + 8, String(width));
+  assert.ok(labelColumnWidth(["x"], 48) < 50);
+  assert.equal(fitLabel(routes[1], 48), routes[1]);
+  const long = "GET /dicomweb/studies/{uid}/series/{uid}/instances/{uid}/frames/{frames}/rendered";
+  const fitted = fitLabel(long, 48);
+  assert.equal(fitted.length, 48);
+  assert.ok(fitted.startsWith("GET /dicomweb/"));
+  assert.ok(fitted.endsWith("/rendered"));
+  assert.ok(fitted.includes("…"));
 });
