@@ -125,7 +125,9 @@ export const PARTS: Part[] = [
   {
     name: "synth",
     paths: ["dicom/synth/"],
-    holds: "synthetic CT studies with ground truth (`deno task synth`, tests, benches, training)",
+    holds:
+      "synthetic CT studies with ground truth (`deno task synth`, tests, benches, training); " +
+      "the CLIs' sign-in",
     may: ["codec", "platform"],
   },
   {

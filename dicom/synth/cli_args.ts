@@ -36,6 +36,11 @@ export interface SynthArgs {
   batch: number;
   write: boolean;
   token?: string;
+  /** With --post and no --token: who signs in (else the env or the first admin's password file). */
+  username?: string;
+  password?: string;
+  /** Where the first admin's password file was looked for (named by the 401 hint; not a flag). */
+  passwordFile?: string;
 }
 
 export const HELP = `deno task synth — synthetic patients and chest CT studies that no patient owns
@@ -70,7 +75,10 @@ Usage: deno task synth [flags]
   --post URL       also send each study by STOW-RS to URL/studies (URL = DICOMweb root,
                    e.g. http://localhost:8080/dicomweb)
   --batch N        instances per STOW-RS request (default 20)
-  --token T        send "Authorization: Bearer T" with each request
+  --token T        send "Authorization: Bearer T" with each request; without it, --post signs
+                   in (code flow + PKCE) as --username/--password, else IMAGING_AI_USERNAME and
+                   IMAGING_AI_PASSWORD, else the first admin of data/initial-admin-password
+  --username U, --password P   who signs in for --post
   --no-write       do not write files (with --post: generate and send only)
   --help           show this help
 `;
@@ -86,7 +94,7 @@ const INTEGER_FLAGS = [
   "nodules",
 ] as const;
 const NUMBER_FLAGS = ["thickness", "pixel-spacing", "noise", "blur"] as const;
-const STRING_FLAGS = ["out", "post", "token", "generator"] as const;
+const STRING_FLAGS = ["out", "post", "token", "generator", "username", "password"] as const;
 const V1_ONLY = ["slices", "lesions"];
 const V2_ONLY = ["thickness", "matrix", "pixel-spacing", "noise", "blur", "nodules", "mass"];
 const camel = (name: string): string =>
@@ -175,6 +183,9 @@ export function parseSynthArgs(argv: readonly string[]): SynthArgs {
   }
   if (args.post !== undefined && !/^https?:\/\//.test(args.post)) {
     throw new Error(`--post must be an http(s) URL: ${args.post}`);
+  }
+  if ((args.username !== undefined || args.password !== undefined) && args.post === undefined) {
+    throw new Error("--username and --password are for --post");
   }
   if (!args.write && args.post === undefined) {
     throw new Error("--no-write without --post would do nothing");

@@ -7,6 +7,7 @@
 
 import type { SynthArgs } from "./cli_args.ts";
 import { streamStudy } from "./ct.ts";
+import { howToSignIn } from "./sign_in.ts";
 import { stowInstances, type StowResponse } from "./stow.ts";
 import { streamStudyV2 } from "./v2/ct.ts";
 
@@ -78,6 +79,8 @@ export interface SynthSummary {
   seconds: number;
   requests: number;
   failedRequests: number;
+  /** The server answered 401: the run stopped after one line saying how to sign in. */
+  unauthorized?: boolean;
   studyInstanceUids: string[];
 }
 
@@ -99,6 +102,19 @@ export async function runSynth(
   const headers: HeadersInit = args.token ? { Authorization: `Bearer ${args.token}` } : {};
   const report = (r: StowResponse, label: string): void => {
     summary.requests++;
+    if (r.status === 401) {
+      // One line for the run, not one per request: the rest would be refused the same way.
+      if (!summary.unauthorized) {
+        log(
+          `  POST ${label}: HTTP 401: the server wants a token (${
+            args.token ? "--token was refused" : "none was sent"
+          }): ${howToSignIn(args.passwordFile)}`,
+        );
+      }
+      summary.unauthorized = true;
+      summary.failedRequests++;
+      return;
+    }
     if (!r.ok || (r.failed ?? 0) > 0) summary.failedRequests++;
     const counts = r.stored === undefined ? "" : ` stored=${r.stored} failed=${r.failed}`;
     const mb = (r.bytes / 1e6).toFixed(1);
@@ -107,7 +123,7 @@ export async function runSynth(
         `${r.ms.toFixed(0)} ms${counts}${r.text ? ` ${r.text}` : ""}`,
     );
   };
-  for (let s = 0; s < args.studies; s++) {
+  for (let s = 0; s < args.studies && !summary.unauthorized; s++) {
     const seed = args.seed + s;
     const stream = openStudy(args, seed);
     const studyInstanceUid = stream.studyInstanceUid;
@@ -132,6 +148,7 @@ export async function runSynth(
       );
     };
     for (const instance of stream.instances) {
+      if (summary.unauthorized) break;
       summary.instances++;
       summary.bytes += instance.bytes.length;
       if (args.write) {
@@ -143,8 +160,9 @@ export async function runSynth(
         if (batch.length >= args.batch) await send();
       }
     }
-    if (args.post && batch.length > 0) await send();
+    if (args.post && batch.length > 0 && !summary.unauthorized) await send();
     await pending;
+    if (summary.unauthorized) break;
     const { truth, files, line } = stream.finish();
     if (args.write) {
       await Deno.writeTextFile(`${dir}/truth.json`, JSON.stringify(truth, null, 2) + "\n");
@@ -158,7 +176,8 @@ export async function runSynth(
   log(
     `done: ${summary.studies} studies, ${summary.instances} instances, ` +
       `${(summary.bytes / 1e6).toFixed(1)} MB in ${summary.seconds.toFixed(2)} s` +
-      (args.post ? `, ${summary.requests} requests (${summary.failedRequests} failed)` : ""),
+      (args.post ? `, ${summary.requests} requests (${summary.failedRequests} failed)` : "") +
+      (summary.unauthorized ? "; stopped: HTTP 401 (see above)" : ""),
   );
   return summary;
 }

@@ -5,19 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { type AuthStack, form, PASSWORD } from "./_auth_harness.ts";
+import { formFields, Jar } from "../../dicom/synth/sign_in.ts";
+
+// The cookie jar and PKCE of the command-line sign-in (the same flow, outside the tests).
+export { b64url, Jar, pkce } from "../../dicom/synth/sign_in.ts";
 
 export const APP_REDIRECT = "http://localhost:9999/app/callback";
-
-export async function pkce(): Promise<{ verifier: string; challenge: string }> {
-  const verifier = b64url(crypto.getRandomValues(new Uint8Array(32)));
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
-  return { verifier, challenge: b64url(new Uint8Array(digest)) };
-}
-
-export function b64url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
-    .replace(/=+$/, "");
-}
 
 /** Registers an app client; answers the admin API's body (with `clientSecret` once). */
 export async function registerApp(
@@ -43,36 +36,11 @@ export async function registerApp(
   return json;
 }
 
-/** A browser's cookies for one origin. */
-export class Jar {
-  cookies = new Map<string, string>();
-  take(res: Response) {
-    for (const line of res.headers.getSetCookie()) {
-      const [pair, ...attrs] = line.split(";");
-      const [name, ...rest] = pair.split("=");
-      const gone = attrs.some((a) => /^\s*max-age=0\s*$/i.test(a)) || rest.join("=") === "";
-      if (gone) this.cookies.delete(name.trim());
-      else this.cookies.set(name.trim(), rest.join("="));
-    }
-  }
-  header(): string {
-    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
-  }
-  async fetch(url: string, init: RequestInit = {}): Promise<Response> {
-    const headers = new Headers(init.headers);
-    if (this.cookies.size) headers.set("Cookie", this.header());
-    const res = await fetch(url, { ...init, headers, redirect: "manual" });
-    this.take(res);
-    return res;
-  }
-}
-
 /** The hidden fields of a page's forms. */
 export function fields(html: string): { requestId: string; csrf: string } {
-  const requestId = /name="request_id" value="([^"]+)"/.exec(html)?.[1];
-  const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1];
-  assert.ok(requestId && csrf, `no request id / csrf in ${html.slice(0, 300)}`);
-  return { requestId, csrf };
+  const found = formFields(html);
+  assert.ok(found, `no request id / csrf in ${html.slice(0, 300)}`);
+  return found;
 }
 
 export interface AuthorizeRequest {
