@@ -233,15 +233,18 @@ export function createClientAdmin(db: Db): ClientAdmin {
       if (input.jwksUri && !/^https?:\/\//.test(input.jwksUri)) {
         throw new InputError("jwksUri must be an http(s) URL");
       }
+      const common = {
+        clientId,
+        name: input.name,
+        jwks: input.jwks,
+        jwksUri: input.jwksUri,
+        disabled: input.disabled,
+      };
       if (redirectUris.length) {
         const scope = checkAppScope(input.scope, true);
         await repo.upsertClient(db, {
-          clientId,
-          name: input.name,
-          jwks: input.jwks,
-          jwksUri: input.jwksUri,
+          ...common,
           scope,
-          disabled: input.disabled,
           redirectUris,
           authMethod: method,
           launchUrl,
@@ -260,14 +263,7 @@ export function createClientAdmin(db: Db): ClientAdmin {
       if (parsed.grants.some((g) => g.context !== "system")) {
         throw new InputError("A backend client is granted system/… scopes only");
       }
-      await repo.upsertClient(db, {
-        clientId,
-        name: input.name,
-        jwks: input.jwks,
-        jwksUri: input.jwksUri,
-        scope,
-        disabled: input.disabled,
-      });
+      await repo.upsertClient(db, { ...common, scope });
       return clientView((await repo.findClient(db, clientId))!);
     },
     async remove(id) {

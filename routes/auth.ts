@@ -14,6 +14,7 @@ import type { Context } from "hono";
 import type { AppEnv } from "./env.ts";
 import { requireAdmin } from "../auth/access.ts";
 import { OAuthError } from "../auth/errors.ts";
+import { LAUNCH_SCOPES } from "../auth/smart_scopes.ts";
 import { InputError, TooManyAttempts } from "../auth/service.ts";
 import { badRequest, notFound } from "../platform/outcome.ts";
 import type { Services } from "./env.ts";
@@ -196,14 +197,7 @@ export function wellKnownRoutes(services: Services): Hono<AppEnv> {
 
 /** The scopes this server grants, for discovery. */
 const SCOPES_SUPPORTED = [
-  "openid",
-  "fhirUser",
-  "profile",
-  "launch",
-  "launch/patient",
-  "launch/encounter",
-  "offline_access",
-  "online_access",
+  ...LAUNCH_SCOPES,
   "patient/*.cruds",
   "patient/*.rs",
   "patient/*.read",

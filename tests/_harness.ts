@@ -118,6 +118,12 @@ export function context(backend: Backend): Promise<TestContext> {
 
 /** Registers `name [pglite]` and `name [postgres]` (ignored, by name, without DATABASE_URL). */
 export function backendTest(name: string, fn: (ctx: TestContext) => Promise<void>): void {
+  perBackend(name, async (backend) => fn(await context(backend)));
+}
+
+/** `name [pglite]` and `name [postgres]`, each given its backend (the latter ignored, by name,
+ * without DATABASE_URL): for suites with a world of their own. */
+export function perBackend(name: string, fn: (backend: Backend) => Promise<void>): void {
   for (const backend of ["pglite", "postgres"] as const) {
     const missing = backend === "postgres" && !DATABASE_URL;
     Deno.test({
@@ -125,7 +131,7 @@ export function backendTest(name: string, fn: (ctx: TestContext) => Promise<void
       ignore: missing,
       sanitizeOps: false,
       sanitizeResources: false,
-      fn: async () => fn(await context(backend)),
+      fn: () => fn(backend),
     });
   }
 }

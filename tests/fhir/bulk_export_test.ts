@@ -6,12 +6,11 @@
  * (tokens, scopes, other callers) is tests/fhir/bulk_export_auth_test.ts.
  */
 import assert from "node:assert/strict";
-import { type Backend, fhirJson, startContext, type TestContext } from "../_harness.ts";
+import { type Backend, fhirJson, perBackend, startContext, type TestContext } from "../_harness.ts";
 import { assertOutcome } from "./_util.ts";
 import { bulkExport, counts, idsOf, kickOff, poll, readFile } from "./_bulk.ts";
 import { findExport, insertExport } from "../../fhir/bulk/export_repo.ts";
 
-const DATABASE_URL = Deno.env.get("DATABASE_URL") ?? "";
 const CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category";
 
 interface World {
@@ -93,16 +92,7 @@ function world(backend: Backend): Promise<World> {
 }
 
 function bulkTest(name: string, fn: (w: World) => Promise<void>): void {
-  for (const backend of ["pglite", "postgres"] as const) {
-    const missing = backend === "postgres" && !DATABASE_URL;
-    Deno.test({
-      name: missing ? `${name} [postgres: skipped, DATABASE_URL not set]` : `${name} [${backend}]`,
-      ignore: missing,
-      sanitizeOps: false,
-      sanitizeResources: false,
-      fn: async () => fn(await world(backend)),
-    });
-  }
+  perBackend(name, async (backend) => fn(await world(backend)));
 }
 
 bulkTest("system-level $export: every type, files of at most 25, counts match", async (w) => {
