@@ -6,6 +6,7 @@
  * deploy_probes_test.ts check the rest.
  */
 import assert from "node:assert/strict";
+import { WORKER_SCOPE } from "../../queue/jobs.ts";
 import {
   configVariables,
   denoTasks,
@@ -259,4 +260,11 @@ Deno.test("no secret in deploy/: the Secret template holds placeholders, compose
     assert.doesNotMatch(text, /\bAKIA[0-9A-Z]{16}\b/, `${file}: an AWS access key`);
     assert.doesNotMatch(text, /"d"\s*:\s*"[A-Za-z0-9_-]{20,}"/, `${file}: a private JWK`);
   }
+});
+
+Deno.test("deploy/README.md registers the sidecar's client with exactly the worker's scope", () => {
+  const readme = readText("deploy/README.md");
+  const m = /auth\/clients\/imaging-ai-sidecar[\s\S]*?\\"scope\\": \\"([^\\]+)\\"/.exec(readme);
+  assert.ok(m, "the sidecar's registration in deploy/README.md");
+  assert.deepEqual(m[1].split(" ").sort(), WORKER_SCOPE.split(" ").sort());
 });
