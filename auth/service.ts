@@ -78,6 +78,11 @@ export class TooManyAttempts extends Error {
 }
 
 const ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/**
+ * How long a cached token of an app's grant is trusted before its grant is read again: the
+ * longest a revocation made on another replica takes to reach this one.
+ */
+export const GRANT_RECHECK_MS = 15_000;
 /** Verified tokens kept (each a few hundred bytes). */
 const VERIFIED_CACHE = 10_000;
 
@@ -102,7 +107,10 @@ export function createAuthService(
   const tokenUrl = `${origin}/auth/token`;
   const jtis = repo.jtiStore(db);
   /** Tokens verified, oldest first (Map order), with their expiry in seconds. */
-  const verified = new Map<string, { caller: Caller; exp: number; grant?: string }>();
+  const verified = new Map<
+    string,
+    { caller: Caller; exp: number; grant?: string; checkedAt: number }
+  >();
 
   async function issue(
     claims: Parameters<typeof issueAccessToken>[1],
@@ -380,7 +388,18 @@ export function createAuthService(
       // A token already verified is not verified again (an ES256 check per request costs more
       // than the rest of a read): the same string maps to the same claims until it expires.
       const known = verified.get(m[1]);
-      if (known && known.exp * 1000 > now()) return known.caller;
+      if (known && known.exp * 1000 > now()) {
+        // A token of an app's grant is checked against its grant again now and then, so that a
+        // revocation on another replica reaches this one within GRANT_RECHECK_MS.
+        if (!known.grant || now() - known.checkedAt < GRANT_RECHECK_MS) return known.caller;
+        const grant = await findGrant(db, known.grant);
+        if (grant && !grant.revokedAt) {
+          known.checkedAt = now();
+          return known.caller;
+        }
+        verified.delete(m[1]);
+        throw unauthorized("The token was revoked", "invalid_token");
+      }
       if (known) verified.delete(m[1]);
       try {
         const claims = await verifyAccessToken(ring, m[1], {
@@ -406,7 +425,7 @@ export function createAuthService(
           }
         }
         if (verified.size >= VERIFIED_CACHE) verified.delete(verified.keys().next().value!);
-        verified.set(m[1], { caller, exp: claims.exp, grant: claims.grant_id });
+        verified.set(m[1], { caller, exp: claims.exp, grant: claims.grant_id, checkedAt: now() });
         return caller;
       } catch (e) {
         if (e instanceof TokenError) throw unauthorized(e.message, "invalid_token");
