@@ -6,13 +6,15 @@
  * the types in alphabetical order), so pages neither repeat nor skip a resource; the `_cursor` of a
  * `next` link names the type and the position in it. What the caller may not search (a type its
  * scopes do not reach) is left out, as a search would; a patient-bound token reaches only its own
- * patient. Resources referenced from the compartment (a Practitioner, a Medication) are not added.
+ * patient. What a page's resources refer to (a Practitioner, an Organization, a Binary) follows
+ * its matches as `include` entries (`everything_refs.ts`), left out where the caller may not read.
  */
 import type { Bundle, BundleEntry, Resource } from "@medplum/fhirtypes";
 import { badRequest, FhirError } from "../../platform/outcome.ts";
 import { compartmentFilter, compartmentParams } from "../compartment.ts";
 import type { FhirContext, OperationHandler, OperationRequest } from "../context.ts";
-import { narrowSearch, visible } from "../guard.ts";
+import { hideIncluded, narrowSearch, visible } from "../guard.ts";
+import { referencedEntries } from "./everything_refs.ts";
 import * as ops from "../resource_ops.ts";
 import { RESOURCE_TYPES } from "../resource_types.ts";
 import { executeSearch } from "../search/execute.ts";
@@ -98,7 +100,19 @@ export function everythingOperation(): OperationHandler {
         ...(next ? [{ relation: "next", url: link(next) }] : []),
       ],
     };
-    if (entries.length) bundle.entry = entries;
+    // What the page's resources refer to (a Practitioner, an Organization, a Binary), as
+    // includes, then only what the caller may read of those.
+    // `_type` limits these too ("the resource types to include in the return resources").
+    const typed = req.query.some(([k]) => k === "_type") ||
+      bodyParameters(req.body).some(([k]) => k === "_type");
+    const referenced = await referencedEntries(
+      ctx,
+      sql,
+      entries.map((e) => e.resource!),
+      typed ? new Set(types) : undefined,
+    );
+    if (entries.length) bundle.entry = [...entries, ...referenced];
+    await hideIncluded(ctx, sql, bundle);
     return { status: 200, body: bundle };
   };
   return Object.assign(handler, {

@@ -195,6 +195,21 @@ Deno.test("a bound token reads and searches its patient's compartment only", asy
   assert.deepEqual(ids(await posted.json()), ["Observation/oa", "Observation/operf"]);
 });
 
+Deno.test("a bound token's Patient/$everything: its own compartment, no other patient", async () => {
+  const { st, pa, pb, viewerA } = await w();
+  const get = (path: string) => fhir(st.origin, "GET", path, undefined, viewerA);
+  assert.equal((await get(`Patient/${pb}/$everything`)).status, 404);
+  const all = await get(`Patient/${pa}/$everything?_count=1000`);
+  assert.equal(all.status, 200, JSON.stringify(all.body));
+  const keys = ids(all.body);
+  for (const k of [`Patient/${pa}`, "Observation/oa", "Observation/operf", "DiagnosticReport/ra"]) {
+    assert.ok(keys.includes(k), `${k} in ${keys.join()}`);
+  }
+  // operf's subject is pb: referenced, but outside the token's reach, so not included.
+  assert.ok(!keys.includes(`Patient/${pb}`), keys.join());
+  assert.ok(!keys.some((k) => k === "Observation/ob" || k === "DiagnosticReport/rb"));
+});
+
 Deno.test("a bound token's includes, chains and reverse includes stay in the compartment", async () => {
   const { st, pa, viewerA } = await w();
   const get = async (path: string) => (await fhir(st.origin, "GET", path, undefined, viewerA)).body;

@@ -131,6 +131,12 @@ backendTest("Patient/$everything pages through the compartment, _since and _type
   const other = await create(ctx, { resourceType: "Patient", meta, name: [{ family: `o${u}` }] });
   const subject = { reference: `Patient/${p.id}` };
   const mine: string[] = [`Patient/${p.id}`];
+  const doctor = await create(ctx, { resourceType: "Practitioner", meta, name: [{ family: u }] });
+  const scan = await create(ctx, {
+    resourceType: "Binary",
+    contentType: "text/plain",
+    data: "aGk=",
+  });
   for (let i = 0; i < 5; i++) {
     const o = await create(ctx, {
       resourceType: "Observation",
@@ -138,11 +144,18 @@ backendTest("Patient/$everything pages through the compartment, _since and _type
       status: "final",
       code: { text: `o${i}` },
       subject,
+      ...(i === 4 ? { performer: [{ reference: `Practitioner/${doctor.id}` }] } : {}),
     });
     mine.push(`Observation/${o.id}`);
   }
   for (
     const r of [
+      {
+        resourceType: "DocumentReference",
+        status: "current",
+        subject,
+        content: [{ attachment: { contentType: "text/plain", url: `Binary/${scan.id}` } }],
+      },
       { resourceType: "Condition", subject },
       { resourceType: "Encounter", status: "finished", class: { code: "AMB" }, subject },
       { resourceType: "ServiceRequest", status: "active", intent: "order", subject },
@@ -161,18 +174,26 @@ backendTest("Patient/$everything pages through the compartment, _since and _type
 
   // Three per page: every resource once, none of the other patient's.
   const seen: string[] = [];
+  const included = new Set<string>();
   let url: string | undefined = `Patient/${p.id}/$everything?_count=3`;
   let pages = 0;
   while (url && pages < 10) {
     const res: any = await fhirJson(ctx, "GET", url.replace(/^.*\/fhir\//, ""));
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal(res.body.type, "searchset");
-    assert.ok((res.body.entry ?? []).length <= 3);
-    for (const e of res.body.entry ?? []) seen.push(`${e.resource.resourceType}/${e.resource.id}`);
+    const key = (e: any) => `${e.resource.resourceType}/${e.resource.id}`;
+    const matches = (res.body.entry ?? []).filter((e: any) => e.search.mode === "match");
+    assert.ok(matches.length <= 3);
+    for (const e of matches) seen.push(key(e));
+    for (const e of res.body.entry ?? []) if (e.search.mode === "include") included.add(key(e));
     url = res.body.link.find((l: any) => l.relation === "next")?.url;
     pages++;
   }
   assert.deepEqual(seen.sort(), [...mine].sort());
+  // What the compartment refers to comes along: the performer, the attachment's Binary.
+  assert.ok(included.has(`Practitioner/${doctor.id}`), [...included].join());
+  assert.ok(included.has(`Binary/${scan.id}`), [...included].join());
+  assert.ok(!included.has(`Patient/${other.id}`));
   assert.equal(seen[0] ?? "", seen.sort()[0]);
 
   const onlyConditions = await fhirJson(ctx, "GET", `Patient/${p.id}/$everything?_type=Condition`);
@@ -189,7 +210,7 @@ backendTest("Patient/$everything pages through the compartment, _since and _type
     parameter: [{ name: "_type", valueString: "Encounter,ServiceRequest" }],
   });
   assert.equal(post.status, 200);
-  assert.equal(post.body.entry.length, 2);
+  assert.equal(post.body.entry.filter((e: any) => e.search.mode === "match").length, 2);
 
   for (
     const bad of [
