@@ -175,6 +175,7 @@ export async function createServices(
   if (config.auth.enabled) {
     // A signing key from the start, so the published JWKS is never empty.
     await auth.ring.signingKey();
+    await auth.idRing.signingKey();
     fhir.context.security = {
       token: auth.tokenUrl,
       revoke: `${new URL(config.publicUrl).origin}/auth/revoke`,

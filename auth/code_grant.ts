@@ -38,7 +38,10 @@ export interface SmartTokenResponse {
 
 export interface CodeGrantDeps {
   db: Db;
+  /** Access tokens' (ES256). */
   ring: KeyRing;
+  /** ID tokens' (RS256, OpenID Connect's default). */
+  idRing: KeyRing;
   issuer: string;
   audience: string;
   accessTokenSeconds: number;
@@ -88,7 +91,7 @@ export function createCodeGrant(d: CodeGrantDeps) {
     };
     if (first && hasScope(scope, "openid")) {
       const fhirUser = user.fhirUser ?? (user.patient ? `Patient/${user.patient}` : undefined);
-      out.id_token = await issueIdToken(d.ring, {
+      out.id_token = await issueIdToken(d.idRing, {
         issuer: d.issuer,
         clientId: grant.clientId,
         sub: user.id,

@@ -1,6 +1,7 @@
 /**
- * @module OpenID Connect ID tokens (Core 1.0 §2, SMART `openid fhirUser`): signed ES256 with the
- * service's key ring, as its access tokens are; `iss`, `sub` (the account id), `aud` (the client
+ * @module OpenID Connect ID tokens (Core 1.0 §2, SMART `openid fhirUser`): signed RS256 (OIDC's
+ * default `id_token_signed_response_alg`, which every relying party verifies) with the service's
+ * RSA key ring, published in the same JWKS as the access tokens' ES256 keys; `iss`, `sub` (the account id), `aud` (the client
  * id), `exp`, `iat`, `auth_time`, `nonce` when the request had one, `at_hash` of the access token,
  * `fhirUser` as an absolute URL when the account has a FHIR identity, and `name` /
  * `preferred_username` with the `profile` scope.

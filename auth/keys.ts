@@ -1,6 +1,8 @@
 /**
- * @module The service's token-signing keys: ES256 (ECDSA P-256) key pairs whose `kid` is the RFC
- * 7638 thumbprint of the public key, kept in a {@link SigningKeyRepo} (Postgres in the service, an
+ * @module The service's token-signing keys: ES256 (ECDSA P-256) key pairs for access tokens, and
+ * RS256 (RSA 2048) ones for OpenID Connect ID tokens (RS256 is OIDC's default and the one every
+ * relying party verifies), one ring per algorithm, each `kid` the RFC 7638 thumbprint of the
+ * public key, kept in a {@link SigningKeyRepo} (Postgres in the service, an
  * in-memory one for tests) and cached by a {@link KeyRing}. The ring signs with the newest
  * unretired key, creating one when there is none; it verifies with unretired keys and with retired
  * ones for a grace period (24 h by default), so tokens signed just before a rotation stay valid;
@@ -18,13 +20,16 @@ import { calculateJwkThumbprint } from "jose";
 export interface StoredSigningKey {
   /** The RFC 7638 SHA-256 thumbprint of the public key. */
   kid: string;
-  alg: "ES256";
+  alg: SigningAlg;
   privateJwk: JsonWebKey;
   publicJwk: JsonWebKey;
   createdAt: Date;
   /** When it stopped signing; it still verifies for the ring's grace period after that. */
   retiredAt: Date | null;
 }
+
+/** The algorithms a ring signs with. */
+export type SigningAlg = "ES256" | "RS256";
 
 /** Storage of the signing keys, shared by every replica. */
 export interface SigningKeyRepo {
@@ -56,7 +61,7 @@ export function memorySigningKeyRepo(): SigningKeyRepo {
 /** The service's signing and verification keys. */
 export interface KeyRing {
   /** The newest unretired key, created (and stored) when there is none. */
-  signingKey(): Promise<{ kid: string; alg: "ES256"; key: CryptoKey }>;
+  signingKey(): Promise<{ kid: string; alg: SigningAlg; key: CryptoKey }>;
   /** The public key for `kid` if it is unretired or retired less than the grace period ago. */
   verificationKey(kid: string): Promise<CryptoKey | undefined>;
   /** The public JWKs (`kid`, `alg`, `use: "sig"`) of the keys `verificationKey` accepts. */
@@ -67,6 +72,8 @@ export interface KeyRing {
 
 /** Options of {@link createKeyRing}. */
 export interface KeyRingOptions {
+  /** The algorithm of the ring's keys (default ES256); rows of another are not the ring's. */
+  alg?: SigningAlg;
   /** How long a retired key still verifies tokens (default 24 h). */
   retiredGraceMs?: number;
   /**
@@ -80,8 +87,45 @@ export interface KeyRingOptions {
   now?: () => number;
 }
 
-const ALG = "ES256";
-const CURVE: EcKeyImportParams = { name: "ECDSA", namedCurve: "P-256" };
+/** How each algorithm's keys are made, imported and published. */
+const SPECS: Record<SigningAlg, {
+  params: EcKeyImportParams | RsaHashedImportParams;
+  generate: EcKeyGenParams | RsaHashedKeyGenParams;
+  /** The JWK members of the public key (the thumbprint's, RFC 7638) and of the private key. */
+  publicMembers: readonly string[];
+  privateMembers: readonly string[];
+  usable(jwk: JsonWebKey): boolean;
+}> = {
+  ES256: {
+    params: { name: "ECDSA", namedCurve: "P-256" },
+    generate: { name: "ECDSA", namedCurve: "P-256" },
+    publicMembers: ["crv", "kty", "x", "y"],
+    privateMembers: ["crv", "kty", "x", "y", "d"],
+    usable: (j) => j.kty === "EC" && j.crv === "P-256",
+  },
+  RS256: {
+    params: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" },
+    generate: {
+      name: "RSASSA-PKCS1-v1_5",
+      modulusLength: 2048,
+      publicExponent: new Uint8Array([1, 0, 1]),
+      hash: "SHA-256",
+    },
+    publicMembers: ["e", "kty", "n"],
+    privateMembers: ["e", "kty", "n", "d", "p", "q", "dp", "dq", "qi"],
+    usable: (j) => j.kty === "RSA" && typeof j.n === "string" && j.n.length >= 342,
+  },
+};
+
+/** Only `members` of `jwk`. */
+function pick(jwk: JsonWebKey, members: readonly string[]): JsonWebKey {
+  const out: Record<string, unknown> = {};
+  for (const m of members) {
+    const v = (jwk as Record<string, unknown>)[m];
+    if (v !== undefined) out[m] = v;
+  }
+  return out as JsonWebKey;
+}
 
 interface CachedKey {
   stored: StoredSigningKey;
@@ -91,11 +135,13 @@ interface CachedKey {
 }
 
 /**
- * A {@link KeyRing} over `repo`. Rows that are not usable ES256 P-256 keys are ignored. The ring
+ * A {@link KeyRing} over `repo` for one algorithm. Rows of another algorithm, and rows that are not
+ * usable keys of its own, are ignored. The ring
  * never retires or deletes a key except in `rotate()`. A repo error is thrown by the first load
  * and by a reload for an unknown kid; a failing periodic refresh keeps the cached keys.
  */
 export function createKeyRing(repo: SigningKeyRepo, options: KeyRingOptions = {}): KeyRing {
+  const alg = options.alg ?? "ES256";
   const graceMs = options.retiredGraceMs ?? 24 * 60 * 60 * 1000;
   const reloadMinMs = options.reloadMinIntervalMs ?? 5000;
   const refreshMs = options.refreshIntervalMs ?? 60_000;
@@ -118,6 +164,7 @@ export function createKeyRing(repo: SigningKeyRepo, options: KeyRingOptions = {}
       const rows = await repo.list();
       const next = new Map<string, CachedKey>();
       for (const stored of rows) {
+        if (stored.alg !== alg) continue;
         const known = keys.get(stored.kid);
         if (known) {
           next.set(stored.kid, { ...known, stored });
@@ -165,7 +212,7 @@ export function createKeyRing(repo: SigningKeyRepo, options: KeyRingOptions = {}
   }
 
   async function generateAndStore(): Promise<CachedKey> {
-    const { stored, publicKey } = await generate(new Date(now()));
+    const { stored, publicKey } = await generate(alg, new Date(now()));
     await repo.insert(stored);
     const cached: CachedKey = { stored, publicKey };
     createdHere.add(stored.kid);
@@ -187,7 +234,7 @@ export function createKeyRing(repo: SigningKeyRepo, options: KeyRingOptions = {}
       await fresh();
       const k = newestActive() ?? await createFirst();
       k.privateKey ??= importPrivate(k.stored);
-      return { kid: k.stored.kid, alg: ALG, key: await k.privateKey };
+      return { kid: k.stored.kid, alg, key: await k.privateKey };
     },
 
     async verificationKey(kid) {
@@ -214,7 +261,7 @@ export function createKeyRing(repo: SigningKeyRepo, options: KeyRingOptions = {}
       for (const k of await repo.list()) {
         // Every older key, not one that a concurrent rotation elsewhere made after this one.
         const older = k.createdAt.getTime() <= created.stored.createdAt.getTime();
-        if (k.retiredAt === null && k.kid !== created.stored.kid && older) {
+        if (k.alg === alg && k.retiredAt === null && k.kid !== created.stored.kid && older) {
           await repo.retire(k.kid, created.stored.createdAt);
         }
       }
@@ -234,46 +281,59 @@ function newer(a: StoredSigningKey, b: StoredSigningKey): boolean {
 
 /** Only the public members of the key, whatever else the stored JWK holds. */
 function publicJwkOf(k: StoredSigningKey): JsonWebKey {
-  const { kty, crv, x, y } = k.publicJwk;
-  const jwk: JsonWebKey & { kid: string } = { kty, crv, x, y, kid: k.kid, alg: ALG, use: "sig" };
-  return jwk;
+  return { ...pick(k.publicJwk, SPECS[k.alg].publicMembers), kid: k.kid, alg: k.alg, use: "sig" } as
+    & JsonWebKey
+    & { kid: string };
 }
 
 function checkRow(k: StoredSigningKey): void {
-  const { kty, crv } = k.publicJwk;
-  if (k.alg !== ALG || kty !== "EC" || crv !== "P-256") {
-    throw new Error(`signing key ${k.kid} is not an ES256 P-256 key`);
+  const spec = SPECS[k.alg];
+  if (!spec || !spec.usable(k.publicJwk)) {
+    throw new Error(`signing key ${k.kid} is not a usable ${k.alg} key`);
   }
 }
 
 async function importPublic(k: StoredSigningKey): Promise<CryptoKey> {
   checkRow(k);
-  const { kty, crv, x, y } = k.publicJwk;
-  return await crypto.subtle.importKey("jwk", { kty, crv, x, y }, CURVE, true, ["verify"]);
+  const spec = SPECS[k.alg];
+  return await crypto.subtle.importKey(
+    "jwk",
+    pick(k.publicJwk, spec.publicMembers),
+    spec.params,
+    true,
+    ["verify"],
+  );
 }
 
 function importPrivate(k: StoredSigningKey): Promise<CryptoKey> {
-  const { kty, crv, x, y, d } = k.privateJwk;
-  return crypto.subtle.importKey("jwk", { kty, crv, x, y, d }, CURVE, false, ["sign"]);
+  const spec = SPECS[k.alg];
+  return crypto.subtle.importKey(
+    "jwk",
+    pick(k.privateJwk, spec.privateMembers),
+    spec.params,
+    false,
+    ["sign"],
+  );
 }
 
 async function generate(
+  alg: SigningAlg,
   createdAt: Date,
 ): Promise<{ stored: StoredSigningKey; publicKey: CryptoKey }> {
-  const pair = await crypto.subtle.generateKey(CURVE, true, ["sign", "verify"]);
-  const { kty, crv, x, y, d } = await crypto.subtle.exportKey("jwk", pair.privateKey);
-  const publicJwk: JsonWebKey = { kty, crv, x, y };
+  const spec = SPECS[alg];
+  const pair = await crypto.subtle.generateKey(spec.generate, true, [
+    "sign",
+    "verify",
+  ]) as CryptoKeyPair;
+  const privateJwk = pick(
+    await crypto.subtle.exportKey("jwk", pair.privateKey),
+    spec.privateMembers,
+  );
+  const publicJwk = pick(privateJwk, spec.publicMembers);
   const kid = await calculateJwkThumbprint(
-    { kty: kty ?? "", crv, x, y },
+    publicJwk as Parameters<typeof calculateJwkThumbprint>[0],
     "sha256",
   );
-  const stored: StoredSigningKey = {
-    kid,
-    alg: ALG,
-    privateJwk: { kty, crv, x, y, d },
-    publicJwk,
-    createdAt,
-    retiredAt: null,
-  };
+  const stored: StoredSigningKey = { kid, alg, privateJwk, publicJwk, createdAt, retiredAt: null };
   return { stored, publicKey: await importPublic(stored) };
 }

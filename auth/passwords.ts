@@ -118,3 +118,11 @@ function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
   return diff === 0;
 }
+
+const dummies = new Map<number, Promise<string>>();
+/** A valid hash of a random password, checked when the username is unknown (the same cost). */
+export function dummyHash(iterations: number): Promise<string> {
+  let hash = dummies.get(iterations);
+  if (!hash) dummies.set(iterations, hash = hashPassword(crypto.randomUUID(), iterations));
+  return hash;
+}

@@ -303,7 +303,7 @@ export function signingKeyRepo(sql: Sql): SigningKeyRepo {
       );
       return rows.map((r): StoredSigningKey => ({
         kid: String(r.kid),
-        alg: "ES256",
+        alg: r.alg === "RS256" ? "RS256" : "ES256",
         privateJwk: parse(r.private_jwk),
         publicJwk: parse(r.public_jwk),
         createdAt: new Date(r.created_at as string),

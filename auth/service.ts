@@ -17,7 +17,7 @@ import { fetchJwksHttps, verifyClientAssertion } from "./client_assertion.ts";
 import { OAuthError, TokenError } from "./errors.ts";
 import { issueAccessToken, verifyAccessToken } from "./jwt.ts";
 import { createKeyRing, type KeyRing } from "./keys.ts";
-import { hashPassword, needsRehash, verifyPassword } from "./passwords.ts";
+import { dummyHash, hashPassword, needsRehash, verifyPassword } from "./passwords.ts";
 import * as repo from "./repo.ts";
 import {
   type ClientAdmin,
@@ -45,6 +45,10 @@ export interface AuthService {
   readonly audience: string;
   readonly tokenUrl: string;
   readonly ring: KeyRing;
+  /** The keys of OpenID Connect ID tokens (RS256). */
+  readonly idRing: KeyRing;
+  /** The public keys of both rings: what `jwks_uri` serves. */
+  jwks(): Promise<{ keys: JsonWebKey[] }>;
   /** The Caller of an `Authorization` header; throws a 401 AuthError. With AUTH=off: internal. */
   authenticate(authorization: string | undefined): Promise<Caller>;
   /** `POST /auth/token` with a form body (and the Authorization header); throws OAuthError. */
@@ -78,10 +82,7 @@ export class TooManyAttempts extends Error {
 }
 
 const ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/**
- * How long a cached token of an app's grant is trusted before its grant is read again: the
- * longest a revocation made on another replica takes to reach this one.
- */
+/** How long a cached app token is trusted before its grant is read again (another's revocation). */
 export const GRANT_RECHECK_MS = 15_000;
 /** Verified tokens kept (each a few hundred bytes). */
 const VERIFIED_CACHE = 10_000;
@@ -102,6 +103,7 @@ export function createAuthService(
     : undefined;
   const now = options.now ?? Date.now;
   const ring = createKeyRing(repo.signingKeyRepo(db));
+  const idRing = createKeyRing(repo.signingKeyRepo(db), { alg: "RS256" });
   const origin = new URL(config.publicUrl).origin;
   const audience = `${config.publicUrl}/fhir`;
   const tokenUrl = `${origin}/auth/token`;
@@ -347,6 +349,7 @@ export function createAuthService(
   const codes = createCodeGrant({
     db,
     ring,
+    idRing,
     issuer: a.issuer,
     audience,
     accessTokenSeconds: a.accessTokenSeconds,
@@ -372,6 +375,11 @@ export function createAuthService(
     audience,
     tokenUrl,
     ring,
+    idRing,
+    async jwks() {
+      const [access, id] = await Promise.all([ring.jwks(), idRing.jwks()]);
+      return { keys: [...access.keys, ...id.keys] };
+    },
     users,
     clients,
     authorizer,
@@ -489,12 +497,4 @@ export function createAuthService(
       await ensureFirstAdmin(db, config, users, log);
     },
   };
-}
-
-// A valid hash of a random password, checked when the username is unknown (same cost).
-const dummies = new Map<number, Promise<string>>();
-function dummyHash(iterations: number): Promise<string> {
-  let hash = dummies.get(iterations);
-  if (!hash) dummies.set(iterations, hash = hashPassword(crypto.randomUUID(), iterations));
-  return hash;
 }

@@ -189,7 +189,7 @@ export function wellKnownRoutes(services: Services): Hono<AppEnv> {
   app.get(
     "/jwks.json",
     async (c) =>
-      c.json(await services.auth.ring.jwks(), 200, { "Cache-Control": "public, max-age=300" }),
+      c.json(await services.auth.jwks(), 200, { "Cache-Control": "public, max-age=300" }),
   );
   app.get("/smart-configuration", (c) => c.json(smartConfiguration(services)));
   return app;
@@ -272,7 +272,7 @@ export function openidConfiguration(services: Services) {
   return {
     ...endpoints(services),
     subject_types_supported: ["public"],
-    id_token_signing_alg_values_supported: ["ES256"],
+    id_token_signing_alg_values_supported: ["RS256"],
     response_modes_supported: ["query"],
     claims_supported: [
       "iss",

@@ -367,11 +367,11 @@ Deno.test("login attempts: an account locks after LOGIN_MAX_FAILURES; an address
 Deno.test("discovery: JWKS (public keys only), SMART configuration, CapabilityStatement security", async () => {
   const st = await s();
   const jwks = await json(await st.call("/.well-known/jwks.json"));
-  assert.ok(jwks.keys.length >= 1);
+  // The access tokens' ES256 key and the ID tokens' RS256 key, public members only.
+  assert.deepEqual(jwks.keys.map((k: { alg: string }) => k.alg).sort(), ["ES256", "RS256"]);
   for (const k of jwks.keys) {
-    assert.equal(k.kty, "EC");
-    assert.equal(k.alg, "ES256");
-    assert.equal("d" in k, false);
+    assert.equal(k.kty, k.alg === "ES256" ? "EC" : "RSA");
+    for (const secret of ["d", "p", "q", "dp", "dq", "qi"]) assert.equal(secret in k, false);
   }
   const smart = await json(await st.call("/fhir/.well-known/smart-configuration"));
   assert.equal(smart.token_endpoint, `${st.origin}/auth/token`);
@@ -392,7 +392,8 @@ Deno.test("discovery: JWKS (public keys only), SMART configuration, CapabilitySt
   const before = st.tokens.viewer;
   await st.services.auth.ring.rotate();
   assert.equal((await st.call("/fhir/Patient", { token: before })).status, 200);
-  assert.ok((await json(await st.call("/.well-known/jwks.json"))).keys.length >= 2);
+  const after = (await json(await st.call("/.well-known/jwks.json"))).keys;
+  assert.equal(after.filter((k: { alg: string }) => k.alg === "ES256").length, 2);
 });
 
 Deno.test("CORS for configured origins only; security headers on every answer", async () => {

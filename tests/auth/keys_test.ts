@@ -290,3 +290,33 @@ Deno.test("repo failures: the first load throws; a failed refresh keeps the cach
   assert.equal((await ring.jwks()).keys.length, 1);
   await assert.rejects(() => ring.verificationKey("another"), /database down/);
 });
+
+Deno.test("an RS256 ring (ID tokens) beside the ES256 one: its own keys, rotation and JWKS", async () => {
+  const repo = memorySigningKeyRepo();
+  const c = clock();
+  const es = createKeyRing(repo, { now: c.now });
+  const rs = createKeyRing(repo, { now: c.now, alg: "RS256" });
+  const esKey = await es.signingKey();
+  const rsKey = await rs.signingKey();
+  assert.equal(esKey.alg, "ES256");
+  assert.equal(rsKey.alg, "RS256");
+  // Each ring knows only its own algorithm's keys.
+  assert.equal(await rs.verificationKey(esKey.kid), undefined);
+  assert.equal(await es.verificationKey(rsKey.kid), undefined);
+  const data = new TextEncoder().encode("id token");
+  const params = { name: "RSASSA-PKCS1-v1_5" };
+  const sig = await crypto.subtle.sign(params, rsKey.key, data);
+  const pub = (await rs.verificationKey(rsKey.kid))!;
+  assert.ok(await crypto.subtle.verify(params, pub, sig, data));
+  // Its JWKS entry: an RSA public key (n, e; no private member), kid its RFC 7638 thumbprint.
+  const [jwk] = (await rs.jwks()).keys as (JsonWebKey & { kid: string })[];
+  assert.equal(jwk.kty, "RSA");
+  assert.equal(jwk.alg, "RS256");
+  assert.ok(jwk.n && jwk.e && jwk.d === undefined && jwk.p === undefined);
+  assert.equal(jwk.kid, await calculateJwkThumbprint({ kty: "RSA", n: jwk.n, e: jwk.e } as JWK));
+  // Rotating one ring leaves the other's key signing.
+  c.advance(1000);
+  await rs.rotate();
+  assert.equal((await es.signingKey()).kid, esKey.kid);
+  assert.notEqual((await rs.signingKey()).kid, rsKey.kid);
+});

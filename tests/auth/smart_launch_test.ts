@@ -93,7 +93,8 @@ Deno.test("discovery: SMART configuration and OpenID configuration list what wor
   const doc = await oidc.json();
   assert.equal(doc.issuer, st.services.auth.issuer);
   assert.equal(`${doc.issuer}/.well-known/openid-configuration`, oidc.url);
-  assert.deepEqual(doc.id_token_signing_alg_values_supported, ["ES256"]);
+  // OpenID Connect Discovery: RS256 MUST be among them (and is OIDC's default for clients).
+  assert.deepEqual(doc.id_token_signing_alg_values_supported, ["RS256"]);
   const meta = await (await st.call("/fhir/metadata")).json();
   const uris = meta.rest[0].security.extension[0].extension as { url: string; valueUri: string }[];
   assert.ok(uris.some((e) => e.url === "authorize" && e.valueUri === smart.authorization_endpoint));
@@ -134,10 +135,12 @@ Deno.test("EHR launch: patient, encounter-free context, ImagingStudy in fhirCont
   assert.ok(body.refresh_token);
   // The ID token: verified with the published JWKS.
   const jwks = jose.createRemoteJWKSet(new URL(`${st.origin}/.well-known/jwks.json`));
-  const { payload } = await jose.jwtVerify(body.id_token as string, jwks, {
+  const { payload, protectedHeader } = await jose.jwtVerify(body.id_token as string, jwks, {
     issuer: st.services.auth.issuer,
     audience: "viewer-app",
+    algorithms: ["RS256"],
   });
+  assert.equal(protectedHeader.alg, "RS256");
   assert.equal(payload.nonce, "n-123");
   assert.equal(payload.fhirUser, `${st.origin}/fhir/Practitioner/dr1`);
   assert.ok(typeof payload.auth_time === "number" && typeof payload.at_hash === "string");
