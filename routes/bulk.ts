@@ -4,7 +4,7 @@
  * compartment) and `[base]/Group/{id}/$export` (its Patient members' compartments), GET or POST
  * with a Parameters body, `Prefer: respond-async`; the status at `[base]/$export-status/{id}` (202
  * with X-Progress while it runs, 200 with the manifest, DELETE to cancel) and the files at
- * `[base]/$export-file/{id}/{Type-n}.ndjson`, all under the same bearer token, its caller's only.
+ * `[base]/$export-file/{id}/{Type-n}.ndjson` (`Bundle-deleted-n.ndjson`: the deleted list), all under the same bearer token, its caller's only.
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
@@ -86,14 +86,17 @@ export function bulkRoutes(services: Services): Hono<AppEnv> {
     );
   });
 
-  app.get(`/$export-file/:id{${ID}}/:name{[A-Za-z]{1,64}-[0-9]{1,9}\\.ndjson}`, async (c) => {
-    const stream = await services.bulk.file(
-      c.get("caller"),
-      c.req.param("id"),
-      c.req.param("name"),
-    );
-    return c.body(stream, 200, { "Content-Type": NDJSON });
-  });
+  app.get(
+    `/$export-file/:id{${ID}}/:name{[A-Za-z]{1,64}(-deleted)?-[0-9]{1,9}\\.ndjson}`,
+    async (c) => {
+      const stream = await services.bulk.file(
+        c.get("caller"),
+        c.req.param("id"),
+        c.req.param("name"),
+      );
+      return c.body(stream, 200, { "Content-Type": NDJSON });
+    },
+  );
   return app;
 }
 

@@ -334,3 +334,32 @@ export async function scanPage(
     keys: rows.map((r) => ({ updated: String(r.updated), rid: String(r.rid) })),
   };
 }
+
+/**
+ * The next `limit` resources of `types` deleted after `since` and by `transactionTime`, in
+ * `(last_updated, rid)` order after `after`: what a `_since` export lists as `deleted`.
+ */
+export async function deletedPage(
+  sql: Sql,
+  q: { types: string[]; since: string; transactionTime: string },
+  after: ScanKey | undefined,
+  limit: number,
+): Promise<{ refs: string[]; keys: ScanKey[] }> {
+  const p = new Params([q.types, q.since, q.transactionTime]);
+  const keyset = after
+    ? ` AND (last_updated, rid) > (${p.add(after.updated, "::timestamptz")}, ${
+      p.add(after.rid, "::bigint")
+    })`
+    : "";
+  const rows = await sql.query<{ rid: string; updated: string; type: string; id: string }>(
+    `SELECT rid::text AS rid, last_updated::text AS updated, type, id FROM resource
+     WHERE type = ANY($1::text[]) AND deleted AND last_updated > $2::timestamptz
+       AND last_updated <= $3::timestamptz${keyset}
+     ORDER BY last_updated, rid LIMIT ${p.add(limit, "::int")}`,
+    p.values,
+  );
+  return {
+    refs: rows.map((r) => `${r.type}/${r.id}`),
+    keys: rows.map((r) => ({ updated: String(r.updated), rid: String(r.rid) })),
+  };
+}

@@ -40,6 +40,8 @@ export interface OutputFile {
   name: string;
   count: number;
   bytes: number;
+  /** A file of the manifest's `deleted` list (Bundles of DELETE entries), not of `output`. */
+  deleted?: boolean;
 }
 
 /** A position in one type's scan: the last resource's `last_updated` (database text) and rid. */

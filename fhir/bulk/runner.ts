@@ -5,7 +5,8 @@
  * `fileBytes`) to the object store, so memory holds one file at most whatever the export's size.
  * After each page the lease is renewed (which also tells a cancelled job to stop); after each file
  * the checkpoint (type, key position, file number) is saved with the file list, so a job whose
- * replica stopped resumes from its last file.
+ * replica stopped resumes from its last file. A system-level `_since` export then lists what was
+ * deleted in between (`writeDeleted`).
  */
 import type { Db } from "../../db/db.ts";
 import type { ObjectStore } from "../../db/object_store.ts";
@@ -17,6 +18,7 @@ import { parseSearch } from "../search/parse.ts";
 import {
   completeExport,
   countScan,
+  deletedPage,
   type ExportRow,
   findExport,
   renewExport,
@@ -151,6 +153,7 @@ export async function runExport(
     });
     if (!await renew(true)) return stopped(deps, job);
   }
+  if (!await writeDeleted(deps, job, output, progress)) return stopped(deps, job);
   if (job.errors.length && !output.some((f) => f.type === "OperationOutcome")) {
     // The kick-off's warnings (lenient handling), as the manifest's `error` file.
     const name = "OperationOutcome-1.ndjson";
@@ -167,6 +170,60 @@ export async function runExport(
     retentionMs: deps.retentionMs,
   });
   return done ? "completed" : stopped(deps, job);
+}
+
+/**
+ * A system-level `_since` export's `deleted` files: each resource of an exported type deleted
+ * between `_since` and the transaction time, one line each, a transaction Bundle with its DELETE
+ * entry (Bulk Data 2.0.0, "deleted"). Only for types the caller reaches whole (no compartment,
+ * scope query or `_typeFilter`): what a deleted resource was is gone, so whether it matched those
+ * cannot be told. Written again from the start after a resume (the same file names).
+ */
+async function writeDeleted(
+  deps: RunnerDeps,
+  job: ExportRow,
+  output: OutputFile[],
+  progress: ExportProgress,
+): Promise<boolean> {
+  const plan = job.plan;
+  if (plan.level !== "system" || !plan.since) return true;
+  const types = plan.types.filter((t) =>
+    t.patient === undefined && !t.queries && !t.typeFilters?.length
+  ).map((t) => t.type);
+  if (!types.length) return true;
+  const q = { types, since: plan.since, transactionTime: job.transactionTime };
+  let after: ScanKey | undefined;
+  let part = 1;
+  let lines: string[] = [];
+  const flush = async () => {
+    if (!lines.length) return;
+    const name = `Bundle-deleted-${part++}.ndjson`;
+    const body = encoder.encode(lines.join("\n") + "\n");
+    await deps.store.put(`${exportPrefix(job.id)}${name}`, body, { contentType: NDJSON });
+    const file: OutputFile = { type: "Bundle", name, count: lines.length, bytes: body.length };
+    const at = output.findIndex((f) => f.name === name);
+    if (at >= 0) output[at] = { ...file, deleted: true };
+    else output.push({ ...file, deleted: true });
+    lines = [];
+  };
+  while (true) {
+    const page = await deletedPage(deps.db, q, after, PAGE_ROWS);
+    for (const ref of page.refs) {
+      lines.push(JSON.stringify({
+        resourceType: "Bundle",
+        type: "transaction",
+        entry: [{ request: { method: "DELETE", url: ref } }],
+      }));
+      if (lines.length >= deps.fileResources) await flush();
+    }
+    after = page.keys[page.keys.length - 1] ?? after;
+    if (page.refs.length < PAGE_ROWS) break;
+    if (!await renewExport(deps.db, job.id, job.leaseToken!, deps.leaseMs, progress)) {
+      return false;
+    }
+  }
+  await flush();
+  return true;
 }
 
 /**

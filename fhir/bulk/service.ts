@@ -55,7 +55,7 @@ export interface Manifest {
   request: string;
   requiresAccessToken: true;
   output: { type: string; url: string; count: number }[];
-  deleted: never[];
+  deleted: { type: string; url: string; count: number }[];
   /** OperationOutcomes: the warnings of a lenient kick-off (parameters ignored, types left out). */
   error: { type: string; url: string; count: number }[];
 }
@@ -187,8 +187,8 @@ export function createBulkExport(o: BulkExportOptions): BulkExportService {
           transactionTime: job.transactionTime,
           request: job.request,
           requiresAccessToken: true,
-          output: files.filter((f) => f.type !== "OperationOutcome"),
-          deleted: [],
+          output: files.filter((f, i) => f.type !== "OperationOutcome" && !job.output[i].deleted),
+          deleted: files.filter((_, i) => job.output[i].deleted),
           error: files.filter((f) => f.type === "OperationOutcome"),
         },
       };

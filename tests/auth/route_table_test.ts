@@ -479,7 +479,8 @@ const ROWS: Row[] = [
     rule: "any",
   },
   {
-    route: "GET /fhir/$export-file/:id{[0-9a-f-]{36}}/:name{[A-Za-z]{1,64}-[0-9]{1,9}\\.ndjson}",
+    route:
+      "GET /fhir/$export-file/:id{[0-9a-f-]{36}}/:name{[A-Za-z]{1,64}(-deleted)?-[0-9]{1,9}\\.ndjson}",
     name: "bulk export file",
     method: "GET",
     path: `/fhir/$export-file/${crypto.randomUUID()}/Patient-1.ndjson`,

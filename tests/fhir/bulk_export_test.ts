@@ -382,3 +382,55 @@ Deno.test({
     for (const w of worlds.values()) await (await w).ctx.close();
   },
 });
+
+perBackend(
+  "a system-level _since export lists what was deleted since as DELETE Bundles",
+  async (backend) => {
+    // A world of its own: deletions would change the shared world's counts.
+    const ctx = await startContext(backend, {});
+    try {
+      await transaction(ctx, [
+        { resourceType: "Basic", id: "gone-before", code: { text: "x" } },
+        { resourceType: "Basic", id: "gone-after", code: { text: "x" } },
+        { resourceType: "Basic", id: "kept", code: { text: "x" } },
+        { resourceType: "Patient", id: "pd", name: [{ family: "pd" }] },
+        {
+          resourceType: "Observation",
+          id: "od",
+          status: "final",
+          code: { text: "x" },
+          subject: { reference: "Patient/pd" },
+        },
+      ]);
+      assert.equal((await fhirJson(ctx, "DELETE", "Basic/gone-before")).status, 200);
+      await new Promise((r) => setTimeout(r, 20));
+      const since = new Date().toISOString();
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal((await fhirJson(ctx, "DELETE", "Basic/gone-after")).status, 200);
+      assert.equal((await fhirJson(ctx, "DELETE", "Observation/od")).status, 200);
+
+      const s = encodeURIComponent(since);
+      const done = await bulkExport(`${ctx.base}/$export?_type=Basic,Observation&_since=${s}`);
+      assert.deepEqual(counts(done.files), {});
+      const deleted = done.manifest.deleted;
+      assert.equal(deleted.length, 1);
+      assert.equal(deleted[0].type, "Bundle");
+      assert.equal(deleted[0].count, 2);
+      const bundles = await readFile(deleted[0].url, "Bundle");
+      assert.deepEqual(
+        bundles.map((b) => {
+          assert.equal(b.type, "transaction");
+          assert.equal(b.entry[0].request.method, "DELETE");
+          return b.entry[0].request.url;
+        }).sort(),
+        ["Basic/gone-after", "Observation/od"],
+      );
+      // Without _since, or at the Patient level, nothing is listed as deleted.
+      assert.deepEqual((await bulkExport(`${ctx.base}/$export?_type=Basic`)).manifest.deleted, []);
+      const patient = await bulkExport(`${ctx.base}/Patient/$export?_type=Observation&_since=${s}`);
+      assert.deepEqual(patient.manifest.deleted, []);
+    } finally {
+      await ctx.close();
+    }
+  },
+);
