@@ -89,12 +89,14 @@ export async function createRunner(
         graphOptimizationLevel: "all",
         ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
       });
-      log("info", `inference on ${provider}`, {
+      // Once per process and outcome at info; the next models' sessions say it at debug.
+      const skipped = tried.map((t) => `${t.provider}: ${t.error}`).join("; ");
+      const first = !reported.has(`${provider}|${skipped}`);
+      reported.add(`${provider}|${skipped}`);
+      log(first ? "info" : "debug", `inference on ${provider}`, {
         model: options.model,
         provider,
-        ...(tried.length
-          ? { skipped: tried.map((t) => `${t.provider}: ${t.error}`).join("; ") }
-          : {}),
+        ...(skipped ? { skipped } : {}),
       });
       return wrap(session, provider);
     } catch (e) {
@@ -158,6 +160,9 @@ function exists(path: string): boolean {
     return false;
   }
 }
+
+/** The providers chosen so far, with why the others were not (each reported once at info). */
+const reported = new Set<string>();
 
 let quieted = false;
 /** ONNX Runtime's own log to stderr: fatal only (our log says what failed, in one line). */

@@ -54,6 +54,14 @@ Deno.test("createRunner(): one info line names the provider chosen and why the o
     const cuda = lines.find((l) => l.msg.includes("cuda"));
     assert.equal(cuda?.level, "debug");
     assert.deepEqual((cuda?.data as { next: string }).next, "webgpu");
+    // A second model's session with the same outcome: said once per process, then at debug.
+    const again = recorder();
+    const second = await createRunner(`${MODEL}/model.onnx`, ["cuda", "webgpu", "cpu"], {
+      log: again.log,
+      model: "another",
+    });
+    await second.close();
+    assert.deepEqual(again.lines.filter((l) => l.level !== "debug"), []);
   } finally {
     await runner.close();
   }
