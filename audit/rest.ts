@@ -102,6 +102,10 @@ function fhir(m: string, seg: string[], query: string | undefined): Described {
   if (id === "_history") return { ...rest("history-type", "R", type), query };
   const entity = `${type}/${id}`;
   if (op?.startsWith("$")) return rest("operation", "E", entity);
+  // A compartment search (`Patient/{id}/Observation`): a search of that type, for that patient.
+  if (type === "Patient" && op && /^[A-Z]/.test(op) && !vid) {
+    return { ...rest("search-type", "R", op), query };
+  }
   if (op === "_history") return rest(vid ? "vread" : "history-instance", "R", entity);
   if (m === "GET" || m === "HEAD") return rest("read", "R", entity);
   if (m === "DELETE") return rest("delete", "D", entity);

@@ -121,6 +121,8 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
         : {}),
       resource,
       interaction: [{ code: "transaction" }, { code: "batch" }, { code: "history-system" }],
+      // `Patient/{id}/{type}` searches inside one patient's compartment.
+      compartment: ["http://hl7.org/fhir/CompartmentDefinition/patient"],
       ...(operations.get("")?.length ? { operation: operations.get("") } : {}),
       searchParam: [
         {

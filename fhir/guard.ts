@@ -74,6 +74,9 @@ export function authorize(ctx: FhirContext, caller: Caller, route: Route, method
     case "instance-history":
     case "version":
       return allow(route.type, "read");
+    case "compartment":
+      allow(route.type, "read");
+      return allow(route.target, "search");
     case "instance":
     case "unknown":
       if (method === "GET" || method === "HEAD") return allow(route.type, "read");

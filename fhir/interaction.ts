@@ -11,7 +11,7 @@ import { readAuditEvent, searchAuditEvents } from "../audit/search.ts";
 import { badRequest, fhirError, informational, notFound } from "../platform/outcome.ts";
 import { processBundle } from "./bundle.ts";
 import { capabilityStatement } from "./capability.ts";
-import { inCompartment, reachOf } from "./compartment.ts";
+import { compartmentFilter, compartmentParams, inCompartment, reachOf } from "./compartment.ts";
 import { assertInScope } from "./scope_queries.ts";
 import { authorize, hideIncluded, limited, narrowSearch, visible } from "./guard.ts";
 import { history } from "./history.ts";
@@ -155,6 +155,19 @@ const HANDLERS: Table = {
       return await runOperation(ctx, handler, req, method, { level: "instance", type, id });
     },
   },
+  compartment: {
+    async GET(c) {
+      const { ctx, readSql, route } = c;
+      const { id, target } = route;
+      ops.checkType(target);
+      if (!compartmentParams(target)?.length && target !== "Patient") {
+        throw notFound(`${target} has no place in a patient's compartment`);
+      }
+      // The patient must exist and be the caller's to read (a bound token: its own).
+      await visible(ctx, readSql, await ops.read(readSql, "Patient", id));
+      return { status: 200, body: await search(c, target, `Patient/${id}/${target}`, id) };
+    },
+  },
   unknown: {
     "*": ({ req }) => Promise.reject(notFound(`No such endpoint: /${req.path.join("/")}`)),
   },
@@ -273,17 +286,26 @@ function runOperation(
   });
 }
 
-/** A type-level search (GET `Type` or POST `Type/_search`), kept to the caller's reach. */
-async function search({ ctx, req, searchSql }: Call, type: string): Promise<Bundle> {
+/**
+ * A type-level search (GET `Type` or POST `Type/_search`), kept to the caller's reach; with
+ * `patient`, a compartment search (`Patient/{id}/Type`, its links on that path).
+ */
+async function search(
+  { ctx, req, searchSql }: Call,
+  type: string,
+  path = type,
+  patient?: string,
+): Promise<Bundle> {
   const request = parseSearch(type, req.query, {
     lenient: Boolean(req.lenient),
     defaultCount: ctx.defaultCount,
     maxCount: ctx.maxCount,
     baseUrl: ctx.baseUrl,
   });
+  if (patient !== undefined) request.filters.push(compartmentFilter(type, patient));
   narrowSearch(ctx, type, request);
   const page = await executeSearch(searchSql, request);
-  const bundle = searchBundle(ctx, request, page, type);
+  const bundle = searchBundle(ctx, request, page, path);
   await hideIncluded(ctx, searchSql, bundle);
   return bundle;
 }

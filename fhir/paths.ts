@@ -33,6 +33,8 @@ export type Route =
   | { kind: "type-operation"; type: string; op: string }
   /** `Type/id/$name` */
   | { kind: "operation"; type: string; id: string; op: string }
+  /** `Patient/id/Type`: a search of `Type` inside that patient's compartment. */
+  | { kind: "compartment"; type: string; id: string; target: string }
   /** `Type/id/anything-else`: checked like the instance, then not found. */
   | { kind: "unknown"; type: string; id: string };
 
@@ -63,6 +65,9 @@ export function routeOf(path: string[], audit: boolean): Route {
       : { kind: "version", type, id, vid };
   }
   if (op?.startsWith("$") && vid === undefined) return { kind: "operation", type, id, op };
+  if (type === "Patient" && op !== undefined && /^[A-Z][A-Za-z]+$/.test(op) && vid === undefined) {
+    return { kind: "compartment", type, id, target: op };
+  }
   if (op !== undefined) return { kind: "unknown", type, id };
   return { kind: "instance", type, id };
 }
@@ -93,6 +98,8 @@ export function routeName(route: Route): string {
       return `${route.type}/${route.op}`;
     case "operation":
       return `${route.type}/${route.id}/${route.op}`;
+    case "compartment":
+      return `${route.type}/${route.id}/${route.target}`;
     case "instance":
     case "unknown":
       return `${route.type}/${route.id}`;

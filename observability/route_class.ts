@@ -179,6 +179,8 @@ function fhirClass(segments: string[]): string {
     return OTHER_PATH;
   }
   if (n === 3 && op.startsWith("$")) return `${type}/{id}/${operation(op)}`;
+  // A compartment search: the searched type is a class of its own only when it is one we serve.
+  if (n === 3 && first === "Patient") return `${type}/{id}/${isSupportedType(op) ? op : "{type}"}`;
   return OTHER_PATH;
 }
 

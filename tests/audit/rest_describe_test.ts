@@ -26,6 +26,12 @@ Deno.test("operations at each level are described as operations", () => {
   assert.equal(instance.entity, "Patient/p1");
   assert.equal(instance.patient, "Patient/p1");
 
+  const compartment = describeRequest("GET", "/fhir/Patient/p1/Observation", "code=x");
+  assert.equal(compartment.subtype, "search-type");
+  assert.equal(compartment.entity, "Observation");
+  assert.equal(compartment.patient, "Patient/p1");
+  assert.equal(compartment.query, "code=x");
+
   const read = describeRequest("GET", "/fhir/Patient/p1", "");
   assert.equal(read.subtype, "read");
 });

@@ -208,6 +208,12 @@ Deno.test("a bound token's Patient/$everything: its own compartment, no other pa
   // operf's subject is pb: referenced, but outside the token's reach, so not included.
   assert.ok(!keys.includes(`Patient/${pb}`), keys.join());
   assert.ok(!keys.some((k) => k === "Observation/ob" || k === "DiagnosticReport/rb"));
+  // The compartment search: its own patient's, never another's.
+  assert.equal((await get(`Patient/${pb}/Observation`)).status, 404);
+  assert.deepEqual(ids((await get(`Patient/${pa}/Observation`)).body), [
+    "Observation/oa",
+    "Observation/operf",
+  ]);
 });
 
 Deno.test("a bound token's includes, chains and reverse includes stay in the compartment", async () => {

@@ -309,3 +309,50 @@ backendTest("strict handling refuses an include that can never match", async (ct
   const fine = await fhirJson(ctx, "GET", "Patient?_revinclude=Observation:subject&_count=1");
   assert.equal(fine.status, 200);
 });
+
+backendTest(
+  "compartment search: Patient/{id}/{type} searches inside that patient's compartment",
+  async (ctx) => {
+    const u = uniq("comp");
+    const meta = tagged(u);
+    const p = await create(ctx, { resourceType: "Patient", meta, name: [{ family: u }] });
+    const q = await create(ctx, { resourceType: "Patient", meta, name: [{ family: `q${u}` }] });
+    const mk = (patient: string, code: string) =>
+      create(ctx, {
+        resourceType: "Observation",
+        meta,
+        status: "final",
+        code: { coding: [{ system: "urn:test", code }] },
+        subject: { reference: `Patient/${patient}` },
+      });
+    const mine = await mk(p.id, "a");
+    await mk(p.id, "b");
+    await mk(q.id, "a");
+    const res = await fhirJson(ctx, "GET", `Patient/${p.id}/Observation?code=urn:test|a`);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(res.body.entry.map((e: any) => e.resource.id), [mine.id]);
+    assert.equal(res.body.total, 1);
+    assert.match(res.body.link[0].url, new RegExp(`/Patient/${p.id}/Observation\\?`));
+    const all = await fhirJson(ctx, "GET", `Patient/${p.id}/Observation?_count=1`);
+    assert.equal(all.body.total, 2);
+    const next = all.body.link.find((l: any) => l.relation === "next").url as string;
+    assert.match(next, new RegExp(`/Patient/${p.id}/Observation\\?`));
+    const second = await fhirJson(ctx, "GET", next.replace(/^.*\/fhir\//, ""));
+    assert.equal(second.body.entry.length, 1);
+    assert.notEqual(second.body.entry[0].resource.id, all.body.entry[0].resource.id);
+
+    for (
+      const [path, status] of [
+        [`Patient/${p.id}/Device`, 404], // Device has no place in a patient's compartment
+        [`Patient/nobody-${u}/Observation`, 404],
+        [`Patient/${p.id}/Nonsense`, 404],
+      ] as const
+    ) {
+      const r = await fhirJson(ctx, "GET", path);
+      assert.equal(r.status, status, path);
+      assertOutcome(r.body, path);
+    }
+    const cs = (await fhirJson(ctx, "GET", "metadata")).body;
+    assert.deepEqual(cs.rest[0].compartment, ["http://hl7.org/fhir/CompartmentDefinition/patient"]);
+  },
+);
