@@ -6,6 +6,10 @@ import { dependencyFault, RETRY_AFTER_SECONDS } from "./db/unavailable.ts";
 import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
+import { compress } from "hono/compress";
+
+/** What is worth compressing: JSON of any kind and NDJSON (not DICOM, images or event streams). */
+const COMPRESSIBLE = /^\s*application\/(?:[\w.+-]+\+)?(?:json|ndjson)(?:[;\s]|$)/i;
 import { fhirError, toFhirError } from "./platform/outcome.ts";
 import { FHIR_JSON, fhirRoutes } from "./routes/fhir.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -154,10 +158,18 @@ export function createApp(services: Services): Hono<AppEnv> {
           "X-Request-Id",
           "WWW-Authenticate",
           "Retry-After",
+          "X-Progress",
+          "X-Security-Context",
         ],
         maxAge: 600,
       }),
     );
+  }
+  // JSON (FHIR, DICOM JSON, NDJSON) gzip-compressed for clients that accept it: a
+  // CapabilityStatement of 145 types is ~700 KB, a series' metadata megabytes. hono/compress
+  // leaves small bodies, event streams, multipart and images as they are.
+  for (const path of ["/fhir/*", "/dicomweb/*"]) {
+    app.use(path, compress({ contentTypeFilter: COMPRESSIBLE }));
   }
   app.use("*", async (c, next) => {
     const path = c.req.path;

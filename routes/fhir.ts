@@ -197,5 +197,12 @@ function respond(
   }
   const text = body === undefined ? "" : JSON.stringify(body, null, pretty ? 2 : undefined);
   if (method === "HEAD") return c.body(null, result.status as 200, headers);
-  return c.body(text, result.status as 200, headers);
+  // Its length known, so that compression (app.ts) leaves small answers as they are.
+  const bytes = encoder.encode(text);
+  return c.body(bytes, result.status as 200, {
+    ...headers,
+    "Content-Length": String(bytes.byteLength),
+  });
 }
+
+const encoder = new TextEncoder();
