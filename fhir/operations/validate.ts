@@ -3,7 +3,8 @@
  * level (`POST Type/$validate`, the resource or a Parameters with `resource`, `mode`, `profile`)
  * and the instance level (`GET|POST Type/id/$validate`: the stored resource, or the body as an
  * update of it; `mode=delete` asks whether it could be deleted). The same checks as a write
- * (`validate.ts`), against the base definition or a `profile` stored as a StructureDefinition. As
+ * (`validate.ts`), against the base definition and the `profile` asked for, or else those the
+ * resource claims in `meta.profile`, when stored as StructureDefinitions (others: a warning). As
  * the specification says, the answer is 200 with an OperationOutcome whether or not the resource
  * is valid; a 4xx means the validation itself could not be done (an unknown profile, no resource).
  */
@@ -71,9 +72,38 @@ export function validateOperation(): OperationHandler {
         "resourceType",
       )]);
     }
-    const profile = input.profile ? await profileOf(sql, type, input.profile) : undefined;
-    const { issues, warnings } = validationIssues(resource, profile);
-    return answer([...issues, ...warnings]);
+    if (input.profile) {
+      const { issues, warnings } = validationIssues(
+        resource,
+        await profileOf(sql, type, input.profile),
+      );
+      return answer([...issues, ...warnings]);
+    }
+    // No profile asked for: the base definition, then each profile the resource claims
+    // (`meta.profile`) that is stored here; one that is not is said, not checked.
+    const { issues, warnings } = validationIssues(resource);
+    const found = [...issues, ...warnings];
+    for (const url of resource.meta?.profile ?? []) {
+      let claimed: StructureDefinition | undefined;
+      try {
+        claimed = await profileOf(sql, type, url);
+      } catch (e) {
+        if (!(e instanceof FhirError)) throw e;
+        found.push(
+          issue("warning", "not-supported", `meta.profile ${url}: ${e.message}; not checked`),
+        );
+        continue;
+      }
+      if (!claimed) continue;
+      const more = validationIssues(resource, claimed);
+      for (const i of [...more.issues, ...more.warnings]) {
+        const key = JSON.stringify([i.severity, i.expression, i.diagnostics]);
+        if (!found.some((f) => JSON.stringify([f.severity, f.expression, f.diagnostics]) === key)) {
+          found.push({ ...i, diagnostics: `${i.diagnostics ?? ""} (profile ${url})`.trim() });
+        }
+      }
+    }
+    return answer(found);
   };
   return Object.assign(handler, {
     levels: ["type", "instance"] as OperationRequest["level"][],

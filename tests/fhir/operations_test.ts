@@ -122,6 +122,26 @@ backendTest("$validate against a profile stored as a StructureDefinition", async
   );
   assert.equal(unknown.status, 400);
   assert.match(JSON.stringify(unknown.body), /not known/);
+
+  // Without a profile parameter, the profiles the resource claims are checked when stored here.
+  const claims = await fhirJson(ctx, "POST", "Patient/$validate", {
+    resourceType: "Patient",
+    meta: { profile: [url] },
+  });
+  assert.equal(claims.status, 200);
+  assert.match(JSON.stringify(errors(claims.body)), /birthDate/);
+  const elsewhere = await fhirJson(ctx, "POST", "Patient/$validate", {
+    resourceType: "Patient",
+    meta: { profile: ["http://example.org/fhir/StructureDefinition/not-here"] },
+  });
+  assert.equal(elsewhere.status, 200);
+  assert.deepEqual(errors(elsewhere.body), []);
+  assert.ok(
+    elsewhere.body.issue.some((i: any) =>
+      i.severity === "warning" && /not-here.*not checked/.test(i.diagnostics)
+    ),
+    JSON.stringify(elsewhere.body),
+  );
 });
 
 backendTest("Patient/$everything pages through the compartment, _since and _type", async (ctx) => {
