@@ -12,7 +12,8 @@
 import type { Db } from "../db/db.ts";
 import { patientExists } from "../db/resource_repo.ts";
 import type { RegisteredClient } from "./client_assertion.ts";
-import { base64url, findAppClient, sha256Hex, UI_CLIENT_ID } from "./clients.ts";
+import { findAppClient, sha256Hex, UI_CLIENT_ID } from "./clients.ts";
+import { base64url } from "jose";
 import * as repo from "./repo.ts";
 import * as smartRepo from "./smart_repo.ts";
 import type { LaunchContext } from "./smart_repo.ts";
@@ -109,7 +110,7 @@ export function withParams(url: string, params: Record<string, string>): string 
 }
 
 function random(bytes = 32): string {
-  return base64url(crypto.getRandomValues(new Uint8Array(bytes)));
+  return base64url.encode(crypto.getRandomValues(new Uint8Array(bytes)));
 }
 
 export function createAuthorizer(d: AuthorizeDeps) {

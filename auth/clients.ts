@@ -6,6 +6,7 @@
  * only by the method it registered), client secrets (random, shown once, stored as SHA-256), and
  * the redirect-URI rules (absolute, https or http on a loopback host, no fragment).
  */
+import { base64url } from "jose";
 import type { Db } from "../db/db.ts";
 import {
   type ClientAuthMethod,
@@ -69,18 +70,12 @@ export async function launchableApps(
 
 /** A new client secret (256 random bits, base64url). */
 export function newSecret(): string {
-  return base64url(crypto.getRandomValues(new Uint8Array(32)));
+  return base64url.encode(crypto.getRandomValues(new Uint8Array(32)));
 }
 
 export async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-export function base64url(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
 /** Equal strings, compared in time independent of where they differ. */

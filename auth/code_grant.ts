@@ -18,7 +18,7 @@ import * as repo from "./repo.ts";
 import * as smartRepo from "./smart_repo.ts";
 import { grantableScopes, hasScope, intersectScopes } from "./smart_scopes.ts";
 import { narrowScopes } from "./scopes.ts";
-import { base64url } from "./clients.ts";
+import { base64url } from "jose";
 
 /** A token response (RFC 6749 §5.1 with SMART's launch-context parameters). */
 export interface SmartTokenResponse {
@@ -195,7 +195,7 @@ export function createCodeGrant(d: CodeGrantDeps) {
       const digest = new Uint8Array(
         await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)),
       );
-      if (base64url(digest) !== row.codeChallenge) {
+      if (base64url.encode(digest) !== row.codeChallenge) {
         throw invalid("code_verifier does not match the code_challenge (PKCE)");
       }
       const grant = await smartRepo.findGrant(db, row.grantId);

@@ -8,7 +8,7 @@
  */
 import { SignJWT } from "jose";
 import type { KeyRing } from "./keys.ts";
-import { base64url } from "./clients.ts";
+import { base64url } from "jose";
 
 export interface IdTokenInput {
   issuer: string;
@@ -29,7 +29,7 @@ export async function atHash(accessToken: string): Promise<string> {
   const digest = new Uint8Array(
     await crypto.subtle.digest("SHA-256", new TextEncoder().encode(accessToken)),
   );
-  return base64url(digest.slice(0, 16));
+  return base64url.encode(digest.slice(0, 16));
 }
 
 export async function issueIdToken(ring: KeyRing, i: IdTokenInput): Promise<string> {

@@ -29,7 +29,8 @@ import {
 } from "./admin.ts";
 import { narrowScopes, parseScopes } from "./scopes.ts";
 import { type Authorizer, createAuthorizer } from "./authorize.ts";
-import { authenticateClient, base64url, findAppClient, sha256Hex as sha256 } from "./clients.ts";
+import { authenticateClient, findAppClient, sha256Hex as sha256 } from "./clients.ts";
+import { base64url } from "jose";
 import { type CodeGrant, createCodeGrant, type SmartTokenResponse } from "./code_grant.ts";
 import { findGrant } from "./smart_repo.ts";
 
@@ -132,7 +133,7 @@ export function createAuthService(
     family: string,
     expiresAt?: Date,
   ): Promise<string> {
-    const token = base64url(crypto.getRandomValues(new Uint8Array(32)));
+    const token = base64url.encode(crypto.getRandomValues(new Uint8Array(32)));
     await repo.insertRefresh(db, {
       tokenHash: await sha256(token),
       family,

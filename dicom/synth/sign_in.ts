@@ -9,6 +9,7 @@
  * password file that the embedded default writes on its first start (`data/initial-admin-password`:
  * the user name on line 1, the password on line 2; beside PGLITE_DIR when that is set).
  */
+import { base64url } from "jose";
 
 /** The web UI's client id and callback (auth/clients.ts); the code is read, not delivered. */
 export const CLIENT_ID = "imaging-ai-ui";
@@ -114,16 +115,11 @@ export class Jar {
   }
 }
 
-export function b64url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
-    .replace(/=+$/, "");
-}
-
 /** A PKCE verifier and its S256 challenge. */
 export async function pkce(): Promise<{ verifier: string; challenge: string }> {
-  const verifier = b64url(crypto.getRandomValues(new Uint8Array(32)));
+  const verifier = base64url.encode(crypto.getRandomValues(new Uint8Array(32)));
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
-  return { verifier, challenge: b64url(new Uint8Array(digest)) };
+  return { verifier, challenge: base64url.encode(new Uint8Array(digest)) };
 }
 
 /** The hidden fields of a sign-in or consent page's form, when it has them. */
@@ -180,7 +176,7 @@ export async function signIn(
   origin = origin.replace(/\/+$/, "");
   const redirectUri = `${await publicOrigin(origin)}${CALLBACK_PATH}`;
   const { verifier, challenge } = await pkce();
-  const state = b64url(crypto.getRandomValues(new Uint8Array(12)));
+  const state = base64url.encode(crypto.getRandomValues(new Uint8Array(12)));
   const jar = new Jar();
   const query = new URLSearchParams({
     response_type: "code",

@@ -9,7 +9,7 @@
  * patient. What a page's resources refer to (a Practitioner, an Organization, a Binary) follows
  * its matches as `include` entries (`everything_refs.ts`), left out where the caller may not read.
  */
-import type { Bundle, BundleEntry, Resource } from "@medplum/fhirtypes";
+import type { Bundle, BundleEntry } from "@medplum/fhirtypes";
 import { badRequest, FhirError } from "../../platform/outcome.ts";
 import { compartmentFilter, compartmentParams } from "../compartment.ts";
 import type { FhirContext, OperationHandler, OperationRequest } from "../context.ts";
@@ -17,8 +17,8 @@ import { hideIncluded, narrowSearch, visible } from "../guard.ts";
 import { referencedEntries } from "./everything_refs.ts";
 import * as ops from "../resource_ops.ts";
 import { RESOURCE_TYPES } from "../resource_types.ts";
-import { executeSearch } from "../search/execute.ts";
-import { encodeCursor } from "../search/cursor.ts";
+import { entryOf, executeSearch } from "../search/execute.ts";
+import { encodeCursor, packCursor, unpackCursor } from "../search/cursor.ts";
 import { parseSearch } from "../search/parse.ts";
 
 export const EVERYTHING_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything";
@@ -77,7 +77,7 @@ export function everythingOperation(): OperationHandler {
         throw e;
       }
       const page = await executeSearch(sql, request);
-      entries.push(...page.matches.map((r) => entryOf(ctx, r)));
+      entries.push(...page.matches.map((r) => entryOf(ctx, r, "match")));
       if (page.next) {
         next = { type, cursor: encodeCursor(page.next) };
         break;
@@ -182,24 +182,13 @@ function bodyParameters(body: unknown): [string, string][] {
 }
 
 function encodePosition(p: Position): string {
-  return btoa(JSON.stringify([p.type, p.cursor ?? null])).replaceAll("+", "-")
-    .replaceAll("/", "_").replace(/=+$/, "");
+  return packCursor([p.type, p.cursor ?? null]);
 }
 
 function decodePosition(value: string): Position {
-  try {
-    const [type, cursor] = JSON.parse(atob(value.replaceAll("-", "+").replaceAll("_", "/")));
-    if (typeof type !== "string") throw new Error();
-    return { type, cursor: cursor ?? undefined };
-  } catch {
-    throw badRequest(`Invalid _cursor "${value}"`, "_cursor");
-  }
-}
-
-function entryOf(ctx: FhirContext, resource: Resource): BundleEntry {
-  return {
-    fullUrl: `${ctx.baseUrl}/${resource.resourceType}/${resource.id}`,
-    resource,
-    search: { mode: "match" },
-  };
+  const [type, cursor] = unpackCursor(
+    value,
+    (v): v is [string, string | null] => Array.isArray(v) && typeof v[0] === "string",
+  );
+  return { type, cursor: cursor ?? undefined };
 }

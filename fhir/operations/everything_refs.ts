@@ -9,7 +9,7 @@ import type { BundleEntry, Resource } from "@medplum/fhirtypes";
 import type { Sql } from "../../db/db.ts";
 import type { FhirContext } from "../context.ts";
 import { isSupportedType } from "../resource_types.ts";
-import { executeSearch } from "../search/execute.ts";
+import { entryOf, executeSearch } from "../search/execute.ts";
 import { parseSearch } from "../search/parse.ts";
 import { ID_PATTERN } from "../validate.ts";
 
@@ -70,11 +70,7 @@ export async function referencedEntries(
         baseUrl: ctx.baseUrl,
       });
       for (const resource of (await executeSearch(sql, request)).matches) {
-        entries.push({
-          fullUrl: `${ctx.baseUrl}/${resource.resourceType}/${resource.id}`,
-          resource,
-          search: { mode: "include" },
-        });
+        entries.push(entryOf(ctx, resource, "include"));
       }
     }
   }

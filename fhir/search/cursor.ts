@@ -59,17 +59,30 @@ function isTimestampText(text: string): boolean {
     zs <= 59;
 }
 
+/** A `_cursor` value: JSON, base64url (also `$everything`'s, which wraps a search's in its own). */
+export function packCursor(value: unknown): string {
+  return btoa(JSON.stringify(value)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+/** What `packCursor` packed; a 400 for anything else (a cursor is the client's input by now). */
+export function unpackCursor<T>(value: string, check: (v: unknown) => v is T): T {
+  try {
+    const v = JSON.parse(atob(value.replaceAll("-", "+").replaceAll("_", "/")));
+    if (check(v)) return v;
+  } catch {
+    // below
+  }
+  throw badRequest(`Invalid _cursor "${value}"`, "_cursor");
+}
+
 export function encodeCursor(cursor: Cursor): string {
-  return btoa(JSON.stringify([cursor.direction === "prev" ? 1 : 0, cursor.values]))
-    .replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  return packCursor([cursor.direction === "prev" ? 1 : 0, cursor.values]);
 }
 
 export function decodeCursor(value: string): Cursor {
-  try {
-    const [d, values] = JSON.parse(atob(value.replaceAll("-", "+").replaceAll("_", "/")));
-    if (!Array.isArray(values)) throw new Error();
-    return { direction: d === 1 ? "prev" : "next", values };
-  } catch {
-    throw badRequest(`Invalid _cursor "${value}"`, "_cursor");
-  }
+  const [d, values] = unpackCursor(
+    value,
+    (v): v is [number, Cursor["values"]] => Array.isArray(v) && Array.isArray(v[1]),
+  );
+  return { direction: d === 1 ? "prev" : "next", values };
 }

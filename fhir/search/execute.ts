@@ -150,7 +150,12 @@ export function searchBundle(
   return bundle;
 }
 
-function entryOf(ctx: FhirContext, resource: Resource, mode: "match" | "include"): BundleEntry {
+/** A searchset entry: the resource, its full URL, and whether it matched or was included. */
+export function entryOf(
+  ctx: Pick<FhirContext, "baseUrl">,
+  resource: Resource,
+  mode: "match" | "include",
+): BundleEntry {
   return {
     fullUrl: `${ctx.baseUrl}/${resource.resourceType}/${resource.id}`,
     resource,

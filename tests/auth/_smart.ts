@@ -8,7 +8,7 @@ import { type AuthStack, form, PASSWORD } from "./_auth_harness.ts";
 import { formFields, Jar } from "../../dicom/synth/sign_in.ts";
 
 // The cookie jar and PKCE of the command-line sign-in (the same flow, outside the tests).
-export { b64url, Jar, pkce } from "../../dicom/synth/sign_in.ts";
+export { Jar, pkce } from "../../dicom/synth/sign_in.ts";
 
 export const APP_REDIRECT = "http://localhost:9999/app/callback";
 
